@@ -1,0 +1,788 @@
+/**
+ * The one typed configuration model of swarmcloud, and the pure functions that parse and
+ * validate it. Nothing here touches Pulumi resources: `index.ts` reads `pulumi.Config`, hands
+ * the raw values to `parseConfig`, and only builds the graph when `errors` is empty.
+ *
+ * Every problem names the config key, the bad value and the fix, and all of them are reported
+ * at once so a user fixes a stack file in one pass.
+ */
+
+export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export type Role = "manager" | "worker";
+export type Availability = "active" | "pause" | "drain";
+export type PublishMode = "ingress" | "host";
+export type EndpointMode = "vip" | "dnsrr";
+
+/** One node as the user describes it; sources fill in what they create themselves. */
+export interface NodeSpec {
+  name: string;
+  role: Role;
+  /** Address a person (and the program, over SSH) reaches. Required for `ssh`. */
+  address?: string;
+  /** Address the cluster talks on (swarm advertise, Gluster). Defaults to `address`. */
+  privateAddress?: string;
+  /** SSH user for this node; defaults to `sshUser`. */
+  user?: string;
+  /** SSH port for this node; defaults to `sshPort`. */
+  port?: number;
+  labels: Record<string, string>;
+  availability: Availability;
+}
+
+export interface LocalSettings {
+  /** Subnet of the bridge network the node containers live on. */
+  subnet: string;
+  /** Tag of the node image built from `node-image/Dockerfile`. */
+  image: string;
+  /** Host port that reaches Ghost on the first manager. */
+  ghostHostPort: number;
+  /** Host port that reaches Portainer on the first manager. */
+  portainerHostPort: number;
+}
+
+export interface VagrantSettings {
+  box: string;
+  memory: number;
+  cpus: number;
+  /** First three octets of the private network, e.g. `192.168.56`. */
+  networkPrefix: string;
+  /** Host part of the first manager; workers start at `firstHost + 20`. */
+  firstHost: number;
+  /** guest port -> host port, forwarded on the first manager only. */
+  forwardedPorts: Record<string, number>;
+}
+
+export interface DigitalOceanSettings {
+  region: string;
+  size: string;
+  image: string;
+  vpcCidr: string;
+  /** CIDRs allowed to reach SSH (22/tcp). Empty means SSH is closed to the world. */
+  adminCidrs: string[];
+  tags: string[];
+}
+
+export interface SwarmSettings {
+  /** UDP port of the VXLAN data path (docker default 4789). */
+  dataPathPort: number;
+  /** Address pools for overlay networks (`--default-addr-pool`), empty for Docker's default. */
+  defaultAddrPool: string[];
+  /** Encrypt the application overlay networks (IPsec, `--opt encrypted`). */
+  encryptOverlay: boolean;
+}
+
+export interface GlusterSettings {
+  volume: string;
+  replica: number;
+  /** Make the last brick of each replica set an arbiter (metadata only). */
+  arbiter: boolean;
+  /** Nodes that hold a brick; empty means managers first, then workers, `replica` of them. */
+  brickNodes: string[];
+  brickPath: string;
+  mountPath: string;
+  options: Record<string, string>;
+  /** On destroy, delete the brick directories (data gone) instead of keeping them aside. */
+  purgeOnDestroy: boolean;
+}
+
+export interface ServiceNetworking {
+  publishMode: PublishMode;
+  endpointMode: EndpointMode;
+}
+
+export interface GhostSettings extends ServiceNetworking {
+  enabled: boolean;
+  image: string;
+  dbImage: string;
+  replicas: number;
+  dbReplicas: number;
+  port: number;
+  /** Placement constraints of the database service. */
+  dbPlacement: string[];
+  /** Public URL of the blog; defaults to http://<first manager public address>:<port>. */
+  url?: string;
+}
+
+export interface PortainerSettings extends ServiceNetworking {
+  enabled: boolean;
+  image: string;
+  agentImage: string;
+  httpsPort: number;
+  /** Also publish Portainer's plain HTTP port 9000 (off by default). */
+  httpPort?: number;
+}
+
+export interface SwarmcloudConfig {
+  environment: Environment;
+  nodes: NodeSpec[];
+  sshUser: string;
+  sshPort: number;
+  /** Whether a private key was supplied (the key itself stays a secret Output in index.ts). */
+  hasSshPrivateKey: boolean;
+  local: LocalSettings;
+  vagrant: VagrantSettings;
+  digitalocean: DigitalOceanSettings;
+  swarm: SwarmSettings;
+  gluster: GlusterSettings;
+  ghost: GhostSettings;
+  portainer: PortainerSettings;
+  /** Seconds to wait for a stack's services to reach their replicas. */
+  deployTimeout: number;
+}
+
+/** Raw config values as `pulumi.Config` returns them (key without the project prefix). */
+export type RawConfig = Record<string, unknown>;
+
+export interface ParseResult {
+  config: SwarmcloudConfig;
+  errors: string[];
+  warnings: string[];
+}
+
+export const DEFAULT_SSH_USER: Record<Environment, string> = {
+  local: "root",
+  ssh: "root",
+  vagrant: "vagrant",
+  digitalocean: "root",
+};
+
+const DEFAULTS = {
+  managers: 3,
+  workers: 2,
+  sshPort: 22,
+  deployTimeout: 300,
+  local: {
+    subnet: "172.30.0.0/24",
+    image: "swarmcloud-node:latest",
+    ghostHostPort: 2368,
+    portainerHostPort: 9443,
+  } satisfies LocalSettings,
+  vagrant: {
+    box: "bento/debian-12",
+    memory: 2048,
+    cpus: 2,
+    networkPrefix: "192.168.56",
+    firstHost: 11,
+    forwardedPorts: { "2368": 2368, "9443": 9443 },
+  } satisfies VagrantSettings,
+  digitalocean: {
+    region: "ams3",
+    size: "s-2vcpu-2gb",
+    image: "debian-12-x64",
+    vpcCidr: "10.20.0.0/24",
+    adminCidrs: [] as string[],
+    tags: ["swarmcloud"],
+  } satisfies DigitalOceanSettings,
+  swarm: {
+    dataPathPort: 4789,
+    defaultAddrPool: [] as string[],
+    encryptOverlay: false,
+  } satisfies SwarmSettings,
+  gluster: {
+    volume: "swarmcloud",
+    replica: 3,
+    arbiter: false,
+    brickNodes: [] as string[],
+    brickPath: "/srv/swarmcloud/brick",
+    mountPath: "/mnt/swarmcloud",
+    options: {} as Record<string, string>,
+    purgeOnDestroy: false,
+  } satisfies GlusterSettings,
+  ghost: {
+    enabled: true,
+    image: "ghost:5",
+    dbImage: "mysql:8.4",
+    replicas: 1,
+    dbReplicas: 1,
+    port: 2368,
+    dbPlacement: ["node.role==manager"],
+    publishMode: "ingress",
+    endpointMode: "vip",
+  } satisfies GhostSettings,
+  portainer: {
+    enabled: true,
+    image: "portainer/portainer-ce:2.27.9",
+    agentImage: "portainer/agent:2.27.9",
+    httpsPort: 9443,
+    publishMode: "ingress",
+    endpointMode: "vip",
+  } satisfies PortainerSettings,
+};
+
+/** Collects problems while the parser walks the raw values. */
+class Problems {
+  readonly errors: string[] = [];
+  readonly warnings: string[] = [];
+  error(key: string, value: unknown, fix: string): void {
+    this.errors.push(`swarmcloud:${key} = ${show(value)}: ${fix}`);
+  }
+  warn(key: string, message: string): void {
+    this.warnings.push(`swarmcloud:${key}: ${message}`);
+  }
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "(not set)";
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const NODE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** True for a dotted-quad IPv4 address with every octet in 0-255 and no leading zeros. */
+export function isIPv4(value: string): boolean {
+  const parts = value.split(".");
+  return (
+    parts.length === 4 &&
+    parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)
+  );
+}
+
+/** True for an IPv4 address or a DNS hostname (what SSH can reach). */
+export function isHost(value: string): boolean {
+  if (/^[0-9.]+$/.test(value)) return isIPv4(value);
+  return HOSTNAME.test(value);
+}
+
+/** True for an IPv4 CIDR such as 10.0.0.0/24. */
+export function isCidr(value: string): boolean {
+  const [ip, bits, ...rest] = value.split("/");
+  return (
+    rest.length === 0 &&
+    ip !== undefined &&
+    isIPv4(ip) &&
+    bits !== undefined &&
+    /^(0|[1-9][0-9]?)$/.test(bits) &&
+    Number(bits) <= 32
+  );
+}
+
+/** Reads typed values out of one raw object, reporting problems against full key paths. */
+class Reader {
+  constructor(
+    private readonly raw: Record<string, unknown>,
+    private readonly prefix: string,
+    private readonly problems: Problems,
+  ) {}
+
+  key(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  value(name: string): unknown {
+    return this.raw[name];
+  }
+
+  has(name: string): boolean {
+    return this.raw[name] !== undefined && this.raw[name] !== null;
+  }
+
+  string(name: string, fallback: string): string {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== "string" || v.trim() === "") {
+      this.problems.error(this.key(name), v, "must be a non-empty string");
+      return fallback;
+    }
+    return v.trim();
+  }
+
+  optionalString(name: string): string | undefined {
+    return this.has(name) ? this.string(name, "") || undefined : undefined;
+  }
+
+  integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n)) {
+      this.problems.error(this.key(name), v, `must be a whole number (${min} or more)`);
+      return fallback;
+    }
+    if (n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `between ${min} and ${max}`;
+      this.problems.error(this.key(name), v, `must be ${range}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  port(name: string, fallback: number): number {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+      this.problems.error(this.key(name), v, "must be a TCP/UDP port between 1 and 65535");
+      return fallback;
+    }
+    return n;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (v === true || v === "true") return true;
+    if (v === false || v === "false") return false;
+    this.problems.error(this.key(name), v, "must be true or false");
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
+    this.problems.error(this.key(name), v, `must be one of ${allowed.join(", ")}`);
+    return fallback;
+  }
+
+  strings(name: string, fallback: string[]): string[] {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) {
+      this.problems.error(this.key(name), v, "must be a list of strings");
+      return fallback;
+    }
+    return v as string[];
+  }
+
+  stringMap(name: string, fallback: Record<string, string>): Record<string, string> {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      this.problems.error(this.key(name), v, "must be a map of names to string values");
+      return fallback;
+    }
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+      if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") {
+        out[k] = String(val);
+      } else {
+        this.problems.error(`${this.key(name)}.${k}`, val, "must be a string");
+      }
+    }
+    return out;
+  }
+
+  portMap(name: string, fallback: Record<string, number>): Record<string, number> {
+    const v = this.raw[name];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      this.problems.error(this.key(name), v, "must be a map of guest port to host port");
+      return fallback;
+    }
+    const out: Record<string, number> = {};
+    for (const [guest, host] of Object.entries(v as Record<string, unknown>)) {
+      const g = Number(guest);
+      const h = Number(host);
+      if (!Number.isInteger(g) || g < 1 || g > 65535 || !Number.isInteger(h) || h < 1 || h > 65535) {
+        this.problems.error(`${this.key(name)}.${guest}`, host, "guest and host ports must be between 1 and 65535");
+        continue;
+      }
+      out[guest] = h;
+    }
+    return out;
+  }
+
+  /** A nested object; a wrong type is reported and treated as empty. */
+  object(name: string): Reader {
+    const v = this.raw[name];
+    if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
+      this.problems.error(this.key(name), v, "must be an object (a map of settings)");
+    }
+    const obj = v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    return new Reader(obj, this.key(name), this.problems);
+  }
+
+  /** Reports keys the program does not know, so a typo does not silently fall back to a default. */
+  rejectUnknown(known: readonly string[]): void {
+    for (const k of Object.keys(this.raw)) {
+      if (!known.includes(k)) {
+        this.problems.error(this.key(k), this.raw[k], `unknown setting; known settings here: ${known.join(", ")}`);
+      }
+    }
+  }
+}
+
+function parseNodes(r: Reader, environment: Environment, problems: Problems): NodeSpec[] {
+  const managers = r.integer("managers", DEFAULTS.managers, 0);
+  const workers = r.integer("workers", DEFAULTS.workers, 0);
+  const raw = r.has("nodes") ? r.value("nodes") : undefined;
+  if (raw === undefined) {
+    if (environment === "ssh") {
+      problems.error("nodes", raw, "the ssh environment needs a list of hosts: [{name, role, address}]");
+      return [];
+    }
+    return [
+      ...Array.from({ length: managers }, (_, i) => defaultNode(`manager-${i + 1}`, "manager")),
+      ...Array.from({ length: workers }, (_, i) => defaultNode(`worker-${i + 1}`, "worker")),
+    ];
+  }
+  if (!Array.isArray(raw)) {
+    problems.error("nodes", raw, "must be a list of nodes: [{name, role, address}]");
+    return [];
+  }
+  if (r.has("managers") || r.has("workers")) {
+    problems.warn("nodes", "is set, so swarmcloud:managers and swarmcloud:workers are ignored");
+  }
+  return raw.map((item, i) => parseNode(item, i, environment, problems));
+}
+
+function defaultNode(name: string, role: Role): NodeSpec {
+  return { name, role, labels: {}, availability: "active" };
+}
+
+function parseNode(item: unknown, i: number, environment: Environment, problems: Problems): NodeSpec {
+  const key = `nodes[${i}]`;
+  if (typeof item !== "object" || item === null || Array.isArray(item)) {
+    problems.error(key, item, "must be an object such as {name: manager-1, role: manager, address: 10.0.0.11}");
+    return defaultNode(`invalid-${i}`, "worker");
+  }
+  const r = new Reader(item as Record<string, unknown>, key, problems);
+  r.rejectUnknown(["name", "role", "address", "privateAddress", "user", "port", "labels", "availability"]);
+  const name = r.string("name", `invalid-${i}`);
+  if (r.has("name") && !NODE_NAME.test(name)) {
+    problems.error(`${key}.name`, name, "must be a lowercase hostname label (a-z, 0-9, '-'), at most 63 characters");
+  }
+  if (!r.has("name")) problems.error(`${key}.name`, undefined, "every node needs a name");
+  const role = r.oneOf<Role>("role", ["manager", "worker"], "worker");
+  if (!r.has("role")) problems.error(`${key}.role`, undefined, "set role to manager or worker");
+  const address = r.optionalString("address");
+  if (address !== undefined && !isHost(address)) {
+    problems.error(`${key}.address`, address, "must be an IPv4 address (e.g. 192.168.1.21) or a hostname");
+  }
+  if (environment === "ssh" && address === undefined) {
+    problems.error(`${key}.address`, undefined, "the ssh environment needs the address SSH reaches this host on");
+  }
+  const privateAddress = r.optionalString("privateAddress");
+  if (privateAddress !== undefined && !isIPv4(privateAddress)) {
+    problems.error(
+      `${key}.privateAddress`,
+      privateAddress,
+      "must be an IPv4 address: swarm's --advertise-addr takes an address, not a name",
+    );
+  }
+  if (environment === "ssh" && privateAddress === undefined && address !== undefined && !isIPv4(address)) {
+    problems.error(
+      `${key}.privateAddress`,
+      undefined,
+      `address ${address} is a name; set privateAddress to the IPv4 address the cluster talks on`,
+    );
+  }
+  const node: NodeSpec = {
+    name,
+    role,
+    labels: r.stringMap("labels", {}),
+    availability: r.oneOf<Availability>("availability", ["active", "pause", "drain"], "active"),
+  };
+  if (address !== undefined) node.address = address;
+  if (privateAddress !== undefined) node.privateAddress = privateAddress;
+  const user = r.optionalString("user");
+  if (user !== undefined) node.user = user;
+  if (r.has("port")) node.port = r.port("port", DEFAULTS.sshPort);
+  return node;
+}
+
+/** Parses and validates every setting; never throws. */
+export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean }): ParseResult {
+  const problems = new Problems();
+  const r = new Reader(raw, "", problems);
+  r.rejectUnknown([
+    "environment",
+    "managers",
+    "workers",
+    "nodes",
+    "sshUser",
+    "sshPort",
+    "sshPrivateKey",
+    "local",
+    "vagrant",
+    "digitalocean",
+    "swarm",
+    "gluster",
+    "ghost",
+    "portainer",
+    "deployTimeout",
+    "ghostDbPassword",
+    "dbRootPassword",
+    "portainerAdminPassword",
+  ]);
+
+  const environment = r.oneOf<Environment>("environment", ENVIRONMENTS, "local");
+  const nodes = parseNodes(r, environment, problems);
+
+  const local = r.object("local");
+  local.rejectUnknown(Object.keys(DEFAULTS.local));
+  const localSettings: LocalSettings = {
+    subnet: local.string("subnet", DEFAULTS.local.subnet),
+    image: local.string("image", DEFAULTS.local.image),
+    ghostHostPort: local.port("ghostHostPort", DEFAULTS.local.ghostHostPort),
+    portainerHostPort: local.port("portainerHostPort", DEFAULTS.local.portainerHostPort),
+  };
+  if (!isCidr(localSettings.subnet)) {
+    problems.error("local.subnet", localSettings.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
+  }
+
+  const vg = r.object("vagrant");
+  vg.rejectUnknown(Object.keys(DEFAULTS.vagrant));
+  const vagrant: VagrantSettings = {
+    box: vg.string("box", DEFAULTS.vagrant.box),
+    memory: vg.integer("memory", DEFAULTS.vagrant.memory, 512),
+    cpus: vg.integer("cpus", DEFAULTS.vagrant.cpus, 1),
+    networkPrefix: vg.string("networkPrefix", DEFAULTS.vagrant.networkPrefix),
+    firstHost: vg.integer("firstHost", DEFAULTS.vagrant.firstHost, 2, 200),
+    forwardedPorts: vg.portMap("forwardedPorts", DEFAULTS.vagrant.forwardedPorts),
+  };
+  if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
+    problems.error("vagrant.networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
+  }
+
+  const d = r.object("digitalocean");
+  d.rejectUnknown(Object.keys(DEFAULTS.digitalocean));
+  const digitalocean: DigitalOceanSettings = {
+    region: d.string("region", DEFAULTS.digitalocean.region),
+    size: d.string("size", DEFAULTS.digitalocean.size),
+    image: d.string("image", DEFAULTS.digitalocean.image),
+    vpcCidr: d.string("vpcCidr", DEFAULTS.digitalocean.vpcCidr),
+    adminCidrs: d.strings("adminCidrs", DEFAULTS.digitalocean.adminCidrs),
+    tags: d.strings("tags", DEFAULTS.digitalocean.tags),
+  };
+  if (!isCidr(digitalocean.vpcCidr)) {
+    problems.error("digitalocean.vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
+  }
+  digitalocean.adminCidrs.forEach((c, i) => {
+    if (!isCidr(c)) problems.error(`digitalocean.adminCidrs[${i}]`, c, "must be an IPv4 CIDR such as 203.0.113.7/32");
+  });
+
+  const s = r.object("swarm");
+  s.rejectUnknown(Object.keys(DEFAULTS.swarm));
+  const swarm: SwarmSettings = {
+    dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
+    defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
+    encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
+  };
+  swarm.defaultAddrPool.forEach((c, i) => {
+    if (!isCidr(c)) problems.error(`swarm.defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
+  });
+
+  const g = r.object("gluster");
+  g.rejectUnknown(Object.keys(DEFAULTS.gluster));
+  const gluster: GlusterSettings = {
+    volume: g.string("volume", DEFAULTS.gluster.volume),
+    replica: g.integer("replica", DEFAULTS.gluster.replica, 1),
+    arbiter: g.boolean("arbiter", DEFAULTS.gluster.arbiter),
+    brickNodes: g.strings("brickNodes", DEFAULTS.gluster.brickNodes),
+    brickPath: g.string("brickPath", DEFAULTS.gluster.brickPath),
+    mountPath: g.string("mountPath", DEFAULTS.gluster.mountPath),
+    options: g.stringMap("options", DEFAULTS.gluster.options),
+    purgeOnDestroy: g.boolean("purgeOnDestroy", DEFAULTS.gluster.purgeOnDestroy),
+  };
+  for (const k of ["brickPath", "mountPath"] as const) {
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(gluster[k]) || gluster[k] === "/") {
+      problems.error(`gluster.${k}`, gluster[k], "must be an absolute path below / (letters, digits, . _ - /)");
+    }
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
+    problems.error("gluster.volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
+  }
+
+  const gh = r.object("ghost");
+  gh.rejectUnknown([...Object.keys(DEFAULTS.ghost), "url"]);
+  const ghost: GhostSettings = {
+    enabled: gh.boolean("enabled", DEFAULTS.ghost.enabled),
+    image: gh.string("image", DEFAULTS.ghost.image),
+    dbImage: gh.string("dbImage", DEFAULTS.ghost.dbImage),
+    replicas: gh.integer("replicas", DEFAULTS.ghost.replicas, 0),
+    dbReplicas: gh.integer("dbReplicas", DEFAULTS.ghost.dbReplicas, 0),
+    port: gh.port("port", DEFAULTS.ghost.port),
+    dbPlacement: gh.strings("dbPlacement", DEFAULTS.ghost.dbPlacement),
+    publishMode: gh.oneOf<PublishMode>("publishMode", ["ingress", "host"], "ingress"),
+    endpointMode: gh.oneOf<EndpointMode>("endpointMode", ["vip", "dnsrr"], "vip"),
+  };
+  const ghostUrl = gh.optionalString("url");
+  if (ghostUrl !== undefined) {
+    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(ghostUrl)) {
+      problems.error("ghost.url", ghostUrl, "must be an http:// or https:// URL such as https://blog.example.com");
+    }
+    ghost.url = ghostUrl;
+  }
+  if (ghost.dbReplicas !== 1) {
+    problems.error(
+      "ghost.dbReplicas",
+      ghost.dbReplicas,
+      "must be 1: two MySQL servers on the same shared files corrupt each other; remove the setting",
+    );
+  }
+  if (ghost.replicas > 1) {
+    problems.warn(
+      "ghost.replicas",
+      `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), so keep 1 unless you accept the risk`,
+    );
+  }
+
+  const p = r.object("portainer");
+  p.rejectUnknown([...Object.keys(DEFAULTS.portainer), "httpPort"]);
+  const portainer: PortainerSettings = {
+    enabled: p.boolean("enabled", DEFAULTS.portainer.enabled),
+    image: p.string("image", DEFAULTS.portainer.image),
+    agentImage: p.string("agentImage", DEFAULTS.portainer.agentImage),
+    httpsPort: p.port("httpsPort", DEFAULTS.portainer.httpsPort),
+    publishMode: p.oneOf<PublishMode>("publishMode", ["ingress", "host"], "ingress"),
+    endpointMode: p.oneOf<EndpointMode>("endpointMode", ["vip", "dnsrr"], "vip"),
+  };
+  if (p.has("httpPort")) portainer.httpPort = p.port("httpPort", 9000);
+
+  const config: SwarmcloudConfig = {
+    environment,
+    nodes,
+    sshUser: r.string("sshUser", DEFAULT_SSH_USER[environment]),
+    sshPort: r.port("sshPort", DEFAULTS.sshPort),
+    hasSshPrivateKey: secrets.sshPrivateKey,
+    local: localSettings,
+    vagrant,
+    digitalocean,
+    swarm,
+    gluster,
+    ghost,
+    portainer,
+    deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
+  };
+
+  validateCluster(config, problems);
+  return { config, errors: problems.errors, warnings: problems.warnings };
+}
+
+/** Checks that span several settings: quorum, names, addresses, ports, bricks, credentials. */
+function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
+  const managers = c.nodes.filter((n) => n.role === "manager");
+  if (c.nodes.length > 0 && managers.length === 0) {
+    problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5");
+  } else if (managers.length > 0 && managers.length % 2 === 0) {
+    const tolerated = Math.floor((managers.length - 1) / 2);
+    problems.warn(
+      "managers",
+      `${managers.length} managers tolerate the loss of ${tolerated} (a swarm of N managers survives (N-1)/2 losses, so ${managers.length} is no safer than ${managers.length - 1}); use an odd count such as ${managers.length + 1} or ${managers.length - 1}`,
+    );
+  }
+  if (managers.length > 7) {
+    problems.warn("managers", `${managers.length} managers slow every Raft write; Docker recommends at most 7`);
+  }
+
+  const seen = new Map<string, number>();
+  c.nodes.forEach((n, i) => {
+    const first = seen.get(n.name);
+    if (first !== undefined) {
+      problems.error(`nodes[${i}].name`, n.name, `duplicates nodes[${first}].name; every node needs its own name`);
+    } else {
+      seen.set(n.name, i);
+    }
+  });
+  const addresses = new Map<string, string>();
+  for (const n of c.nodes) {
+    const a = n.privateAddress ?? n.address;
+    if (a === undefined) continue;
+    const other = addresses.get(a);
+    if (other !== undefined) {
+      problems.error(`nodes`, a, `nodes ${other} and ${n.name} share the address ${a}; give each its own`);
+    }
+    addresses.set(a, n.name);
+  }
+
+  if (c.environment === "ssh" && !c.hasSshPrivateKey) {
+    problems.error(
+      "sshPrivateKey",
+      undefined,
+      "the ssh environment needs a private key: pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
+    );
+  }
+
+  validateGluster(c, problems);
+  validatePorts(c, problems);
+}
+
+function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
+  const g = c.gluster;
+  const names = new Set(c.nodes.map((n) => n.name));
+  g.brickNodes.forEach((b, i) => {
+    if (!names.has(b)) {
+      problems.error(`gluster.brickNodes[${i}]`, b, `is not a node name; nodes are: ${[...names].join(", ")}`);
+    }
+  });
+  if (new Set(g.brickNodes).size !== g.brickNodes.length) {
+    problems.error("gluster.brickNodes", g.brickNodes, "lists a node twice; each node holds at most one brick");
+  }
+  const holders = g.brickNodes.length > 0 ? g.brickNodes.length : c.nodes.length;
+  if (c.nodes.length > 0 && g.replica > holders) {
+    problems.error(
+      "gluster.replica",
+      g.replica,
+      `needs ${g.replica} nodes that hold bricks but only ${holders} do; lower the replica or add nodes`,
+    );
+  }
+  if (g.brickNodes.length > 0 && g.brickNodes.length % g.replica !== 0) {
+    problems.error(
+      "gluster.brickNodes",
+      g.brickNodes,
+      `${g.brickNodes.length} bricks cannot form replica sets of ${g.replica}; list a multiple of ${g.replica}`,
+    );
+  }
+  if (g.replica === 2 && !g.arbiter) {
+    problems.warn(
+      "gluster.replica",
+      "replica 2 invites split-brain (two copies cannot outvote each other); use 3, or 3 with gluster.arbiter: true",
+    );
+  }
+  if (g.arbiter && g.replica !== 3) {
+    problems.error("gluster.arbiter", true, "an arbiter volume is replica 3 (two data bricks + one arbiter); set gluster.replica: 3");
+  }
+}
+
+function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
+  const published: [string, number][] = [];
+  if (c.ghost.enabled) published.push(["ghost.port", c.ghost.port]);
+  if (c.portainer.enabled) {
+    published.push(["portainer.httpsPort", c.portainer.httpsPort]);
+    if (c.portainer.httpPort !== undefined) published.push(["portainer.httpPort", c.portainer.httpPort]);
+    // The Portainer agent listens on 9001 on every node.
+    published.push(["portainer agent", 9001]);
+  }
+  published.push(["swarm.dataPathPort", c.swarm.dataPathPort]);
+  const reserved: [string, number][] = [
+    ["swarm management (2377)", 2377],
+    ["swarm gossip (7946)", 7946],
+    ["gluster daemon (24007)", 24007],
+  ];
+  const byPort = new Map<number, string>();
+  for (const [key, port] of [...reserved, ...published]) {
+    const other = byPort.get(port);
+    if (other !== undefined) {
+      problems.error(key, port, `port ${port} is already taken by ${other}; pick another port`);
+    } else {
+      byPort.set(port, key);
+    }
+  }
+  if (c.environment === "local") {
+    const l = c.local;
+    if (l.ghostHostPort === l.portainerHostPort) {
+      problems.error("local.portainerHostPort", l.portainerHostPort, "is also local.ghostHostPort; pick another host port");
+    }
+  }
+}
+
+/** The nodes that hold Gluster bricks, in brick order. */
+export function brickNodes(c: Pick<SwarmcloudConfig, "nodes" | "gluster">): NodeSpec[] {
+  if (c.gluster.brickNodes.length > 0) {
+    return c.gluster.brickNodes
+      .map((name) => c.nodes.find((n) => n.name === name))
+      .filter((n): n is NodeSpec => n !== undefined);
+  }
+  const ordered = [...c.nodes.filter((n) => n.role === "manager"), ...c.nodes.filter((n) => n.role === "worker")];
+  return ordered.slice(0, c.gluster.replica);
+}
+
+/** Raft fault tolerance of a manager count: N managers survive floor((N-1)/2) losses. */
+export function quorumTolerance(managers: number): number {
+  return managers <= 0 ? 0 : Math.floor((managers - 1) / 2);
+}

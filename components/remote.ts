@@ -1,0 +1,225 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * How the program reaches a node over SSH. The same shape as @pulumi/command's
+ * `remote.ConnectionArgs`, so a node source can feed either.
+ */
+export interface SshConnection {
+  /** Address or name SSH connects to. */
+  host: pulumi.Input<string>;
+  /** SSH port. Default 22. */
+  port?: pulumi.Input<number>;
+  /** Login user; scripts run through `sudo -n` unless it is root. Default `root`. */
+  user?: pulumi.Input<string>;
+  /** PEM/OpenSSH private key; keep it a secret. */
+  privateKey: pulumi.Input<string>;
+  /** Connection attempts before giving up (a freshly booted host needs a few). Default 10. */
+  dialErrorLimit?: pulumi.Input<number>;
+  /** Seconds one attempt may take. Default 15. */
+  perDialTimeout?: pulumi.Input<number>;
+}
+
+export interface RemoteScriptArgs {
+  /** Node name, used in error messages and progress. */
+  node: pulumi.Input<string>;
+  connection: pulumi.Input<SshConnection>;
+  /** Script run on create (and on any change when `update` is not given). Must be idempotent. */
+  create: pulumi.Input<string>;
+  /** Script run when `create`, `update`, `stdin` or `environment` change. Default: `create`. */
+  update?: pulumi.Input<string>;
+  /** Script run on delete. It should tolerate a node that already left. Default: nothing. */
+  delete?: pulumi.Input<string>;
+  /** Fed to the script's standard input: the way to pass secrets. Never stored in state. */
+  stdin?: pulumi.Input<string>;
+  /** Exported before the script runs (not for secrets). */
+  environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Any change here replaces the resource (delete, then create). */
+  triggers?: pulumi.Input<unknown[]>;
+  /** Treat the script's output as a secret (join tokens, passwords). Default false. */
+  secretStdout?: boolean;
+  /** Seconds a script may run before it is stopped and reported. Default 900. */
+  timeout?: pulumi.Input<number>;
+}
+
+/** What the provider keeps in state: never stdin, only a hash of it. */
+interface ScriptState {
+  node: string;
+  connection: { host: string; port?: number; user?: string; privateKey: string; dialErrorLimit?: number; perDialTimeout?: number };
+  create: string;
+  update?: string;
+  delete?: string;
+  stdinHash?: string;
+  environment?: Record<string, string>;
+  triggers?: unknown[];
+  timeout?: number;
+  stdout: string;
+}
+
+type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash"> & { stdin?: string };
+
+/** Inputs whose change re-runs the script in place. */
+const RERUN_KEYS = ["create", "update", "stdinHash", "environment"] as const;
+
+/**
+ * The dynamic provider that runs scripts over SSH. Kept free of captured state: everything it
+ * needs is required inside the functions, so Pulumi can serialize it into the state file.
+ */
+const provider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.DiffResult> {
+    const { createHash } = require("crypto") as typeof import("crypto");
+    const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+    const next: Record<string, unknown> = {
+      ...news,
+      stdinHash: news.stdin === undefined ? undefined : createHash("sha256").update(news.stdin).digest("hex"),
+    };
+    const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
+      (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
+    );
+    const { privateKey: oldKey, ...oldConn } = olds.connection ?? ({} as ScriptState["connection"]);
+    const { privateKey: newKey, ...newConn } = news.connection ?? ({} as ScriptState["connection"]);
+    if (!same(oldConn, newConn) || oldKey !== newKey) changed.push("connection");
+    const replaces = same(olds.triggers, news.triggers) ? [] : ["triggers"];
+    return {
+      changes: changed.length > 0 || replaces.length > 0,
+      replaces,
+      deleteBeforeReplace: true,
+    };
+  },
+
+  async create(inputs: ScriptInputs): Promise<pulumi.dynamic.CreateResult> {
+    const stdout = await runRemote(inputs, inputs.create, inputs.stdin);
+    return { id: `${inputs.node}-${Date.now().toString(36)}`, outs: stateOf(inputs, stdout) };
+  },
+
+  async update(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.UpdateResult> {
+    const next = stateOf(news, olds.stdout);
+    const rerun = RERUN_KEYS.some(
+      (k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null),
+    );
+    if (rerun) next.stdout = await runRemote(news, news.update ?? news.create, news.stdin);
+    return { outs: next };
+  },
+
+  async delete(_id: string, props: ScriptState): Promise<void> {
+    if (props.delete) await runRemote(props, props.delete, undefined);
+  },
+};
+
+function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
+  const { createHash } = require("crypto") as typeof import("crypto");
+  const { stdin, ...rest } = inputs;
+  const state: ScriptState = { ...rest, stdout };
+  if (stdin !== undefined) state.stdinHash = createHash("sha256").update(stdin).digest("hex");
+  return state;
+}
+
+/** Runs one script on one node; resolves to its trimmed stdout, rejects with the node named. */
+async function runRemote(
+  target: Pick<ScriptState, "node" | "connection" | "environment" | "timeout">,
+  script: string,
+  stdin: string | undefined,
+): Promise<string> {
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  const c = target.connection;
+  const user = c.user ?? "root";
+  const limit = c.dialErrorLimit ?? 10;
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const exports = Object.entries(target.environment ?? {})
+    .map(([k, v]) => `export ${k}=${quote(String(v))}`)
+    .join("\n");
+  const body = `${exports}\n${script}`;
+  const command = `${user === "root" ? "" : "sudo -n "}bash -c ${quote(body)} swarmcloud`;
+
+  const connect = () =>
+    new Promise<InstanceType<typeof Client>>((resolve, reject) => {
+      const client = new Client();
+      client
+        .on("ready", () => resolve(client))
+        .on("error", (err: Error) => reject(err))
+        .connect({
+          host: c.host,
+          port: c.port ?? 22,
+          username: user,
+          privateKey: c.privateKey,
+          readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+          keepaliveInterval: 10000,
+        });
+    });
+
+  let client: InstanceType<typeof Client> | undefined;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= limit && client === undefined; attempt++) {
+    try {
+      client = await connect();
+    } catch (err) {
+      lastError = err;
+      if (attempt < limit) await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 5000)));
+    }
+  }
+  if (client === undefined) {
+    throw new Error(
+      `node ${target.node} (${user}@${c.host}:${c.port ?? 22}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
+    );
+  }
+  const conn = client;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      conn.exec(command, (err, stream) => {
+        if (err) return reject(new Error(`node ${target.node}: could not start the script: ${err.message}`));
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        const seconds = target.timeout ?? 900;
+        const timer = setTimeout(() => {
+          stream.close();
+          reject(new Error(`node ${target.node}: script did not finish within ${seconds}s`));
+        }, seconds * 1000);
+        stream.on("data", (d: Buffer) => out.push(d));
+        stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+        stream.on("close", (code: number | null, signal?: string) => {
+          clearTimeout(timer);
+          const stdout = Buffer.concat(out).toString("utf8").trim();
+          if (code === 0) return resolve(stdout);
+          const tail = (Buffer.concat(errOut).toString("utf8").trim() || stdout)
+            .split("\n")
+            .slice(-20)
+            .join("\n");
+          const first = script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "";
+          reject(
+            new Error(
+              `node ${target.node}: ${first.replace("# swarmcloud:", "").trim() || "script"} failed (exit ${code ?? signal}):\n${tail}`,
+            ),
+          );
+        });
+        stream.end(stdin ?? "");
+      });
+    });
+  } finally {
+    conn.end();
+  }
+}
+
+/**
+ * One idempotent shell script run on one node over SSH, with create / update / delete phases,
+ * like @pulumi/command's `remote.Command` but with the semantics this program needs:
+ * a change of the script re-runs it in place (no delete of the old one), secrets go in on stdin
+ * and are never stored, and only `triggers` replace the resource.
+ */
+export class RemoteScript extends pulumi.dynamic.Resource {
+  /** Trimmed standard output of the last run (secret when `secretStdout`). */
+  public readonly stdout!: pulumi.Output<string>;
+
+  constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
+    const { secretStdout, ...props } = args;
+    super(
+      provider,
+      name,
+      { ...props, stdout: undefined },
+      {
+        ...opts,
+        additionalSecretOutputs: ["connection", ...(secretStdout ? ["stdout"] : [])],
+      },
+      "swarmcloud",
+      "RemoteScript",
+    );
+  }
+}

@@ -1,0 +1,165 @@
+#!/bin/bash
+# swarmcloud node entrypoint (runs under tini as PID 1).
+#
+#  1. installs the authorized SSH key(s) for root from $SSH_AUTHORIZED_KEY and/or
+#     the file /run/swarmcloud/authorized_keys (mounted), merged with existing ones;
+#  2. generates missing SSH host keys;
+#  3. starts glusterd, then dockerd (overlay2, log /var/log/dockerd.log) and waits
+#     until `docker info` answers (exits non-zero if it does not);
+#  4. starts sshd, then supervises: exits when sshd dies, restarts dockerd/glusterd
+#     when they die (like systemd's Restart=always would), stops everything cleanly
+#     on SIGTERM/SIGINT.
+#
+# Env:
+#   SSH_AUTHORIZED_KEY          public key line(s) for root
+#   SWARMCLOUD_DOCKERD_TIMEOUT  seconds to wait for dockerd (default 90)
+#   SWARMCLOUD_DOCKERD_ARGS     extra dockerd arguments (word-split)
+#   SWARMCLOUD_SUPERVISE        1 (default): restart dockerd/glusterd if they die; 0: don't
+set -Eeuo pipefail
+
+readonly KEY_FILE=/run/swarmcloud/authorized_keys
+readonly DOCKERD_LOG=/var/log/dockerd.log
+readonly GLUSTERD_LOG=/var/log/glusterfs/glusterd.log
+readonly DOCKERD_TIMEOUT="${SWARMCLOUD_DOCKERD_TIMEOUT:-90}"
+readonly SUPERVISE="${SWARMCLOUD_SUPERVISE:-1}"
+
+sshd_pid=""
+dockerd_pid=""
+glusterd_pid=""
+stopping=0
+
+log() { printf '%s swarmcloud-node: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+
+alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+# stop_pid PID NAME TIMEOUT_SECONDS: SIGTERM, wait, then SIGKILL.
+stop_pid() {
+  local pid="$1" name="$2" timeout="$3" i
+  alive "$pid" || return 0
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 5; i++)); do
+    alive "$pid" || break
+    sleep 0.2
+  done
+  if alive "$pid"; then
+    log "$name did not stop in ${timeout}s, killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+install_authorized_keys() {
+  local dest=/root/.ssh/authorized_keys tmp
+  install -d -m 700 /root/.ssh
+  tmp="$(mktemp)"
+  [[ -f "$dest" ]] && cat "$dest" >>"$tmp"
+  [[ -n "${SSH_AUTHORIZED_KEY:-}" ]] && printf '%s\n' "$SSH_AUTHORIZED_KEY" >>"$tmp"
+  [[ -r "$KEY_FILE" ]] && cat "$KEY_FILE" >>"$tmp"
+  # Drop blank lines and duplicates, keep order.
+  awk 'NF && !seen[$0]++' "$tmp" >"$dest"
+  rm -f "$tmp"
+  chmod 600 "$dest"
+  if [[ ! -s "$dest" ]]; then
+    log "WARNING: no authorized key (set SSH_AUTHORIZED_KEY or mount $KEY_FILE); ssh login will be impossible"
+  fi
+}
+
+prepare_runtime_dirs() {
+  mkdir -p /run/sshd /run/gluster /var/log/glusterfs /var/lib/glusterd /var/lib/docker
+  chmod 0755 /run/sshd
+  # Stale pid files/sockets from a previous run (when /run is not a tmpfs).
+  rm -f /run/docker.pid /run/docker.sock /run/sshd.pid /run/glusterd.pid
+  rm -rf /run/docker/containerd/containerd.pid
+}
+
+start_glusterd() {
+  glusterd -N -p /run/glusterd.pid --log-file="$GLUSTERD_LOG" &
+  glusterd_pid=$!
+  log "glusterd started (pid $glusterd_pid)"
+}
+
+start_dockerd() {
+  local extra=()
+  if [[ -n "${SWARMCLOUD_DOCKERD_ARGS:-}" ]]; then
+    read -r -a extra <<<"$SWARMCLOUD_DOCKERD_ARGS"
+  fi
+  rm -f /run/docker.pid
+  printf '\n==== %s dockerd starting ====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$DOCKERD_LOG"
+  dockerd "${extra[@]}" >>"$DOCKERD_LOG" 2>&1 &
+  dockerd_pid=$!
+  log "dockerd started (pid $dockerd_pid), log $DOCKERD_LOG"
+}
+
+wait_dockerd() {
+  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  until docker info >/dev/null 2>&1; do
+    if ! alive "$dockerd_pid"; then
+      log "dockerd exited during startup; last log lines:"
+      tail -n 30 "$DOCKERD_LOG" >&2 || true
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "dockerd not ready after ${DOCKERD_TIMEOUT}s; last log lines:"
+      tail -n 30 "$DOCKERD_LOG" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "dockerd ready"
+}
+
+start_sshd() {
+  /usr/sbin/sshd -D -e &
+  sshd_pid=$!
+  log "sshd started (pid $sshd_pid)"
+}
+
+shutdown() {
+  local rc="${1:-0}"
+  ((stopping)) && return 0
+  stopping=1
+  log "shutting down"
+  stop_pid "$sshd_pid" sshd 5
+  stop_pid "$dockerd_pid" dockerd 25
+  stop_pid "$glusterd_pid" glusterd 10
+  exit "$rc"
+}
+
+main() {
+  trap 'shutdown 0' TERM INT
+  install_authorized_keys
+  ssh-keygen -A >/dev/null
+  prepare_runtime_dirs
+  start_glusterd
+  start_dockerd
+  if ! wait_dockerd; then
+    shutdown 1
+  fi
+  start_sshd
+
+  while true; do
+    if ! alive "$sshd_pid"; then
+      wait "$sshd_pid" 2>/dev/null || true
+      log "sshd died; stopping the node"
+      shutdown 1
+    fi
+    if [[ "$SUPERVISE" == 1 ]]; then
+      if ! alive "$dockerd_pid"; then
+        wait "$dockerd_pid" 2>/dev/null || true
+        log "dockerd died; restarting"
+        start_dockerd
+      fi
+      if ! alive "$glusterd_pid"; then
+        wait "$glusterd_pid" 2>/dev/null || true
+        log "glusterd died; restarting"
+        start_glusterd
+      fi
+    fi
+    # Sleep in the background so a SIGTERM is handled at once.
+    sleep 2 &
+    wait $! || true
+  done
+}
+
+main "$@"
