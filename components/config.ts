@@ -148,7 +148,8 @@ export const DEFAULT_SSH_USER: Record<Environment, string> = {
   digitalocean: "root",
 };
 
-const DEFAULTS = {
+/** Defaults of every setting; Pulumi.yaml declares the same values (a unit test keeps them equal). */
+export const DEFAULTS = {
   managers: 3,
   workers: 2,
   sshPort: 22,
@@ -409,8 +410,9 @@ class Reader {
 function parseNodes(r: Reader, environment: Environment, problems: Problems): NodeSpec[] {
   const managers = r.integer("managers", DEFAULTS.managers, 0);
   const workers = r.integer("workers", DEFAULTS.workers, 0);
-  const raw = r.has("nodes") ? r.value("nodes") : undefined;
-  if (raw === undefined) {
+  const given = r.value("nodes");
+  const raw = Array.isArray(given) && given.length === 0 ? undefined : given;
+  if (raw === undefined || raw === null) {
     if (environment === "ssh") {
       problems.error("nodes", raw, "the ssh environment needs a list of hosts: [{name, role, address}]");
       return [];
@@ -423,9 +425,6 @@ function parseNodes(r: Reader, environment: Environment, problems: Problems): No
   if (!Array.isArray(raw)) {
     problems.error("nodes", raw, "must be a list of nodes: [{name, role, address}]");
     return [];
-  }
-  if (r.has("managers") || r.has("workers")) {
-    problems.warn("nodes", "is set, so swarmcloud:managers and swarmcloud:workers are ignored");
   }
   return raw.map((item, i) => parseNode(item, i, environment, problems));
 }
@@ -497,6 +496,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
     "sshUser",
     "sshPort",
     "sshPrivateKey",
+    "sshPublicKey",
     "local",
     "vagrant",
     "digitalocean",
@@ -721,11 +721,11 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
       `needs ${g.replica} nodes that hold bricks but only ${holders} do; lower the replica or add nodes`,
     );
   }
-  if (g.brickNodes.length > 0 && g.brickNodes.length % g.replica !== 0) {
+  if (g.brickNodes.length > 0 && g.brickNodes.length !== g.replica) {
     problems.error(
       "gluster.brickNodes",
       g.brickNodes,
-      `${g.brickNodes.length} bricks cannot form replica sets of ${g.replica}; list a multiple of ${g.replica}`,
+      `lists ${g.brickNodes.length} nodes but gluster.replica is ${g.replica}: the volume keeps one copy on each brick node, so list exactly ${g.replica} nodes or set gluster.replica to ${g.brickNodes.length}`,
     );
   }
   if (g.replica === 2 && !g.arbiter) {

@@ -23,6 +23,10 @@ export interface RemoteScriptArgs {
   /** Node name, used in error messages and progress. */
   node: pulumi.Input<string>;
   connection: pulumi.Input<SshConnection>;
+  /** Tried in turn when `connection` does not answer (other managers, for manager-side work). */
+  fallbackConnections?: pulumi.Input<pulumi.Input<SshConnection>[]>;
+  /** On delete, succeed without running anything if no connection answers (the node is gone). Default false. */
+  skipDeleteWhenUnreachable?: pulumi.Input<boolean>;
   /** Script run on create (and on any change when `update` is not given). Must be idempotent. */
   create: pulumi.Input<string>;
   /** Script run when `create`, `update`, `stdin` or `environment` change. Default: `create`. */
@@ -42,9 +46,20 @@ export interface RemoteScriptArgs {
 }
 
 /** What the provider keeps in state: never stdin, only a hash of it. */
+interface Conn {
+  host: string;
+  port?: number;
+  user?: string;
+  privateKey: string;
+  dialErrorLimit?: number;
+  perDialTimeout?: number;
+}
+
 interface ScriptState {
   node: string;
-  connection: { host: string; port?: number; user?: string; privateKey: string; dialErrorLimit?: number; perDialTimeout?: number };
+  connection: Conn;
+  fallbackConnections?: Conn[];
+  skipDeleteWhenUnreachable?: boolean;
   create: string;
   update?: string;
   delete?: string;
@@ -75,9 +90,10 @@ const provider: pulumi.dynamic.ResourceProvider = {
     const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
-    const { privateKey: oldKey, ...oldConn } = olds.connection ?? ({} as ScriptState["connection"]);
-    const { privateKey: newKey, ...newConn } = news.connection ?? ({} as ScriptState["connection"]);
-    if (!same(oldConn, newConn) || oldKey !== newKey) changed.push("connection");
+    if (!same(olds.connection, news.connection) || !same(olds.fallbackConnections, news.fallbackConnections)) {
+      changed.push("connection");
+    }
+    if (!same(olds.skipDeleteWhenUnreachable, news.skipDeleteWhenUnreachable)) changed.push("skipDeleteWhenUnreachable");
     const replaces = same(olds.triggers, news.triggers) ? [] : ["triggers"];
     return {
       changes: changed.length > 0 || replaces.length > 0,
@@ -101,7 +117,13 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: ScriptState): Promise<void> {
-    if (props.delete) await runRemote(props, props.delete, undefined);
+    if (!props.delete) return;
+    try {
+      await runRemote(props, props.delete, undefined);
+    } catch (err) {
+      if (props.skipDeleteWhenUnreachable && err instanceof Error && err.message.includes("unreachable over SSH")) return;
+      throw err;
+    }
   },
 };
 
@@ -115,22 +137,21 @@ function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
 
 /** Runs one script on one node; resolves to its trimmed stdout, rejects with the node named. */
 async function runRemote(
-  target: Pick<ScriptState, "node" | "connection" | "environment" | "timeout">,
+  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout" | "skipDeleteWhenUnreachable">,
   script: string,
   stdin: string | undefined,
 ): Promise<string> {
   const { Client } = require("ssh2") as typeof import("ssh2");
-  const c = target.connection;
-  const user = c.user ?? "root";
-  const limit = c.dialErrorLimit ?? 10;
+  const conns = [target.connection, ...(target.fallbackConnections ?? [])];
+  const limit = Math.max(target.connection.dialErrorLimit ?? 10, conns.length);
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const exports = Object.entries(target.environment ?? {})
     .map(([k, v]) => `export ${k}=${quote(String(v))}`)
     .join("\n");
   const body = `${exports}\n${script}`;
-  const command = `${user === "root" ? "" : "sudo -n "}bash -c ${quote(body)} swarmcloud`;
+  const commandFor = (user: string) => `${user === "root" ? "" : "sudo -n "}bash -c ${quote(body)} swarmcloud`;
 
-  const connect = () =>
+  const connect = (c: Conn) =>
     new Promise<InstanceType<typeof Client>>((resolve, reject) => {
       const client = new Client();
       client
@@ -139,29 +160,36 @@ async function runRemote(
         .connect({
           host: c.host,
           port: c.port ?? 22,
-          username: user,
+          username: c.user ?? "root",
           privateKey: c.privateKey,
           readyTimeout: (c.perDialTimeout ?? 15) * 1000,
           keepaliveInterval: 10000,
         });
     });
 
+  // Round-robin over the connections so a dead first manager costs one attempt, not all of them.
   let client: InstanceType<typeof Client> | undefined;
+  let used: Conn = target.connection;
   let lastError: unknown;
-  for (let attempt = 1; attempt <= limit && client === undefined; attempt++) {
+  for (let attempt = 0; attempt < limit && client === undefined; attempt++) {
+    const c = conns[attempt % conns.length]!;
     try {
-      client = await connect();
+      client = await connect(c);
+      used = c;
     } catch (err) {
       lastError = err;
-      if (attempt < limit) await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 5000)));
+      const roundDone = (attempt + 1) % conns.length === 0;
+      if (roundDone && attempt + 1 < limit) await new Promise((r) => setTimeout(r, Math.min(1000 * (attempt + 1), 5000)));
     }
   }
   if (client === undefined) {
+    const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
     throw new Error(
-      `node ${target.node} (${user}@${c.host}:${c.port ?? 22}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
+      `node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
     );
   }
   const conn = client;
+  const command = commandFor(used.user ?? "root");
   try {
     return await new Promise<string>((resolve, reject) => {
       conn.exec(command, (err, stream) => {

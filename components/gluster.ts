@@ -1,0 +1,122 @@
+import * as pulumi from "@pulumi/pulumi";
+import { GlusterSettings } from "./config";
+import { ClusterNode } from "./nodes/types";
+import { RemoteScript } from "./remote";
+import { keyValueLines, script, words } from "./scripts";
+
+export interface GlusterVolumeArgs {
+  /** Every node; each mounts the volume. */
+  nodes: ClusterNode[];
+  /** The nodes that hold a brick, in order; the first one runs the pool and volume commands. */
+  bricks: ClusterNode[];
+  /** Per node name, the resource after which GlusterFS is installed and running on it. */
+  hostReady: Record<string, pulumi.Resource>;
+  /** Volume name, arbiter, brick path, mount path, options, purge on destroy. */
+  settings: GlusterSettings;
+  /** Application folders made under the mount path (e.g. ghost/content). Default none. */
+  appDirs?: string[];
+}
+
+/**
+ * A replicated GlusterFS volume: bricks on the chosen nodes, peers probed from the first brick
+ * node, one brick per brick node (so the replica count follows the brick nodes: add-brick and
+ * remove-brick change it), mounted on every node with backup volfile servers in fstab.
+ */
+export class GlusterVolume extends pulumi.ComponentResource {
+  /** Where the volume is mounted on every node; resolves only once every mount is done. */
+  public readonly mountPath: pulumi.Output<string>;
+  /** Absolute path of each application folder, keyed by folder; resolves after the mounts. */
+  public readonly appPaths: pulumi.Output<Record<string, string>>;
+  /** Depend on these before using the volume. */
+  public readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: GlusterVolumeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("swarmcloud:storage:GlusterVolume", name, {}, opts);
+    const s = args.settings;
+    const first = args.bricks[0];
+    if (first === undefined) throw new Error("swarmcloud: a Gluster volume needs at least one brick node");
+    const parent = { parent: this };
+
+    const bricks = args.bricks.map(
+      (node) =>
+        new RemoteScript(
+          `${name}-${node.name}-brick`,
+          {
+            node: node.name,
+            connection: node.connection,
+            create: script("gluster-brick"),
+            delete: script("gluster-brick-delete"),
+            environment: {
+              NODE_NAME: node.name,
+              BRICK_PATH: s.brickPath,
+              VOLUME: s.volume,
+              PURGE: String(s.purgeOnDestroy),
+            },
+            skipDeleteWhenUnreachable: true,
+          },
+          { ...parent, dependsOn: [args.hostReady[node.name]!] },
+        ),
+    );
+    const probes = args.bricks.slice(1).map(
+      (node) =>
+        new RemoteScript(
+          `${name}-${node.name}-peer`,
+          {
+            node: node.name,
+            connection: first.connection,
+            create: script("gluster-probe"),
+            delete: script("gluster-detach"),
+            environment: { NODE_NAME: node.name, PEER_ADDR: node.privateAddress },
+          },
+          { ...parent, dependsOn: [args.hostReady[node.name]!, args.hostReady[first.name]!] },
+        ),
+    );
+    const brickList = words(args.bricks.map((b) => pulumi.interpolate`${b.privateAddress}:${s.brickPath}`));
+    const volume = new RemoteScript(
+      `${name}-volume`,
+      {
+        node: first.name,
+        connection: first.connection,
+        create: script("gluster-volume"),
+        delete: script("gluster-volume-delete"),
+        environment: {
+          NODE_NAME: first.name,
+          VOLUME: s.volume,
+          BRICKS: brickList,
+          ARBITER: String(s.arbiter),
+          OPTIONS: keyValueLines(s.options),
+        },
+      },
+      { ...parent, dependsOn: [...bricks, ...probes] },
+    );
+    const servers = words(args.bricks.map((b) => b.privateAddress));
+    const subdirs = (args.appDirs ?? []).join(" ");
+    this.ready = args.nodes.map(
+      (node) =>
+        new RemoteScript(
+          `${name}-${node.name}-mount`,
+          {
+            node: node.name,
+            connection: node.connection,
+            create: script("gluster-mount"),
+            delete: script("gluster-unmount"),
+            environment: {
+              NODE_NAME: node.name,
+              VOLUME: s.volume,
+              SERVERS: servers,
+              MOUNT_PATH: s.mountPath,
+              SUBDIRS: subdirs,
+            },
+            skipDeleteWhenUnreachable: true,
+          },
+          { ...parent, dependsOn: [volume, args.hostReady[node.name]!] },
+        ),
+    );
+    const mounted = pulumi.all(this.ready.map((m) => (m as RemoteScript).stdout));
+    this.mountPath = mounted.apply(() => s.mountPath);
+    this.appPaths = mounted.apply(() =>
+      Object.fromEntries((args.appDirs ?? []).map((d) => [d, `${s.mountPath}/${d}`])),
+    );
+    this.registerOutputs({ mountPath: this.mountPath, appPaths: this.appPaths });
+  }
+}

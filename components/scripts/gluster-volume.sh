@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# swarmcloud: create, grow or shrink and start the replicated volume
+# Runs on the first brick node. The volume is pure replicate: one brick per brick node, so a
+# brick node added raises the replica count (add-brick) and one removed lowers it.
+# Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order), ARBITER (true|false),
+# OPTIONS ("key=value" lines).
+set -euo pipefail
+: "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
+ARBITER="${ARBITER:-false}"
+OPTIONS="${OPTIONS:-}"
+g() { gluster --mode=script "$@"; }
+read -r -a wanted <<<"$BRICKS"
+
+if ! g volume info "$VOLUME" >/dev/null 2>&1; then
+  layout=(replica "${#wanted[@]}")
+  [ "$ARBITER" = true ] && layout+=(arbiter 1)
+  g volume create "$VOLUME" "${layout[@]}" "${wanted[@]}" force >/dev/null
+fi
+
+mapfile -t current < <(g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p')
+has() {
+  local item=$1
+  shift
+  local x
+  for x in "$@"; do [ "$x" = "$item" ] && return 0; done
+  return 1
+}
+add=()
+for b in "${wanted[@]}"; do has "$b" "${current[@]}" || add+=("$b"); done
+remove=()
+for b in "${current[@]}"; do has "$b" "${wanted[@]}" || remove+=("$b"); done
+
+count=${#current[@]}
+for b in "${add[@]}"; do
+  count=$((count + 1))
+  g volume add-brick "$VOLUME" replica "$count" "$b" force >/dev/null
+done
+for b in "${remove[@]}"; do
+  count=$((count - 1))
+  g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null
+done
+
+while IFS= read -r pair; do
+  [ -n "$pair" ] || continue
+  g volume set "$VOLUME" "${pair%%=*}" "${pair#*=}" >/dev/null
+done <<<"$OPTIONS"
+
+if ! g volume info "$VOLUME" | grep -q '^Status: Started'; then
+  g volume start "$VOLUME" >/dev/null
+fi
+if [ "${#add[@]}" -gt 0 ]; then
+  g volume heal "$VOLUME" full >/dev/null 2>&1 || true
+fi
+g volume info "$VOLUME" | sed -n 's/^Number of Bricks: //p'

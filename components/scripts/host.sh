@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# swarmcloud: prepare host (hostname, /etc/hosts, Docker, GlusterFS)
+# Idempotent: every step checks first and changes nothing on a host that is already right.
+# Inputs (exported by the caller): NODE_NAME, HOSTS_BLOCK (lines "address name"), SSH_USER.
+set -euo pipefail
+: "${NODE_NAME:?}" "${HOSTS_BLOCK:?}"
+SSH_USER="${SSH_USER:-root}"
+changed=()
+
+have() { command -v "$1" >/dev/null 2>&1; }
+with_systemd() { [ -d /run/systemd/system ] && have systemctl; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n 1)" ]; then
+    apt-get update -qq
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. Hostname (what vagrant-hostmanager and the tutorial's manual edits did).
+if [ "$(hostname)" != "$NODE_NAME" ]; then
+  if with_systemd && have hostnamectl; then
+    hostnamectl set-hostname "$NODE_NAME"
+  else
+    hostname "$NODE_NAME"
+  fi
+  changed+=(hostname)
+fi
+if [ "$(cat /etc/hostname 2>/dev/null)" != "$NODE_NAME" ]; then
+  # Write in place: in a container /etc/hostname is a bind mount that cannot be replaced.
+  printf '%s\n' "$NODE_NAME" >/etc/hostname
+fi
+
+# 2. /etc/hosts: one managed block, rewritten in place only when it differs.
+begin='# BEGIN swarmcloud'
+end='# END swarmcloud'
+current=$(cat /etc/hosts)
+others=$(printf '%s\n' "$current" | sed "/^$begin\$/,/^$end\$/d")
+wanted=$(printf '%s\n%s\n%s\n%s' "$others" "$begin" "$HOSTS_BLOCK" "$end")
+if [ "$current" != "$wanted" ]; then
+  printf '%s\n' "$wanted" >/etc/hosts
+  changed+=(hosts)
+fi
+
+# 3. Docker engine: the distribution's package (Debian, Ubuntu, Raspberry Pi OS on arm64 alike),
+#    or Docker's convenience script where there is no apt.
+if ! have docker; then
+  if have apt-get; then
+    apt_install docker.io
+  else
+    curl -fsSL https://get.docker.com | sh
+  fi
+  changed+=(docker-installed)
+fi
+if ! docker info >/dev/null 2>&1; then
+  if with_systemd; then
+    systemctl enable --now docker >/dev/null 2>&1
+  else
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null
+  changed+=(docker-started)
+fi
+if with_systemd && [ "$(systemctl is-enabled docker 2>/dev/null || true)" != enabled ]; then
+  systemctl enable docker >/dev/null 2>&1
+fi
+if [ "$SSH_USER" != root ] && ! id -nG "$SSH_USER" | tr ' ' '\n' | grep -qx docker; then
+  usermod -aG docker "$SSH_USER"
+  changed+=(docker-group)
+fi
+
+# 4. GlusterFS server and FUSE client.
+if ! have glusterd || ! have mount.glusterfs; then
+  apt_install glusterfs-server glusterfs-client
+  changed+=(gluster-installed)
+fi
+if ! pgrep -x glusterd >/dev/null; then
+  if with_systemd; then
+    systemctl enable --now glusterd >/dev/null 2>&1
+  else
+    glusterd
+  fi
+  changed+=(glusterd-started)
+fi
+for _ in $(seq 1 30); do gluster pool list >/dev/null 2>&1 && break; sleep 1; done
+
+printf 'docker=%s changed=%s\n' "$(docker version --format '{{.Server.Version}}')" "${changed[*]:-none}"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# swarmcloud: remove a departed node from the node list
+# Runs on a manager after the node left (or vanished). Inputs: NODE_NAME, ADVERTISE_ADDR.
+set -euo pipefail
+: "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}"
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
+  exit 0 # this node is no longer a manager: the swarm itself is being taken down
+fi
+ids() {
+  docker node ls --format '{{.ID}}' | while read -r id; do
+    if [ "$(docker node inspect --format '{{.Status.Addr}}' "$id")" = "$ADVERTISE_ADDR" ]; then
+      printf '%s\n' "$id"
+    fi
+  done
+}
+for id in $(ids); do
+  for _ in $(seq 1 30); do
+    [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ] && break
+    sleep 1
+  done
+  docker node rm --force "$id" >/dev/null
+done

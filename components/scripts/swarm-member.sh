@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# swarmcloud: set the node's role, availability and labels
+# Runs on a manager. Promotes or demotes in place (no rejoin). The labels given are the
+# node's whole label set. Inputs: NODE_NAME, NODE_ID, ROLE, AVAILABILITY, LABELS ("k=v" lines).
+set -euo pipefail
+: "${NODE_NAME:?}" "${NODE_ID:?}" "${ROLE:?}" "${AVAILABILITY:?}"
+LABELS="${LABELS:-}"
+
+for _ in $(seq 1 30); do
+  docker node inspect "$NODE_ID" >/dev/null 2>&1 && break
+  sleep 1
+done
+role=$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")
+if [ "$role" != "$ROLE" ]; then
+  if [ "$ROLE" = manager ]; then
+    docker node promote "$NODE_ID" >/dev/null
+  else
+    docker node demote "$NODE_ID" >/dev/null
+  fi
+fi
+
+args=(--availability "$AVAILABILITY")
+wanted_keys=$(printf '%s\n' "$LABELS" | sed -n 's/=.*//p')
+for key in $(docker node inspect --format '{{range $k, $v := .Spec.Labels}}{{$k}} {{end}}' "$NODE_ID"); do
+  if ! printf '%s\n' "$wanted_keys" | grep -qxF "$key"; then
+    args+=(--label-rm "$key")
+  fi
+done
+while IFS= read -r pair; do
+  [ -n "$pair" ] && args+=(--label-add "$pair")
+done <<<"$LABELS"
+docker node update "${args[@]}" "$NODE_ID" >/dev/null
+
+# Wait until a promoted manager is reachable, so later manager-side work can use it.
+if [ "$ROLE" = manager ]; then
+  for _ in $(seq 1 30); do
+    [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$NODE_ID")" = reachable ] && break
+    sleep 1
+  done
+fi
+printf '%s %s %s\n' "$NODE_NAME" "$ROLE" "$AVAILABILITY"

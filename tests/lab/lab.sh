@@ -1,0 +1,550 @@
+#!/bin/bash
+# swarmcloud lab harness: real cluster nodes as containers on this machine.
+#
+# Usage: tests/lab/lab.sh [--prefix P] SUBCOMMAND [ARGS...]
+#   engine                     start the host Docker engine if none answers
+#                              (installs docker.io/debootstrap with apt-get if missing)
+#   image                      ensure debian:bookworm-slim (debootstrap+import, cached),
+#                              then build swarmcloud-node:lab from node-image/ (cached layers)
+#   up N_MANAGERS N_WORKERS    create/start P-m1..P-mN and P-w1..P-wM, wait for ssh+docker,
+#                              write the inventory. Existing running nodes are left alone;
+#                              nodes beyond the requested counts are not removed.
+#   add NAME ROLE              add one node; NAME is manager-K / worker-K or P-mK / P-wK,
+#                              ROLE is manager|worker
+#   stop NODE [--kill]         docker stop (graceful, 30 s) or docker kill (--kill)
+#   start NODE                 docker start, wait for ssh+docker again
+#   rm NODE                    remove a node and its volumes
+#   down                       remove every lab container, volume and network (all
+#                              prefixes) and the lab dir; safe to call twice
+#   ssh NODE [CMD...]          run CMD on a node as root (CMD joined like ssh does)
+#   ip NODE                    print a node's address
+#   inventory                  rewrite the inventory from Docker state and print it
+# NODE is a container name (lab-m1) or a cluster node name (manager-1).
+#
+# Addresses (network swarmcloud-lab, 172.31.250.0/24, gateway .1):
+#   manager K -> container P-mK, IP .(10+K)  (K = 1..19: .11-.29)
+#   worker  K -> container P-wK, IP .(30+K)  (K = 1..199: .31-.229)
+#   container hostname: P-node-<last octet> (the program under test sets the real one)
+# Only one prefix can use a network's addresses at a time; for a second lab in parallel set
+# SWARMCLOUD_LAB_NETWORK and SWARMCLOUD_LAB_NET_PREFIX (and SWARMCLOUD_LAB_DIR).
+#
+# Files (lab dir ${SWARMCLOUD_LAB_DIR:-/tmp/swarmcloud-lab}):
+#   id_ed25519, id_ed25519.pub   SSH key pair for root on every node
+#   inventory.json               (inventory-P.json for a prefix other than "lab")
+#
+# Everything created carries the label swarmcloud.lab=1; `down` removes only that.
+set -Eeuo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+readonly SCRIPT_DIR REPO_ROOT
+
+DOCKER="${SWARMCLOUD_DOCKER:-/usr/bin/docker}"
+LAB_DIR="${SWARMCLOUD_LAB_DIR:-/tmp/swarmcloud-lab}"
+NETWORK="${SWARMCLOUD_LAB_NETWORK:-swarmcloud-lab}"
+NET_PREFIX="${SWARMCLOUD_LAB_NET_PREFIX:-172.31.250}"
+IMAGE="${SWARMCLOUD_LAB_IMAGE:-swarmcloud-node:lab}"
+BASE_IMAGE="${SWARMCLOUD_LAB_BASE_IMAGE:-debian:bookworm-slim}"
+PREFIX="${SWARMCLOUD_LAB_PREFIX:-lab}"
+READY_TIMEOUT="${SWARMCLOUD_LAB_TIMEOUT:-180}"
+ENGINE_LOG="${SWARMCLOUD_LAB_ENGINE_LOG:-/var/log/swarmcloud-dockerd.log}"
+readonly DOCKER LAB_DIR NETWORK NET_PREFIX IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG
+readonly LABEL=swarmcloud.lab
+readonly KEY="$LAB_DIR/id_ed25519"
+readonly MARKER="$LAB_DIR/.swarmcloud-lab"
+readonly STOP_TIMEOUT=30
+readonly MAX_MANAGERS=19 MAX_WORKERS=199
+
+SSH_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
+  -o LogLevel=ERROR -o ConnectTimeout=5 -o ServerAliveInterval=15 -i "$KEY")
+readonly SSH_OPTS
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() {
+  printf 'lab: error: %s\n' "$*" >&2
+  exit 1
+}
+usage() {
+  sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit "${1:-2}"
+}
+d() { "$DOCKER" "$@"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
+engine_answers() { d info >/dev/null 2>&1; }
+require_engine() { engine_answers || die "no Docker engine answers; run: $0 engine"; }
+
+inventory_path() {
+  if [[ "$PREFIX" == lab ]]; then
+    printf '%s/inventory.json' "$LAB_DIR"
+  else
+    printf '%s/inventory-%s.json' "$LAB_DIR" "$PREFIX"
+  fi
+}
+
+# ---------------------------------------------------------------- engine
+
+cmd_engine() {
+  local missing=() t0
+  [[ -x /usr/sbin/dockerd && -x "$DOCKER" ]] || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+  if engine_answers; then
+    log "engine already answers"
+    return 0
+  fi
+  t0="$(now)"
+  if pgrep -x dockerd >/dev/null; then
+    log "dockerd is running but does not answer yet; waiting"
+  else
+    log "starting dockerd (log $ENGINE_LOG)"
+    nohup setsid /usr/sbin/dockerd >>"$ENGINE_LOG" 2>&1 </dev/null &
+  fi
+  local i
+  for ((i = 0; i < 120; i++)); do
+    if engine_answers; then
+      log "engine ready in $(elapsed "$t0")s"
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail -n 20 "$ENGINE_LOG" >&2 || true
+  die "dockerd did not answer within 60 s (see $ENGINE_LOG)"
+}
+
+# ---------------------------------------------------------------- image
+
+debian_mirror() {
+  local m=""
+  if [[ -n "${SWARMCLOUD_DEBIAN_MIRROR:-}" ]]; then
+    printf '%s' "$SWARMCLOUD_DEBIAN_MIRROR"
+    return
+  fi
+  # deb822 sources: the URIs of a stanza whose Suites include plain "bookworm".
+  m="$(awk '
+    /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+    /^URIs:/ { uri = $2 }
+    /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") ok = 1 }
+    END { if (uri != "" && ok) print uri }
+  ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)"
+  if [[ -z "$m" && -r /etc/apt/sources.list ]]; then
+    m="$(awk '$1 == "deb" && $0 ~ / bookworm / { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
+      /etc/apt/sources.list | head -n 1)"
+  fi
+  printf '%s' "${m:-http://deb.debian.org/debian}"
+}
+
+ensure_base_image() {
+  if d image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "base image $BASE_IMAGE present"
+    return 0
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap missing; run: $0 engine"
+  local mirror rootfs t0
+  mirror="$(debian_mirror)"
+  rootfs="$(mktemp -d /var/tmp/swarmcloud-rootfs.XXXXXX)"
+  # shellcheck disable=SC2064  # expand now: the path is fixed
+  trap "rm -rf '$rootfs'" EXIT
+  t0="$(now)"
+  log "debootstrap --variant=minbase bookworm from $mirror"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
+    tail -n 30 "$rootfs.log" >&2
+    die "debootstrap failed (log $rootfs.log)"
+  }
+  rm -f "$rootfs.log"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/bootstrap.log
+  log "debootstrap took $(elapsed "$t0")s"
+  local t1
+  t1="$(now)"
+  tar -C "$rootfs" -c . | d import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+  log "import took $(elapsed "$t1")s; debootstrap+import $(elapsed "$t0")s"
+}
+
+cmd_image() {
+  require_engine
+  local t0
+  t0="$(now)"
+  ensure_base_image
+  local t1
+  t1="$(now)"
+  log "building $IMAGE from node-image/"
+  DOCKER_BUILDKIT=0 d build -t "$IMAGE" --label "$LABEL=1" "$REPO_ROOT/node-image" >&2
+  log "image build took $(elapsed "$t1")s (total $(elapsed "$t0")s)"
+}
+
+# ---------------------------------------------------------------- nodes
+
+# node_spec ROLE K -> "container ip hostname cluster_name"
+node_spec() {
+  local role="$1" k="$2" octet short
+  case "$role" in
+    manager)
+      ((k >= 1 && k <= MAX_MANAGERS)) || die "manager index must be 1..$MAX_MANAGERS"
+      octet=$((10 + k))
+      short=m
+      ;;
+    worker)
+      ((k >= 1 && k <= MAX_WORKERS)) || die "worker index must be 1..$MAX_WORKERS"
+      octet=$((30 + k))
+      short=w
+      ;;
+    *) die "role must be manager or worker, not '$role'" ;;
+  esac
+  printf '%s %s %s %s\n' "$PREFIX-$short$k" "$NET_PREFIX.$octet" "$PREFIX-node-$octet" "$role-$k"
+}
+
+ensure_lab_dir() {
+  if [[ ! -d "$LAB_DIR" ]]; then
+    mkdir -p "$LAB_DIR"
+    chmod 700 "$LAB_DIR"
+  fi
+  touch "$MARKER"
+}
+
+ensure_key() {
+  ensure_lab_dir
+  if [[ ! -f "$KEY" || ! -f "$KEY.pub" ]]; then
+    rm -f "$KEY" "$KEY.pub"
+    ssh-keygen -q -t ed25519 -N '' -C swarmcloud-lab -f "$KEY"
+    log "generated $KEY"
+  fi
+}
+
+ensure_network() {
+  if d network inspect "$NETWORK" >/dev/null 2>&1; then
+    local lab
+    lab="$(d network inspect -f "{{index .Labels \"$LABEL\"}}" "$NETWORK")"
+    [[ "$lab" == 1 ]] || die "network $NETWORK exists but is not the lab's (no label $LABEL=1)"
+    return 0
+  fi
+  d network create --driver bridge --subnet "$NET_PREFIX.0/24" --gateway "$NET_PREFIX.1" \
+    --label "$LABEL=1" "$NETWORK" >/dev/null
+  log "created network $NETWORK ($NET_PREFIX.0/24)"
+}
+
+ensure_image() {
+  d image inspect "$IMAGE" >/dev/null 2>&1 || cmd_image
+}
+
+# is_lab_container NAME: exists and carries our label
+is_lab_container() {
+  [[ "$(d inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null)" == 1 ]]
+}
+
+container_running() {
+  [[ "$(d inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]
+}
+
+# create_node ROLE K: create or start the node; prints its container name.
+create_node() {
+  local role="$1" k="$2" c ip host name v
+  read -r c ip host name < <(node_spec "$role" "$k")
+  if d inspect "$c" >/dev/null 2>&1; then
+    is_lab_container "$c" || die "container $c exists but is not the lab's"
+    if ! container_running "$c"; then
+      d start "$c" >/dev/null
+      log "started $c ($ip)"
+    fi
+    printf '%s\n' "$c"
+    return 0
+  fi
+  for v in docker glusterd; do
+    d volume create --label "$LABEL=1" --label "$LABEL.container=$c" "$c-$v" >/dev/null
+  done
+  d run -d --name "$c" --hostname "$host" \
+    --network "$NETWORK" --ip "$ip" \
+    --label "$LABEL=1" --label "$LABEL.prefix=$PREFIX" --label "$LABEL.name=$name" \
+    --label "$LABEL.role=$role" --label "$LABEL.index=$k" --label "$LABEL.address=$ip" \
+    --cap-add ALL --cap-drop SYS_RESOURCE \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --security-opt systempaths=unconfined \
+    --device /dev/fuse --device-cgroup-rule 'a *:* rwm' \
+    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+    --tmpfs /run:rw,nosuid,nodev,exec,size=256m \
+    --mount "type=volume,src=$c-docker,dst=/var/lib/docker" \
+    --mount "type=volume,src=$c-glusterd,dst=/var/lib/glusterd" \
+    --stop-timeout "$STOP_TIMEOUT" \
+    -e "SSH_AUTHORIZED_KEY=$(cat "$KEY.pub")" \
+    -e "SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud-lab/$c" \
+    "$IMAGE" >/dev/null
+  log "created $c ($name, $ip)"
+  printf '%s\n' "$c"
+}
+
+node_address() {
+  d inspect -f "{{index .Config.Labels \"$LABEL.address\"}}" "$1"
+}
+
+# wait_one CONTAINER: until `ssh root@ip docker info` succeeds
+wait_one() {
+  local c="$1" ip deadline
+  ip="$(node_address "$c")"
+  deadline=$((SECONDS + READY_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if ssh "${SSH_OPTS[@]}" -o ConnectTimeout=2 "root@$ip" docker info >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! container_running "$c"; then
+      log "$c exited; last log lines:"
+      d logs --tail 30 "$c" >&2 2>&1 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$c ($ip) not ready after ${READY_TIMEOUT}s; last log lines:"
+  d logs --tail 30 "$c" >&2 2>&1 || true
+  return 1
+}
+
+# wait_ready CONTAINER...: in parallel
+wait_ready() {
+  local pids=() c p failed=0 t0
+  t0="$(now)"
+  for c in "$@"; do
+    wait_one "$c" &
+    pids+=("$!")
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" || failed=$((failed + 1))
+  done
+  ((failed == 0)) || die "$failed node(s) did not become ready"
+  log "$# node(s) ready (ssh + docker) in $(elapsed "$t0")s"
+}
+
+# write_inventory: from Docker state (all containers of this prefix, running or not)
+write_inventory() {
+  ensure_lab_dir
+  local inv tmp rows
+  inv="$(inventory_path)"
+  tmp="$(mktemp "$inv.XXXXXX")"
+  rows="$(d ps -aq --filter "label=$LABEL=1" --filter "label=$LABEL.prefix=$PREFIX" |
+    xargs -r "$DOCKER" inspect -f "{{index .Config.Labels \"$LABEL.role\"}} {{index .Config.Labels \"$LABEL.index\"}} {{index .Config.Labels \"$LABEL.name\"}} {{slice .Name 1}} {{index .Config.Labels \"$LABEL.address\"}} {{.State.Running}}" |
+    sort -k1,1 -k2,2n)"
+  jq -n --arg key "$KEY" --arg prefix "$PREFIX" --arg network "$NETWORK" \
+    --arg subnet "$NET_PREFIX.0/24" --arg rows "$rows" '
+    {
+      privateKeyPath: $key,
+      publicKeyPath: ($key + ".pub"),
+      user: "root",
+      prefix: $prefix,
+      network: $network,
+      subnet: $subnet,
+      nodes: [
+        $rows | split("\n")[] | select(length > 0) | split(" ") |
+        { name: .[2], container: .[3], role: .[0], address: .[4], running: (.[5] == "true") }
+      ]
+    }' >"$tmp"
+  mv -f "$tmp" "$inv"
+}
+
+cmd_up() {
+  (($# == 2)) || usage
+  local nm="$1" nw="$2" k c t0 created=()
+  { is_uint "$nm" && is_uint "$nw"; } || die "usage: up N_MANAGERS N_WORKERS"
+  ((nm <= MAX_MANAGERS && nw <= MAX_WORKERS)) || die "at most $MAX_MANAGERS managers and $MAX_WORKERS workers"
+  t0="$(now)"
+  require_engine
+  ensure_image
+  ensure_key
+  ensure_network
+  for ((k = 1; k <= nm; k++)); do
+    c="$(create_node manager "$k")"
+    created+=("$c")
+  done
+  for ((k = 1; k <= nw; k++)); do
+    c="$(create_node worker "$k")"
+    created+=("$c")
+  done
+  ((${#created[@]} == 0)) || wait_ready "${created[@]}"
+  write_inventory
+  log "up $nm $nw done in $(elapsed "$t0")s; inventory $(inventory_path)"
+  inventory_path
+  echo
+}
+
+# resolve NODE -> container name (container name or cluster node name)
+resolve() {
+  local t="$1" c
+  if is_lab_container "$t"; then
+    printf '%s' "$t"
+    return 0
+  fi
+  c="$(d ps -a --filter "label=$LABEL=1" --filter "label=$LABEL.prefix=$PREFIX" \
+    --filter "label=$LABEL.name=$t" --format '{{.Names}}' 2>/dev/null | head -n 1)"
+  [[ -n "$c" ]] || die "no lab node '$t' (prefix $PREFIX)"
+  printf '%s' "$c"
+}
+
+cmd_add() {
+  (($# == 2)) || usage
+  local n="$1" role="$2" k c
+  case "$n" in
+    manager-* | worker-*) [[ "${n%%-*}" == "$role" ]] || die "name $n does not match role $role"
+      k="${n#*-}" ;;
+    "$PREFIX"-m*) [[ "$role" == manager ]] || die "name $n does not match role $role"
+      k="${n#"$PREFIX"-m}" ;;
+    "$PREFIX"-w*) [[ "$role" == worker ]] || die "name $n does not match role $role"
+      k="${n#"$PREFIX"-w}" ;;
+    *) die "NAME must be manager-K, worker-K, $PREFIX-mK or $PREFIX-wK" ;;
+  esac
+  is_uint "$k" || die "bad node index in '$n'"
+  require_engine
+  ensure_image
+  ensure_key
+  ensure_network
+  c="$(create_node "$role" "$((10#$k))")"
+  wait_ready "$c"
+  write_inventory
+  printf '%s %s\n' "$c" "$(node_address "$c")"
+}
+
+cmd_stop() {
+  (($# >= 1)) || usage
+  local c
+  require_engine
+  c="$(resolve "$1")"
+  if [[ "${2:-}" == --kill ]]; then
+    d kill "$c" >/dev/null 2>&1 || true
+    log "killed $c"
+  else
+    d stop -t "$STOP_TIMEOUT" "$c" >/dev/null
+    log "stopped $c"
+  fi
+  write_inventory
+}
+
+cmd_start() {
+  (($# == 1)) || usage
+  local c
+  require_engine
+  c="$(resolve "$1")"
+  container_running "$c" || d start "$c" >/dev/null
+  wait_ready "$c"
+  write_inventory
+}
+
+# remove_cgroups CONTAINER: the nested dockerd's (empty) cgroups on the host
+remove_cgroups() {
+  local dir
+  for dir in /sys/fs/cgroup/*/swarmcloud-lab/"$1" /sys/fs/cgroup/swarmcloud-lab/"$1"; do
+    [[ -d "$dir" ]] || continue
+    find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+remove_node() {
+  local c="$1"
+  d rm -f -v "$c" >/dev/null 2>&1 || true
+  d volume rm -f "$c-docker" "$c-glusterd" >/dev/null 2>&1 || true
+  remove_cgroups "$c"
+}
+
+cmd_rm() {
+  (($# == 1)) || usage
+  local c
+  require_engine
+  c="$(resolve "$1")"
+  remove_node "$c"
+  log "removed $c"
+  write_inventory
+}
+
+cmd_down() {
+  local t0 c v n
+  t0="$(now)"
+  if engine_answers; then
+    local containers=() volumes=() networks=()
+    mapfile -t containers < <(d ps -a --filter "label=$LABEL=1" --format '{{.Names}}')
+    if ((${#containers[@]})); then
+      d rm -f -v "${containers[@]}" >/dev/null
+      for c in "${containers[@]}"; do remove_cgroups "$c"; done
+    fi
+    mapfile -t volumes < <(d volume ls -q --filter "label=$LABEL=1")
+    for v in "${volumes[@]}"; do d volume rm -f "$v" >/dev/null; done
+    mapfile -t networks < <(d network ls -q --filter "label=$LABEL=1")
+    for n in "${networks[@]}"; do d network rm "$n" >/dev/null; done
+    log "removed ${#containers[@]} container(s), ${#volumes[@]} volume(s), ${#networks[@]} network(s)"
+    for c in /sys/fs/cgroup/*/swarmcloud-lab /sys/fs/cgroup/swarmcloud-lab; do
+      [[ -d "$c" ]] && { rmdir "$c" 2>/dev/null || true; }
+    done
+  else
+    log "no Docker engine answers; only removing the lab dir"
+  fi
+  if [[ -f "$MARKER" ]]; then
+    rm -rf "$LAB_DIR"
+  elif [[ -d "$LAB_DIR" ]]; then
+    log "$LAB_DIR has no $(basename "$MARKER") marker; leaving it"
+  fi
+  log "down in $(elapsed "$t0")s"
+}
+
+cmd_ssh() {
+  (($# >= 1)) || usage
+  local c ip tty=()
+  require_engine
+  c="$(resolve "$1")"
+  shift
+  ip="$(node_address "$c")"
+  if (($# == 0)) && [[ -t 0 ]]; then tty=(-t); fi
+  exec ssh "${SSH_OPTS[@]}" "${tty[@]}" "root@$ip" "$@"
+}
+
+cmd_ip() {
+  (($# == 1)) || usage
+  require_engine
+  node_address "$(resolve "$1")"
+}
+
+cmd_inventory() {
+  require_engine
+  write_inventory
+  cat "$(inventory_path)"
+}
+
+main() {
+  local args=() sub
+  # --prefix may appear anywhere before the ssh command's own arguments.
+  while (($#)); do
+    case "$1" in
+      --prefix) (($# >= 2)) || usage
+        PREFIX="$2"
+        shift 2 ;;
+      --prefix=*) PREFIX="${1#--prefix=}"
+        shift ;;
+      -h | --help | help) usage 0 ;;
+      ssh) args+=("$@")
+        break ;;
+      *) args+=("$1")
+        shift ;;
+    esac
+  done
+  [[ "$PREFIX" =~ ^[a-z][a-z0-9-]*$ ]] || die "prefix must match [a-z][a-z0-9-]*"
+  readonly PREFIX
+  ((${#args[@]})) || usage
+  sub="${args[0]}"
+  args=("${args[@]:1}")
+  case "$sub" in
+    engine) cmd_engine ;;
+    image) cmd_image ;;
+    up) cmd_up "${args[@]}" ;;
+    add) cmd_add "${args[@]}" ;;
+    stop) cmd_stop "${args[@]}" ;;
+    start) cmd_start "${args[@]}" ;;
+    rm) cmd_rm "${args[@]}" ;;
+    down) cmd_down ;;
+    ssh) cmd_ssh "${args[@]}" ;;
+    ip) cmd_ip "${args[@]}" ;;
+    inventory) cmd_inventory ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
