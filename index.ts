@@ -1,0 +1,154 @@
+/**
+ * swarmcloud: config -> node source -> DockerHost per node -> Swarm -> GlusterVolume -> stacks -> outputs.
+ * This is the only file that reads pulumi.Config; everything below takes plain typed args.
+ */
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { brickNodes, parseConfig, RawConfig, SwarmcloudConfig } from "./components/config";
+import { GlusterVolume } from "./components/gluster";
+import { DockerHost } from "./components/host";
+import { ClusterNode } from "./components/nodes/types";
+import { SshNodes } from "./components/nodes/ssh";
+import { LocalNodes } from "./components/nodes/local";
+import { VagrantNodes } from "./components/nodes/vagrant";
+import { DigitalOceanNodes } from "./components/nodes/digitalocean";
+import { Swarm } from "./components/swarm";
+import { deployApps } from "./components/apps";
+
+const PREFIX = "swarmcloud:";
+const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
+
+/** Every swarmcloud:* value the stack sets (secrets excluded), JSON-decoded where it is JSON. */
+function readRawConfig(): RawConfig {
+  const raw: RawConfig = {};
+  for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!fullKey.startsWith(PREFIX)) continue;
+    const key = fullKey.slice(PREFIX.length);
+    if ((SECRET_KEYS as readonly string[]).includes(key)) continue;
+    try {
+      raw[key] = JSON.parse(value);
+    } catch {
+      raw[key] = value;
+    }
+  }
+  return raw;
+}
+
+const cfg = new pulumi.Config("swarmcloud");
+const secrets = Object.fromEntries(SECRET_KEYS.map((k) => [k, cfg.getSecret(k)])) as Record<
+  (typeof SECRET_KEYS)[number],
+  pulumi.Output<string> | undefined
+>;
+const parsed = parseConfig(readRawConfig(), { sshPrivateKey: secrets.sshPrivateKey !== undefined });
+for (const warning of parsed.warnings) pulumi.log.warn(warning);
+if (parsed.errors.length > 0) {
+  throw new pulumi.RunError(
+    `swarmcloud: ${parsed.errors.length} configuration problem(s):\n  - ${parsed.errors.join("\n  - ")}`,
+  );
+}
+const config: SwarmcloudConfig = parsed.config;
+const stack = pulumi.getStack();
+
+/** The node source of the chosen environment, ending in the one ClusterNode[] contract. */
+function nodeSource(c: SwarmcloudConfig): { nodes: ClusterNode[]; entryAddress: pulumi.Input<string> } {
+  switch (c.environment) {
+    case "ssh": {
+      const src = new SshNodes(stack, {
+        nodes: c.nodes,
+        user: c.sshUser,
+        port: c.sshPort,
+        privateKey: secrets.sshPrivateKey!,
+      });
+      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
+    }
+    case "local": {
+      const src = new LocalNodes(stack, {
+        nodes: c.nodes,
+        settings: c.local,
+        contextDir: path.join(__dirname, "node-image"),
+      });
+      return { nodes: src.nodes, entryAddress: src.entryAddress };
+    }
+    case "vagrant": {
+      const src = new VagrantNodes(stack, {
+        nodes: c.nodes,
+        settings: c.vagrant,
+        workDir: path.join(__dirname, ".vagrant-stacks", stack),
+      });
+      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
+    }
+    case "digitalocean": {
+      const publicKey = cfg.get("sshPublicKey");
+      if (publicKey === undefined || secrets.sshPrivateKey === undefined) {
+        throw new pulumi.RunError(
+          "swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
+        );
+      }
+      const src = new DigitalOceanNodes(stack, {
+        nodes: c.nodes,
+        settings: c.digitalocean,
+        sshPublicKey: publicKey,
+        sshPrivateKey: secrets.sshPrivateKey,
+        dataPathPort: c.swarm.dataPathPort,
+        publicPorts: publicPorts(c),
+      });
+      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
+    }
+  }
+}
+
+/** Ports the applications publish, for firewalls. */
+function publicPorts(c: SwarmcloudConfig): number[] {
+  const ports: number[] = [];
+  if (c.ghost.enabled) ports.push(c.ghost.port);
+  if (c.portainer.enabled) {
+    ports.push(c.portainer.httpsPort);
+    if (c.portainer.httpPort !== undefined) ports.push(c.portainer.httpPort);
+  }
+  return ports;
+}
+
+const source = nodeSource(config);
+const nodes = source.nodes;
+const hosts = Object.fromEntries(
+  nodes.map((node) => [node.name, new DockerHost(`${stack}-${node.name}`, { node, nodes }).ready]),
+);
+const swarm = new Swarm(`${stack}-swarm`, { nodes, hostReady: hosts, settings: config.swarm });
+const bricks = brickNodes(config).map((spec) => nodes.find((n) => n.name === spec.name)!);
+const storage = new GlusterVolume(`${stack}-gluster`, {
+  nodes,
+  bricks,
+  hostReady: hosts,
+  settings: config.gluster,
+  appDirs: ["ghost/content", "ghost/mysql", "portainer"],
+});
+const apps = deployApps(stack, config, {
+  nodes,
+  entryAddress: source.entryAddress,
+  swarm,
+  storage,
+  passwords: {
+    ghostDb: secrets.ghostDbPassword,
+    dbRoot: secrets.dbRootPassword,
+    portainerAdmin: secrets.portainerAdminPassword,
+  },
+});
+
+export const environment = config.environment;
+export const managerAddress = swarm.managerAddress;
+export const nodeList = swarm.nodeList;
+export const sshCommands = pulumi.all(
+  nodes.map((n) =>
+    pulumi
+      .all([n.connection.host, n.connection.port ?? 22, n.connection.user ?? "root"])
+      .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
+  ),
+);
+export const joinTokens = pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken });
+export const glusterMountPath = storage.mountPath;
+export const ghostUrl = apps.ghostUrl;
+export const ghostAdminUrl = apps.ghostAdminUrl;
+export const portainerUrl = apps.portainerUrl;
+export const portainerAdminPassword = apps.portainerAdminPassword;
+export const ghostDbPassword = apps.ghostDbPassword;
+export const dbRootPassword = apps.dbRootPassword;

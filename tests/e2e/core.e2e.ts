@@ -1,0 +1,214 @@
+/**
+ * The real thing: the Pulumi engine runs this program against lab nodes (containers running
+ * sshd, dockerd and glusterd) over SSH. Hosts, swarm, Gluster; apps are covered by apps.e2e.ts.
+ */
+import * as fs from "fs";
+import {
+  changes,
+  engineBin,
+  inventory,
+  Inventory,
+  lab,
+  labConfig,
+  LabNode,
+  onNode,
+  PulumiCli,
+  Report,
+  sshLogins,
+  waitFor,
+} from "./lib";
+
+const MANAGERS = 3;
+const WORKERS = 2;
+const report = new Report("e2e");
+let cli: PulumiCli;
+let inv: Inventory;
+
+function node(name: string): LabNode {
+  const n = inventory().nodes.find((x) => x.name === name);
+  if (!n) throw new Error(`no lab node ${name}`);
+  return n;
+}
+
+function swarmNodes(): { hostname: string; status: string; availability: string; role: string; id: string }[] {
+  const out = onNode(node("manager-1"), "docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'");
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [id, hostname, status, availability, manager] = line.split(" ");
+      return { id: id!, hostname: hostname!, status: status!, availability: availability!, role: manager ? "manager" : "worker" };
+    });
+}
+
+function configure(nodes: LabNode[]): void {
+  cli.setConfig(labConfig({ ...inv, nodes }, { apps: false }));
+}
+
+beforeAll(() => {
+  const bin = engineBin();
+  lab("engine");
+  lab("image");
+  lab("down");
+  const t0 = Date.now();
+  lab("up", String(MANAGERS), String(WORKERS));
+  report.set("labUpSeconds", (Date.now() - t0) / 1000);
+  inv = inventory();
+  report.set("nodes", inv.nodes.length);
+  cli = new PulumiCli("lab-e2e", bin);
+  cli.init();
+  configure(inv.nodes);
+  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
+}, 1800_000);
+
+afterAll(() => {
+  const file = report.write();
+  console.log(`e2e report: ${file}\n${JSON.stringify(report.data, null, 2)}`);
+  if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
+    cli.run(["destroy", "--yes", "--skip-preview"]);
+    cli.removeStack();
+  }
+  if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
+}, 900_000);
+
+test("preview shows the creates for every node", () => {
+  const { seconds, steps } = cli.preview();
+  report.set("previewSeconds", seconds);
+  const creates = steps.filter((s) => s.op === "create").map((s) => s.urn.split("::").pop()!);
+  for (const n of inv.nodes) {
+    expect(creates).toContain(`lab-e2e-${n.name}-provision`);
+    expect(creates).toContain(`lab-e2e-gluster-${n.name}-mount`);
+    expect(creates).toContain(`lab-e2e-swarm-${n.name}-member`);
+  }
+  expect(creates).toContain("lab-e2e-swarm-init");
+  expect(creates).toContain("lab-e2e-gluster-volume");
+});
+
+test("pulumi up converges hosts, swarm and gluster", () => {
+  const { seconds } = cli.up();
+  report.set("upSeconds", seconds);
+  const outputs = cli.outputs();
+  expect(outputs.managerAddress).toBe(node("manager-1").address);
+  expect((outputs.nodeList as unknown[]).length).toBe(MANAGERS + WORKERS);
+  expect(outputs.glusterMountPath).toBe("/mnt/swarmcloud");
+});
+
+test("every node has its hostname, the hosts block and a working docker", () => {
+  const managers = inv.nodes.filter((n) => n.role === "manager");
+  for (const n of inv.nodes) {
+    expect(onNode(n, "hostname")).toBe(n.name);
+    const hosts = onNode(n, "cat /etc/hosts");
+    for (const m of managers) expect(hosts).toMatch(new RegExp(`^${m.address.replace(/\./g, "\\.")} ${m.name}$`, "m"));
+    expect(hosts).toMatch(new RegExp(`^${n.address.replace(/\./g, "\\.")} ${n.name}$`, "m"));
+    expect(onNode(n, "docker info --format '{{.ServerVersion}}'")).toMatch(/^\d+\.\d+/);
+  }
+});
+
+test("docker node ls lists every node Ready with its role and labels", () => {
+  const listed = swarmNodes();
+  expect(listed).toHaveLength(MANAGERS + WORKERS);
+  for (const n of inv.nodes) {
+    const entry = listed.find((l) => l.hostname === n.name);
+    expect(entry).toBeDefined();
+    expect(entry!.status).toBe("Ready");
+    expect(entry!.role).toBe(n.role);
+    const labels = onNode(node("manager-1"), `docker node inspect --format '{{json .Spec.Labels}}' ${entry!.id}`);
+    expect(JSON.parse(labels)).toEqual({ "swarmcloud.lab": "true", tier: n.role === "manager" ? "control" : "app" });
+  }
+});
+
+test("a file written through the Gluster mount on one node is read on every other node", async () => {
+  const stamp = `written-${Date.now()}`;
+  onNode(inv.nodes[0]!, `echo ${stamp} > /mnt/swarmcloud/e2e-probe.txt`);
+  for (const n of inv.nodes.slice(1)) {
+    const seen = await waitFor(`${n.name} to read the file`, 20, () => onNode(n, "cat /mnt/swarmcloud/e2e-probe.txt") === stamp);
+    expect(seen).toBe(true);
+  }
+  const fstab = onNode(node("worker-1"), "grep glusterfs /etc/fstab");
+  expect(fstab).toContain("backup-volfile-servers=");
+  for (const dir of ["ghost/content", "ghost/mysql", "portainer"]) {
+    expect(onNode(node("worker-2"), `test -d /mnt/swarmcloud/${dir} && echo yes`)).toBe("yes");
+  }
+});
+
+test("a second pulumi up changes nothing and runs nothing on any node", () => {
+  const before = inv.nodes.map(sshLogins);
+  const { steps } = cli.preview(["--expect-no-changes"]);
+  expect(changes(steps)).toEqual([]);
+  const { seconds } = cli.up(["--expect-no-changes"]);
+  report.set("noopUpSeconds", seconds);
+  const after = inv.nodes.map(sshLogins);
+  expect(after).toEqual(before);
+});
+
+test("adding a sixth node touches only that node, and removing it makes it leave", () => {
+  lab("add", "worker-3", "worker");
+  inv = inventory();
+  configure(inv.nodes);
+  const { steps } = cli.preview();
+  const changed = changes(steps);
+  expect(changed.length).toBeGreaterThan(0);
+  for (const c of changed) {
+    expect(c).toMatch(/^create .*worker-3/);
+  }
+  const { seconds } = cli.up();
+  report.set("addNodeSeconds", seconds);
+  expect(swarmNodes().find((l) => l.hostname === "worker-3")?.status).toBe("Ready");
+  expect(onNode(node("worker-3"), "cat /mnt/swarmcloud/e2e-probe.txt")).toMatch(/^written-/);
+
+  const without = inv.nodes.filter((n) => n.name !== "worker-3");
+  configure(without);
+  const removed = cli.up();
+  report.set("removeNodeSeconds", removed.seconds);
+  expect(swarmNodes().map((l) => l.hostname)).not.toContain("worker-3");
+  expect(onNode(node("worker-3"), "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+  lab("rm", "worker-3");
+  inv = inventory();
+});
+
+test("a worker becomes a manager and back, in place, without a rejoin", () => {
+  const idBefore = swarmNodes().find((l) => l.hostname === "worker-1")!.id;
+  const promoted = inv.nodes.map((n) => (n.name === "worker-1" ? { ...n, role: "manager" as const } : n));
+  configure(promoted);
+  const { steps } = cli.preview();
+  expect(changes(steps).filter((c) => c.startsWith("replace") || c.startsWith("delete"))).toEqual([]);
+  const t0 = Date.now();
+  cli.up();
+  let entry = swarmNodes().find((l) => l.hostname === "worker-1")!;
+  expect(entry.role).toBe("manager");
+  expect(entry.id).toBe(idBefore);
+  configure(inv.nodes);
+  cli.up();
+  entry = swarmNodes().find((l) => l.hostname === "worker-1")!;
+  expect(entry.role).toBe("worker");
+  expect(entry.id).toBe(idBefore);
+  report.set("roleChangeRoundTripSeconds", (Date.now() - t0) / 1000);
+});
+
+test("a brick node that was down heals the files written meanwhile", async () => {
+  const brick = node("manager-3");
+  lab("stop", brick.container);
+  const stamp = `while-down-${Date.now()}`;
+  onNode(node("manager-1"), `echo ${stamp} > /mnt/swarmcloud/heal-probe.txt`);
+  lab("start", brick.container);
+  const t0 = Date.now();
+  await waitFor("self-heal of the restarted brick", 180, () => {
+    const onBrick = onNode(brick, "cat /srv/swarmcloud/brick/heal-probe.txt 2>/dev/null || true");
+    return onBrick === stamp;
+  });
+  report.set("selfHealSeconds", (Date.now() - t0) / 1000);
+});
+
+test("destroy leaves every node outside any swarm, unmounted, and up -> destroy -> up works", () => {
+  report.set("destroySeconds", cli.destroy());
+  for (const n of inv.nodes) {
+    expect(onNode(n, "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+    expect(onNode(n, "mountpoint -q /mnt/swarmcloud && echo mounted || echo not-mounted")).toBe("not-mounted");
+    expect(onNode(n, "grep -c glusterfs /etc/fstab || true")).toBe("0");
+  }
+  expect(onNode(node("manager-1"), "gluster volume list")).not.toContain("swarmcloud");
+  const again = cli.up();
+  report.set("reUpSeconds", again.seconds);
+  expect(swarmNodes().filter((l) => l.status === "Ready")).toHaveLength(MANAGERS + WORKERS);
+  report.set("reDestroySeconds", cli.destroy());
+});
