@@ -79,7 +79,7 @@ const RERUN_KEYS = ["create", "update", "stdinHash", "environment"] as const;
  * The dynamic provider that runs scripts over SSH. Kept free of captured state: everything it
  * needs is required inside the functions, so Pulumi can serialize it into the state file.
  */
-const provider: pulumi.dynamic.ResourceProvider = {
+export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.DiffResult> {
     const { createHash } = require("crypto") as typeof import("crypto");
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
@@ -234,12 +234,12 @@ async function runRemote(
  */
 export class RemoteScript extends pulumi.dynamic.Resource {
   /** Trimmed standard output of the last run (secret when `secretStdout`). */
-  public readonly stdout!: pulumi.Output<string>;
+  declare public readonly stdout: pulumi.Output<string>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
     const { secretStdout, ...props } = args;
     super(
-      provider,
+      remoteScriptProvider,
       name,
       { ...props, stdout: undefined },
       {

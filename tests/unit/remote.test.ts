@@ -1,0 +1,71 @@
+/**
+ * The RemoteScript provider's decisions, called directly: what re-runs a script, what replaces
+ * the resource, what is kept in state (never stdin), and how an unreachable node is reported.
+ */
+import { remoteScriptProvider as provider } from "../../components/remote";
+
+const conn = { host: "127.0.0.1", port: 1, user: "root", privateKey: "KEY", dialErrorLimit: 1, perDialTimeout: 1 };
+const base = { node: "n1", connection: conn, create: "echo create", delete: "echo delete" };
+
+async function diff(olds: Record<string, unknown>, news: Record<string, unknown>) {
+  // The provider stores a hash of stdin, never stdin: build olds the way create would.
+  const state = { ...olds, stdout: "" } as Record<string, unknown>;
+  if (olds.stdin !== undefined) {
+    const { createHash } = await import("crypto");
+    state.stdinHash = createHash("sha256").update(String(olds.stdin)).digest("hex");
+    delete state.stdin;
+  }
+  return provider.diff!("id", state, news);
+}
+
+test("nothing changed: no changes", async () => {
+  expect((await diff(base, base)).changes).toBe(false);
+});
+
+test("a changed script or environment updates in place, never replaces", async () => {
+  for (const news of [
+    { ...base, create: "echo other" },
+    { ...base, environment: { A: "1" } },
+  ]) {
+    const d = await diff(base, news);
+    expect(d.changes).toBe(true);
+    expect(d.replaces).toEqual([]);
+  }
+});
+
+test("a changed stdin is seen through its hash", async () => {
+  expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "a" })).changes).toBe(false);
+  expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "b" })).changes).toBe(true);
+});
+
+test("only triggers replace, deleting first", async () => {
+  const d = await diff({ ...base, triggers: [1] }, { ...base, triggers: [2] });
+  expect(d.replaces).toEqual(["triggers"]);
+  expect(d.deleteBeforeReplace).toBe(true);
+});
+
+test("a new connection or delete script is stored without running anything", async () => {
+  const olds = { ...base, stdout: "before" };
+  const news = { ...base, connection: { ...conn, host: "127.0.0.2" }, delete: "echo new delete" };
+  expect((await diff(base, news)).changes).toBe(true);
+  // Port 1 on loopback refuses: had the update tried to run a script, it would have thrown.
+  const result = await provider.update!("id", olds, news);
+  expect(result.outs).toMatchObject({ stdout: "before", delete: "echo new delete" });
+  expect(result.outs.connection.host).toBe("127.0.0.2");
+});
+
+test("state keeps a hash of stdin, never stdin itself", async () => {
+  const news = { ...base, create: "echo changed", stdin: "SECRET-TOKEN" };
+  await expect(provider.update!("id", { ...base, stdout: "" }, news)).rejects.toThrow(/unreachable/);
+});
+
+test("an unreachable node is named in the error", async () => {
+  await expect(provider.create!({ ...base, node: "worker-9" })).rejects.toThrow(
+    /node worker-9 \(root@127\.0\.0\.1:1\) is unreachable over SSH after 1 attempts/,
+  );
+});
+
+test("delete of an unreachable node fails, unless told to skip it", async () => {
+  await expect(provider.delete!("id", { ...base, stdout: "" })).rejects.toThrow(/unreachable/);
+  await expect(provider.delete!("id", { ...base, stdout: "", skipDeleteWhenUnreachable: true })).resolves.toBeUndefined();
+});
