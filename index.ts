@@ -17,6 +17,7 @@ import { deployApps } from "./components/apps";
 
 const PREFIX = "swarmcloud:";
 const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
+type SecretKey = (typeof SECRET_KEYS)[number];
 
 /** Every swarmcloud:* value the stack sets (secrets excluded), JSON-decoded where it is JSON. */
 function readRawConfig(): RawConfig {
@@ -34,12 +35,33 @@ function readRawConfig(): RawConfig {
   return raw;
 }
 
+/**
+ * Secret settings: empty (the declared default) means unset. A value stored in plaintext is
+ * refused, so a password never sits readable in a stack file.
+ */
+function readSecrets(): { values: Partial<Record<SecretKey, pulumi.Output<string>>>; errors: string[] } {
+  // isConfigSecret is not in the SDK's typings; it reads the engine's list of encrypted keys.
+  const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
+  const values: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
+  const errors: string[] = [];
+  for (const key of SECRET_KEYS) {
+    const value = pulumi.runtime.getConfig(`${PREFIX}${key}`);
+    if (value === undefined || value === "") continue;
+    if (runtimeConfig.isConfigSecret && !runtimeConfig.isConfigSecret(`${PREFIX}${key}`)) {
+      errors.push(
+        `swarmcloud:${key} is stored in plaintext: set it again with pulumi config set --secret swarmcloud:${key}`,
+      );
+    }
+    values[key] = pulumi.secret(value);
+  }
+  return { values, errors };
+}
+
 const cfg = new pulumi.Config("swarmcloud");
-const secrets = Object.fromEntries(SECRET_KEYS.map((k) => [k, cfg.getSecret(k)])) as Record<
-  (typeof SECRET_KEYS)[number],
-  pulumi.Output<string> | undefined
->;
+const secretConfig = readSecrets();
+const secrets = secretConfig.values;
 const parsed = parseConfig(readRawConfig(), { sshPrivateKey: secrets.sshPrivateKey !== undefined });
+parsed.errors.push(...secretConfig.errors);
 for (const warning of parsed.warnings) pulumi.log.warn(warning);
 if (parsed.errors.length > 0) {
   throw new pulumi.RunError(
@@ -79,7 +101,7 @@ function nodeSource(c: SwarmcloudConfig): { nodes: ClusterNode[]; entryAddress: 
     }
     case "digitalocean": {
       const publicKey = cfg.get("sshPublicKey");
-      if (publicKey === undefined || secrets.sshPrivateKey === undefined) {
+      if (!publicKey || secrets.sshPrivateKey === undefined) {
         throw new pulumi.RunError(
           "swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
         );
@@ -134,21 +156,20 @@ const apps = deployApps(stack, config, {
   },
 });
 
-export const environment = config.environment;
-export const managerAddress = swarm.managerAddress;
-export const nodeList = swarm.nodeList;
-export const sshCommands = pulumi.all(
-  nodes.map((n) =>
-    pulumi
-      .all([n.connection.host, n.connection.port ?? 22, n.connection.user ?? "root"])
-      .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
+/** Stack outputs; the application ones only when that application is enabled. */
+const outputs: Record<string, unknown> = {
+  environment: config.environment,
+  managerAddress: swarm.managerAddress,
+  nodeList: swarm.nodeList,
+  sshCommands: pulumi.all(
+    nodes.map((n) =>
+      pulumi
+        .all([n.connection.host, n.connection.port ?? 22, n.connection.user ?? "root"])
+        .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
+    ),
   ),
-);
-export const joinTokens = pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken });
-export const glusterMountPath = storage.mountPath;
-export const ghostUrl = apps.ghostUrl;
-export const ghostAdminUrl = apps.ghostAdminUrl;
-export const portainerUrl = apps.portainerUrl;
-export const portainerAdminPassword = apps.portainerAdminPassword;
-export const ghostDbPassword = apps.ghostDbPassword;
-export const dbRootPassword = apps.dbRootPassword;
+  joinTokens: pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken }),
+  glusterMountPath: storage.mountPath,
+  ...apps,
+};
+export = Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));

@@ -300,7 +300,8 @@ class Reader {
     if (v === undefined || v === null) return fallback;
     const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
     if (typeof n !== "number" || !Number.isInteger(n)) {
-      this.problems.error(this.key(name), v, `must be a whole number (${min} or more)`);
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `between ${min} and ${max}`;
+      this.problems.error(this.key(name), v, `must be a whole number (${range})`);
       return fallback;
     }
     if (n < min || n > max) {
@@ -463,7 +464,7 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
       "must be an IPv4 address: swarm's --advertise-addr takes an address, not a name",
     );
   }
-  if (environment === "ssh" && privateAddress === undefined && address !== undefined && !isIPv4(address)) {
+  if (environment === "ssh" && privateAddress === undefined && address !== undefined && isHost(address) && !isIPv4(address)) {
     problems.error(
       `${key}.privateAddress`,
       undefined,
@@ -637,7 +638,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   const config: SwarmcloudConfig = {
     environment,
     nodes,
-    sshUser: r.string("sshUser", DEFAULT_SSH_USER[environment]),
+    sshUser: r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
     sshPort: r.port("sshPort", DEFAULTS.sshPort),
     hasSshPrivateKey: secrets.sshPrivateKey,
     local: localSettings,
@@ -657,8 +658,11 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
 /** Checks that span several settings: quorum, names, addresses, ports, bricks, credentials. */
 function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
   const managers = c.nodes.filter((n) => n.role === "manager");
-  if (c.nodes.length > 0 && managers.length === 0) {
-    problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5");
+  if (c.nodes.length === 0) {
+    // The ssh environment already reported its missing host list.
+    if (c.environment !== "ssh") problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5");
+  } else if (managers.length === 0) {
+    problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5 (or set role: manager on a node in swarmcloud:nodes)");
   } else if (managers.length > 0 && managers.length % 2 === 0) {
     const tolerated = Math.floor((managers.length - 1) / 2);
     problems.warn(

@@ -126,6 +126,18 @@ shutdown() {
   exit "$rc"
 }
 
+# What a booting host does with its _netdev fstab entries: mount the Gluster volume once the
+# pool answers (a restarted lab node must come back with its mount, as a rebooted one would).
+mount_gluster_fstab() {
+  local i
+  grep -q '[[:space:]]glusterfs[[:space:]]' /etc/fstab 2>/dev/null || return 0
+  for ((i = 0; i < 60; i++)); do
+    mount -a -t glusterfs 2>/dev/null && return 0
+    sleep 2
+  done
+  log "could not mount the glusterfs entries of /etc/fstab"
+}
+
 main() {
   trap 'shutdown 0' TERM INT
   install_authorized_keys
@@ -137,6 +149,7 @@ main() {
     shutdown 1
   fi
   start_sshd
+  mount_gluster_fstab &
 
   while true; do
     if ! alive "$sshd_pid"; then

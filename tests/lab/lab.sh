@@ -355,12 +355,22 @@ cmd_up() {
   ensure_image
   ensure_key
   ensure_network
-  for ((k = 1; k <= nm; k++)); do
-    c="$(create_node manager "$k")"
-    created+=("$c")
+  # Create/start all nodes in parallel, then wait for all of them in parallel.
+  local specs=() pids=() spec p failed=0
+  for ((k = 1; k <= nm; k++)); do specs+=("manager $k"); done
+  for ((k = 1; k <= nw; k++)); do specs+=("worker $k"); done
+  for spec in "${specs[@]}"; do
+    # shellcheck disable=SC2086  # "role index"
+    create_node $spec >/dev/null &
+    pids+=("$!")
   done
-  for ((k = 1; k <= nw; k++)); do
-    c="$(create_node worker "$k")"
+  for p in "${pids[@]}"; do
+    wait "$p" || failed=$((failed + 1))
+  done
+  ((failed == 0)) || die "$failed node(s) could not be created/started"
+  for spec in "${specs[@]}"; do
+    # shellcheck disable=SC2086
+    read -r c _ < <(node_spec $spec)
     created+=("$c")
   done
   ((${#created[@]} == 0)) || wait_ready "${created[@]}"
