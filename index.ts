@@ -9,9 +9,6 @@ import { GlusterVolume } from "./components/gluster";
 import { DockerHost } from "./components/host";
 import { ClusterNode } from "./components/nodes/types";
 import { SshNodes } from "./components/nodes/ssh";
-import { LocalNodes } from "./components/nodes/local";
-import { VagrantNodes } from "./components/nodes/vagrant";
-import { DigitalOceanNodes } from "./components/nodes/digitalocean";
 import { Swarm } from "./components/swarm";
 import { deployApps } from "./components/apps";
 
@@ -71,8 +68,11 @@ if (parsed.errors.length > 0) {
 const config: SwarmcloudConfig = parsed.config;
 const stack = pulumi.getStack();
 
-/** The node source of the chosen environment, ending in the one ClusterNode[] contract. */
-function nodeSource(c: SwarmcloudConfig): { nodes: ClusterNode[]; entryAddress: pulumi.Input<string> } {
+/**
+ * The node source of the chosen environment, ending in the one ClusterNode[] contract. Each
+ * source is loaded only when chosen, so an SSH stack never loads the Docker or DigitalOcean SDKs.
+ */
+async function nodeSource(c: SwarmcloudConfig): Promise<{ nodes: ClusterNode[]; entryAddress: pulumi.Input<string> }> {
   switch (c.environment) {
     case "ssh": {
       const src = new SshNodes(stack, {
@@ -84,14 +84,18 @@ function nodeSource(c: SwarmcloudConfig): { nodes: ClusterNode[]; entryAddress: 
       return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
     case "local": {
+      const { LocalNodes } = await import("./components/nodes/local");
       const src = new LocalNodes(stack, {
         nodes: c.nodes,
         settings: c.local,
         contextDir: path.join(__dirname, "node-image"),
+        ghostPort: c.ghost.port,
+        portainerPort: c.portainer.httpsPort,
       });
       return { nodes: src.nodes, entryAddress: src.entryAddress };
     }
     case "vagrant": {
+      const { VagrantNodes } = await import("./components/nodes/vagrant");
       const src = new VagrantNodes(stack, {
         nodes: c.nodes,
         settings: c.vagrant,
@@ -106,6 +110,7 @@ function nodeSource(c: SwarmcloudConfig): { nodes: ClusterNode[]; entryAddress: 
           "swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
         );
       }
+      const { DigitalOceanNodes } = await import("./components/nodes/digitalocean");
       const src = new DigitalOceanNodes(stack, {
         nodes: c.nodes,
         settings: c.digitalocean,
@@ -130,46 +135,51 @@ function publicPorts(c: SwarmcloudConfig): number[] {
   return ports;
 }
 
-const source = nodeSource(config);
-const nodes = source.nodes;
-const hosts = Object.fromEntries(
-  nodes.map((node) => [node.name, new DockerHost(`${stack}-${node.name}`, { node, nodes }).ready]),
-);
-const swarm = new Swarm(`${stack}-swarm`, { nodes, hostReady: hosts, settings: config.swarm });
-const bricks = brickNodes(config).map((spec) => nodes.find((n) => n.name === spec.name)!);
-const storage = new GlusterVolume(`${stack}-gluster`, {
-  nodes,
-  bricks,
-  hostReady: hosts,
-  settings: config.gluster,
-  appDirs: ["ghost/content", "ghost/mysql", "portainer"],
-});
-const apps = deployApps(stack, config, {
-  nodes,
-  entryAddress: source.entryAddress,
-  swarm,
-  storage,
-  passwords: {
-    ghostDb: secrets.ghostDbPassword,
-    dbRoot: secrets.dbRootPassword,
-    portainerAdmin: secrets.portainerAdminPassword,
-  },
-});
+/** Builds the whole graph; the returned object is the stack's outputs. */
+async function main(): Promise<Record<string, unknown>> {
+  const source = await nodeSource(config);
+  const nodes = source.nodes;
+  const hosts = Object.fromEntries(
+    nodes.map((node) => [node.name, new DockerHost(`${stack}-${node.name}`, { node, nodes }).ready]),
+  );
+  const swarm = new Swarm(`${stack}-swarm`, { nodes, hostReady: hosts, settings: config.swarm });
+  const bricks = brickNodes(config).map((spec) => nodes.find((n) => n.name === spec.name)!);
+  const storage = new GlusterVolume(`${stack}-gluster`, {
+    nodes,
+    bricks,
+    hostReady: hosts,
+    settings: config.gluster,
+    appDirs: ["ghost/content", "ghost/mysql", "portainer"],
+  });
+  const apps = deployApps(stack, config, {
+    nodes,
+    entryAddress: source.entryAddress,
+    swarm,
+    storage,
+    passwords: {
+      ghostDb: secrets.ghostDbPassword,
+      dbRoot: secrets.dbRootPassword,
+      portainerAdmin: secrets.portainerAdminPassword,
+    },
+  });
 
-/** Stack outputs; the application ones only when that application is enabled. */
-const outputs: Record<string, unknown> = {
-  environment: config.environment,
-  managerAddress: swarm.managerAddress,
-  nodeList: swarm.nodeList,
-  sshCommands: pulumi.all(
-    nodes.map((n) =>
-      pulumi
-        .all([n.connection.host, n.connection.port ?? 22, n.connection.user ?? "root"])
-        .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
+  /** Stack outputs; the application ones only when that application is enabled. */
+  const outputs: Record<string, unknown> = {
+    environment: config.environment,
+    managerAddress: swarm.managerAddress,
+    nodeList: swarm.nodeList,
+    sshCommands: pulumi.all(
+      nodes.map((n) =>
+        pulumi
+          .all([n.connection.host, n.connection.port ?? 22, n.connection.user ?? "root"])
+          .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
+      ),
     ),
-  ),
-  joinTokens: pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken }),
-  glusterMountPath: storage.mountPath,
-  ...apps,
-};
-export = Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));
+    joinTokens: pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken }),
+    glusterMountPath: storage.mountPath,
+    ...apps,
+  };
+  return Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));
+}
+
+export = main();

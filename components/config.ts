@@ -702,6 +702,14 @@ function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
     );
   }
 
+  if (c.environment === "digitalocean" && c.digitalocean.adminCidrs.length === 0) {
+    problems.error(
+      "digitalocean.adminCidrs",
+      [],
+      "the program provisions droplets over SSH from your machine, and the firewall admits SSH only from these CIDRs; add your address, e.g. [\"203.0.113.7/32\"]",
+    );
+  }
+
   validateGluster(c, problems);
   validatePorts(c, problems);
 }

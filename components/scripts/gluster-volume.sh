@@ -11,6 +11,12 @@ OPTIONS="${OPTIONS:-}"
 g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 
+# glusterd refuses volume changes while a peer is reconnecting; wait for the pool first.
+for _ in $(seq 1 60); do
+  g pool list | awk 'NR > 1 && $3 != "Connected" {down=1} END {exit down}' && break
+  sleep 1
+done
+
 if ! g volume info "$VOLUME" >/dev/null 2>&1; then
   layout=(replica "${#wanted[@]}")
   [ "$ARBITER" = true ] && layout+=(arbiter 1)

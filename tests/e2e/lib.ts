@@ -95,6 +95,8 @@ export class PulumiCli {
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
       PULUMI_SKIP_CONFIRMATIONS: "true",
+      // Type checking is `npm run build`'s job; the engine only needs the JavaScript.
+      PULUMI_NODEJS_TRANSPILE_ONLY: "true",
     };
   }
 
