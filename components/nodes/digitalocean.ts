@@ -1,0 +1,161 @@
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { DigitalOceanSettings, NodeSpec } from "../config";
+import { ClusterNode, NodeSource } from "./types";
+
+export interface DigitalOceanNodesArgs {
+  /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
+  nodes: NodeSpec[];
+  /** Region, size, image, VPC range, admin CIDRs and tags (defaults in config.ts: ams3, s-2vcpu-2gb, debian-12-x64, 10.20.0.0/24, none, [swarmcloud]). */
+  settings: DigitalOceanSettings;
+  /** OpenSSH public key installed for root on every droplet (no default). */
+  sshPublicKey: pulumi.Input<string>;
+  /** The matching private key; kept a secret (no default). */
+  sshPrivateKey: pulumi.Input<string>;
+  /** TCP ports opened to the whole internet (IPv4 and IPv6), e.g. Ghost's and Portainer's. Default none. */
+  publicPorts?: number[];
+  /** UDP port of the swarm's VXLAN data path, opened inside the VPC. Default 4789. */
+  dataPathPort?: number;
+}
+
+export type FirewallInboundRule = {
+  protocol: "tcp" | "udp" | "icmp";
+  portRange?: string;
+  sourceAddresses: string[];
+};
+
+export type FirewallOutboundRule = {
+  protocol: "tcp" | "udp" | "icmp";
+  portRange?: string;
+  destinationAddresses: string[];
+};
+
+const ANYWHERE = ["0.0.0.0/0", "::/0"];
+
+/** Gluster's brick ports: one per brick from 49152; 100 leaves room for many volumes. */
+export const GLUSTER_BRICK_PORTS = "49152-49251";
+
+/**
+ * The cloud firewall's inbound rules: swarm and Gluster only from inside the VPC, SSH only
+ * from the admin CIDRs (no rule when there are none), the public ports from anywhere.
+ *
+ * Not expressible: DigitalOcean cloud firewalls know tcp, udp and icmp only, so IP protocol 50
+ * (ESP) cannot be allowed; swarm's encrypted overlay networks (`--opt encrypted`) therefore do
+ * not carry traffic between droplets behind this firewall. Keep swarm.encryptOverlay off here.
+ */
+export function firewallInboundRules(
+  settings: Pick<DigitalOceanSettings, "vpcCidr" | "adminCidrs">,
+  publicPorts: number[] = [],
+  dataPathPort = 4789,
+): FirewallInboundRule[] {
+  const vpc = [settings.vpcCidr];
+  const rules: FirewallInboundRule[] = [
+    { protocol: "tcp", portRange: "2377", sourceAddresses: vpc },
+    { protocol: "tcp", portRange: "7946", sourceAddresses: vpc },
+    { protocol: "udp", portRange: "7946", sourceAddresses: vpc },
+    { protocol: "udp", portRange: String(dataPathPort), sourceAddresses: vpc },
+    { protocol: "tcp", portRange: "24007-24008", sourceAddresses: vpc },
+    { protocol: "tcp", portRange: GLUSTER_BRICK_PORTS, sourceAddresses: vpc },
+  ];
+  if (settings.adminCidrs.length > 0) {
+    rules.push({ protocol: "tcp", portRange: "22", sourceAddresses: [...settings.adminCidrs] });
+  }
+  for (const port of [...new Set(publicPorts)].sort((a, b) => a - b)) {
+    rules.push({ protocol: "tcp", portRange: String(port), sourceAddresses: ANYWHERE });
+  }
+  return rules;
+}
+
+/** Outbound: everything, anywhere (package mirrors, image registries, NTP, DNS). */
+export function firewallOutboundRules(): FirewallOutboundRule[] {
+  return [
+    { protocol: "tcp", portRange: "1-65535", destinationAddresses: ANYWHERE },
+    { protocol: "udp", portRange: "1-65535", destinationAddresses: ANYWHERE },
+    { protocol: "icmp", destinationAddresses: ANYWHERE },
+  ];
+}
+
+/** The role tag every droplet carries next to `settings.tags`. */
+export function roleTag(role: NodeSpec["role"]): string {
+  return `swarmcloud-${role}`;
+}
+
+/**
+ * Droplets in their own VPC, reachable with one SSH key, behind a cloud firewall. The droplet
+ * is named after the node, so its hostname is the node name.
+ *
+ * DigitalOcean refuses an SSH public key that is already on the account ("SSH Key is already
+ * in use"), and a VPC range that overlaps another VPC in the account.
+ */
+export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeSource {
+  public readonly nodes: ClusterNode[];
+  /** ID of the VPC the droplets talk in. */
+  public readonly vpcId: pulumi.Output<string>;
+
+  constructor(name: string, args: DigitalOceanNodesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("swarmcloud:nodes:DigitalOceanNodes", name, {}, opts);
+    const parent = { parent: this };
+    const s = args.settings;
+    const privateKey = pulumi.secret(args.sshPrivateKey);
+
+    const key = new digitalocean.SshKey(`${name}-ssh`, { publicKey: args.sshPublicKey }, parent);
+    const vpc = new digitalocean.Vpc(
+      `${name}-vpc`,
+      { region: s.region, ipRange: s.vpcCidr, description: `swarmcloud ${name}` },
+      parent,
+    );
+
+    const droplets = args.nodes.map(
+      (node) =>
+        new digitalocean.Droplet(
+          `${name}-${node.name}`,
+          {
+            name: node.name,
+            image: s.image,
+            region: s.region,
+            size: s.size,
+            vpcUuid: vpc.id,
+            sshKeys: [key.fingerprint],
+            tags: [...new Set([...s.tags, roleTag(node.role)])],
+          },
+          parent,
+        ),
+    );
+
+    const firewall = new digitalocean.Firewall(
+      `${name}-firewall`,
+      {
+        dropletIds: droplets.map((d) => d.id.apply((id) => Number(id))),
+        inboundRules: firewallInboundRules(s, args.publicPorts ?? [], args.dataPathPort ?? 4789),
+        outboundRules: firewallOutboundRules(),
+      },
+      parent,
+    );
+
+    this.nodes = args.nodes.map((node, i) => {
+      const droplet = droplets[i]!;
+      return {
+        name: node.name,
+        role: node.role,
+        connection: {
+          host: droplet.ipv4Address,
+          port: 22,
+          user: "root",
+          privateKey,
+          // A droplet is "active" some seconds before sshd answers.
+          dialErrorLimit: 30,
+          perDialTimeout: 15,
+        },
+        privateAddress: droplet.ipv4AddressPrivate,
+        publicAddress: droplet.ipv4Address,
+        labels: node.labels,
+        availability: node.availability,
+        // The firewall too: provisioning then always meets the rules it will live with.
+        dependsOn: [droplet, firewall],
+      } satisfies ClusterNode;
+    });
+
+    this.vpcId = vpc.id;
+    this.registerOutputs({ vpcId: this.vpcId, firewallId: firewall.id });
+  }
+}

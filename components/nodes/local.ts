@@ -1,0 +1,196 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { isCidr, LocalSettings, NodeSpec } from "../config";
+import { ClusterNode, NodeSource } from "./types";
+
+export interface LocalNodesArgs {
+  /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
+  nodes: NodeSpec[];
+  /** Subnet, image tag and host ports (defaults in config.ts: 172.30.0.0/24, swarmcloud-node:latest, 2368, 9443). */
+  settings: LocalSettings;
+  /** Path to the repository's `node-image/` directory, the image's build context (no default). */
+  contextDir: string;
+  /** Port Ghost listens on inside the first manager, published on `settings.ghostHostPort`. Default 2368. */
+  ghostPort?: number;
+  /** Port Portainer (HTTPS) listens on inside the first manager, published on `settings.portainerHostPort`. Default 9443. */
+  portainerPort?: number;
+}
+
+/** Host part of the first node on the bridge network (.11, .12, ... in node order). */
+export const FIRST_NODE_HOST = 11;
+
+/** The `n`-th address of an IPv4 subnet (n = 1 is the first host); throws when it falls outside. */
+export function subnetHost(subnet: string, n: number): string {
+  if (!isCidr(subnet))
+    throw new Error(`swarmcloud:local.subnet = ${JSON.stringify(subnet)}: must be an IPv4 CIDR such as 172.30.0.0/24`);
+  const [ip, bits] = subnet.split("/") as [string, string];
+  const prefix = Number(bits);
+  const size = 2 ** (32 - prefix);
+  const base = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  const network = base - (base % size);
+  if (!Number.isInteger(n) || n < 1 || n >= size - 1) {
+    throw new Error(
+      `swarmcloud:local.subnet = "${subnet}": has no host number ${n} (it holds ${Math.max(size - 2, 0)} hosts); use a larger subnet such as a /24`,
+    );
+  }
+  const addr = network + n;
+  return [24, 16, 8, 0].map((shift) => Math.floor(addr / 2 ** shift) % 256).join(".");
+}
+
+/** Fixed IPv4 address of the node at `index` (0-based, node order) on the bridge network. */
+export function nodeAddress(subnet: string, index: number): string {
+  return subnetHost(subnet, FIRST_NODE_HOST + index);
+}
+
+/**
+ * The default environment: containers on the user's own Docker engine acting as cluster nodes
+ * (sshd + dockerd + glusterd inside, from `node-image/`), on a bridge network with fixed
+ * addresses, reached over SSH with a key this component generates.
+ *
+ * The containers run WITHOUT --privileged (see node-image/Dockerfile). One flag of that recipe,
+ * `--device-cgroup-rule 'a *:* rwm'`, has no input in @pulumi/docker 4.11.2; the nested dockerd
+ * is instead given its own cgroup parent (`--cgroup-parent=/swarmcloud/<container>`, reachable
+ * through `--cgroupns host` and the rw /sys/fs/cgroup bind), so the containers it starts are not
+ * under the node container's device rules.
+ *
+ * SSH reaches a node on its bridge address, port 22: that works where the Docker engine runs on
+ * the user's machine (Linux). Docker Desktop (macOS, Windows) does not route to bridge
+ * addresses; there only the host-published ports on `entryAddress` answer.
+ */
+export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
+  public readonly nodes: ClusterNode[];
+  /** Address of the host-published ports (Ghost, Portainer) on the user's machine. */
+  public readonly entryAddress: pulumi.Output<string>;
+  /** Private key (secret, OpenSSH format) that logs in as root on every node. */
+  public readonly sshPrivateKey: pulumi.Output<string>;
+  /** Public key installed for root on every node. */
+  public readonly sshPublicKey: pulumi.Output<string>;
+
+  constructor(name: string, args: LocalNodesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("swarmcloud:nodes:LocalNodes", name, {}, opts);
+    const parent = { parent: this };
+    const s = args.settings;
+    const addresses = args.nodes.map((_, i) => nodeAddress(s.subnet, i));
+    const firstManager = args.nodes.find((n) => n.role === "manager");
+
+    const key = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, parent);
+    this.sshPrivateKey = pulumi.secret(key.privateKeyOpenssh);
+    this.sshPublicKey = key.publicKeyOpenssh.apply((k) => k.trim());
+
+    const network = new docker.Network(
+      `${name}-net`,
+      {
+        name,
+        driver: "bridge",
+        ipamConfigs: [{ subnet: s.subnet, gateway: subnetHost(s.subnet, 1) }],
+        labels: [{ label: "swarmcloud.network", value: name }],
+      },
+      // A fixed subnet cannot exist twice: remove the old network before making the new one.
+      { ...parent, deleteBeforeReplace: true },
+    );
+
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: s.image,
+        // `dockerfile` is left out on purpose: the provider then uses <context>/Dockerfile;
+        // a relative `dockerfile` would be resolved against the working directory instead.
+        build: { context: args.contextDir },
+        skipPush: true,
+      },
+      parent,
+    );
+
+    this.nodes = args.nodes.map((node, i) => {
+      const ip = addresses[i]!;
+      const containerName = `${name}-${node.name}`;
+      const volumes = ["docker", "glusterd"].map(
+        (v) =>
+          new docker.Volume(
+            `${name}-${node.name}-${v}`,
+            {
+              name: `${containerName}-${v}`,
+              labels: [
+                { label: "swarmcloud.node", value: node.name },
+                { label: "swarmcloud.volume", value: v },
+              ],
+            },
+            parent,
+          ),
+      );
+      const [dockerVolume, glusterdVolume] = volumes as [docker.Volume, docker.Volume];
+      const isEntry = node === firstManager;
+      const container = new docker.Container(
+        `${name}-${node.name}`,
+        {
+          name: containerName,
+          hostname: node.name,
+          // The image ID: a rebuilt image replaces the container (its volumes stay).
+          image: image.repoDigest,
+          restart: "unless-stopped",
+          networksAdvanced: [{ name: network.name, ipv4Address: ip }],
+          envs: [
+            pulumi.interpolate`SSH_AUTHORIZED_KEY=${this.sshPublicKey}`,
+            `SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud/${containerName}`,
+          ],
+          capabilities: { adds: ["ALL"], drops: ["SYS_RESOURCE"] },
+          securityOpts: ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
+          devices: [{ hostPath: "/dev/fuse", containerPath: "/dev/fuse", permissions: "rwm" }],
+          cgroupnsMode: "host",
+          tmpfs: { "/run": "rw,nosuid,nodev,exec,size=256m" },
+          mounts: [
+            { type: "bind", source: "/sys/fs/cgroup", target: "/sys/fs/cgroup", readOnly: false },
+            { type: "volume", source: dockerVolume.name, target: "/var/lib/docker" },
+            { type: "volume", source: glusterdVolume.name, target: "/var/lib/glusterd" },
+          ],
+          ports: isEntry
+            ? [
+                { internal: args.ghostPort ?? 2368, external: s.ghostHostPort, ip: "127.0.0.1", protocol: "tcp" },
+                {
+                  internal: args.portainerPort ?? 9443,
+                  external: s.portainerHostPort,
+                  ip: "127.0.0.1",
+                  protocol: "tcp",
+                },
+              ]
+            : [],
+          labels: [
+            { label: "swarmcloud.node", value: node.name },
+            { label: "swarmcloud.role", value: node.role },
+          ],
+          // dockerd and glusterd inside need time to stop cleanly.
+          stopTimeout: 30,
+          destroyGraceSeconds: 30,
+        },
+        // The fixed address (and name) cannot be held twice: delete before replacing.
+        { ...parent, deleteBeforeReplace: true },
+      );
+      return {
+        name: node.name,
+        role: node.role,
+        connection: {
+          host: ip,
+          port: 22,
+          user: "root",
+          privateKey: this.sshPrivateKey,
+          dialErrorLimit: 20,
+          perDialTimeout: 15,
+        },
+        privateAddress: ip,
+        publicAddress: ip,
+        labels: node.labels,
+        availability: node.availability,
+        dependsOn: [container],
+      } satisfies ClusterNode;
+    });
+
+    this.entryAddress = pulumi.output("127.0.0.1");
+    this.registerOutputs({
+      entryAddress: this.entryAddress,
+      sshPrivateKey: this.sshPrivateKey,
+      sshPublicKey: this.sshPublicKey,
+      addresses,
+    });
+  }
+}
