@@ -20,7 +20,7 @@ export interface SwarmNodeInfo {
 }
 
 /**
- * A Docker Swarm over the nodes: init on the first manager, every other node joined through a
+ * A Docker Swarm over the nodes: init on the first manager, every node joined through a
  * resource of its own (so adding a node touches only that node), roles, availability and labels
  * set from a manager in place. Removing a node drains it, demotes it if it manages, makes it
  * leave and removes it from the node list, in that order.
@@ -49,11 +49,14 @@ export class Swarm extends pulumi.ComponentResource {
     };
     const parent = { parent: this };
 
-    const init = new RemoteScript(
-      `${name}-init`,
+    // Ensures a swarm exists (init on the first manager, or adopt the one it manages) and
+    // reads the join tokens. It is not tied to one node: with the first manager replaced or
+    // down, it runs on another manager, which already manages the same swarm.
+    const bootstrap = new RemoteScript(
+      `${name}-bootstrap`,
       {
         node: first.name,
-        connection: first.connection,
+        ...managerSide,
         create: script("swarm-init"),
         delete: script("swarm-teardown"),
         environment: {
@@ -63,51 +66,46 @@ export class Swarm extends pulumi.ComponentResource {
           DEFAULT_ADDR_POOL: args.settings.defaultAddrPool.join(" "),
         },
         secretStdout: true,
+        skipDeleteWhenUnreachable: true,
       },
-      { ...parent, dependsOn: [args.hostReady[first.name]!] },
+      { ...parent, dependsOn: managers.map((m) => args.hostReady[m.name]!) },
     );
-    const fields = init.stdout.apply((s) => s.split(/\s+/));
+    const fields = bootstrap.stdout.apply((s) => s.split(/\s+/));
     this.clusterId = pulumi.unsecret(fields.apply((f) => f[0] ?? ""));
-    const firstId = pulumi.unsecret(fields.apply((f) => f[1] ?? ""));
     this.workerToken = pulumi.secret(fields.apply((f) => f[2] ?? ""));
     this.managerToken = pulumi.secret(fields.apply((f) => f[3] ?? ""));
     const managerAddrs = words(managers.map((m) => m.privateAddress));
 
+    // Every node, the first manager included, has the same three steps, so any node can be
+    // removed or replaced the same way: slot (created first, deleted last: removes the node
+    // from the list after it left), join (on the node: join, or leave on delete) and member
+    // (on a manager: role, availability, labels; drain and demote on delete).
     this.ready = args.nodes.map((node) => {
-      let nodeId: pulumi.Output<string>;
-      let joined: pulumi.Resource;
-      if (node === first) {
-        nodeId = firstId;
-        joined = init;
-      } else {
-        // Created first and deleted last: removes the node from the list after it left.
-        const slot = new RemoteScript(
-          `${name}-${node.name}-slot`,
-          {
-            node: node.name,
-            ...managerSide,
-            create: "# swarmcloud: reserve a place in the swarm\ntrue",
-            delete: script("swarm-forget"),
-            environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
-          },
-          { ...parent, dependsOn: [init] },
-        );
-        const join = new RemoteScript(
-          `${name}-${node.name}-join`,
-          {
-            node: node.name,
-            connection: node.connection,
-            create: script("swarm-join"),
-            delete: script("swarm-leave"),
-            stdin: pulumi.secret(pulumi.interpolate`${this.clusterId} ${this.workerToken}\n`),
-            environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: managerAddrs },
-            skipDeleteWhenUnreachable: true,
-          },
-          { ...parent, dependsOn: [slot, args.hostReady[node.name]!] },
-        );
-        nodeId = join.stdout;
-        joined = join;
-      }
+      const slot = new RemoteScript(
+        `${name}-${node.name}-slot`,
+        {
+          node: node.name,
+          ...managerSide,
+          create: "# swarmcloud: reserve a place in the swarm\ntrue",
+          delete: script("swarm-forget"),
+          environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
+          skipDeleteWhenUnreachable: true,
+        },
+        { ...parent, dependsOn: [bootstrap] },
+      );
+      const join = new RemoteScript(
+        `${name}-${node.name}-join`,
+        {
+          node: node.name,
+          connection: node.connection,
+          create: script("swarm-join"),
+          delete: script("swarm-leave"),
+          stdin: pulumi.secret(pulumi.interpolate`${this.clusterId} ${this.workerToken}\n`),
+          environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: managerAddrs },
+          skipDeleteWhenUnreachable: true,
+        },
+        { ...parent, dependsOn: [slot, args.hostReady[node.name]!] },
+      );
       return new RemoteScript(
         `${name}-${node.name}-member`,
         {
@@ -117,13 +115,14 @@ export class Swarm extends pulumi.ComponentResource {
           delete: script("swarm-release"),
           environment: {
             NODE_NAME: node.name,
-            NODE_ID: nodeId,
+            NODE_ID: join.stdout,
             ROLE: node.role,
             AVAILABILITY: node.availability,
             LABELS: keyValueLines(node.labels),
           },
+          skipDeleteWhenUnreachable: true,
         },
-        { ...parent, dependsOn: [joined] },
+        { ...parent, dependsOn: [join] },
       );
     });
 

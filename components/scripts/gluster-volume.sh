@@ -41,6 +41,16 @@ for b in "${add[@]}"; do
   count=$((count + 1))
   g volume add-brick "$VOLUME" replica "$count" "$b" force >/dev/null
 done
+# A brick leaves only once the new ones hold a full copy, so the number of copies never drops
+# below the configured replica count while a node is replaced.
+if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
+  g volume heal "$VOLUME" full >/dev/null 2>&1 || true
+  for _ in $(seq 1 300); do
+    pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
+    [ "$pending" -eq 0 ] && break
+    sleep 2
+  done
+fi
 for b in "${remove[@]}"; do
   count=$((count - 1))
   g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null

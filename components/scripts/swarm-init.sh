@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# swarmcloud: initialise the swarm on the first manager
+# swarmcloud: initialise the swarm, or read the tokens of the one this manager manages
 # Prints "<cluster id> <node id> <worker token> <manager token>" (the caller keeps it secret).
-# A node already managing a swarm is adopted as it is. Inputs: NODE_NAME, ADVERTISE_ADDR,
-# DATA_PATH_PORT, DEFAULT_ADDR_POOL (space-separated CIDRs, may be empty).
+# May run on any manager (the first one being down or replaced): a node that already manages a
+# swarm is adopted as it is; only the first manager itself (the owner of ADVERTISE_ADDR) ever
+# initialises one. Inputs: NODE_NAME, ADVERTISE_ADDR, DATA_PATH_PORT, DEFAULT_ADDR_POOL
+# (space-separated CIDRs, may be empty).
 set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}" "${DATA_PATH_PORT:?}"
 DEFAULT_ADDR_POOL="${DEFAULT_ADDR_POOL:-}"
@@ -14,6 +16,10 @@ if [ "$state" = active ]; then
     exit 1
   fi
 else
+  if ! ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
+    echo "$NODE_NAME ($ADVERTISE_ADDR) is not reachable and this manager is in no swarm: start $NODE_NAME first" >&2
+    exit 1
+  fi
   args=(--advertise-addr "$ADVERTISE_ADDR" --data-path-port "$DATA_PATH_PORT")
   for pool in $DEFAULT_ADDR_POOL; do
     args+=(--default-addr-pool "$pool")

@@ -80,7 +80,7 @@ test("preview shows the creates for every node", () => {
     expect(creates).toContain(`lab-e2e-gluster-${n.name}-mount`);
     expect(creates).toContain(`lab-e2e-swarm-${n.name}-member`);
   }
-  expect(creates).toContain("lab-e2e-swarm-init");
+  expect(creates).toContain("lab-e2e-swarm-bootstrap");
   expect(creates).toContain("lab-e2e-gluster-volume");
 });
 

@@ -10,7 +10,7 @@ import { recordedNamed, settled, setupMocks, RecordedResource, valueOf } from ".
 setupMocks({
   state: (args) => {
     if (!args.type.includes("RemoteScript")) return undefined;
-    if (args.name.endsWith("-init")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
+    if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
     if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
     if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
     return { stdout: "" };
@@ -93,18 +93,21 @@ describe("DockerHost", () => {
 });
 
 describe("Swarm", () => {
-  test("initialises on the first manager with the advertise address and data-path port", () => {
-    const init = r("t-swarm-init");
+  test("bootstraps on the first manager, other managers as fallbacks, after every manager is ready", () => {
+    const init = r("t-swarm-bootstrap");
     expect(init.inputs.create).toBe(script("swarm-init"));
     expect(init.inputs.delete).toBe(script("swarm-teardown"));
     expect(init.inputs.connection.host).toBe("10.0.0.11");
-    expect(env("t-swarm-init")).toMatchObject({ ADVERTISE_ADDR: "10.0.0.11", DATA_PATH_PORT: "4789" });
+    expect(init.inputs.fallbackConnections.map((c: { host: string }) => c.host)).toEqual(["10.0.0.12", "10.0.0.13"]);
+    expect(env("t-swarm-bootstrap")).toMatchObject({ ADVERTISE_ADDR: "10.0.0.11", DATA_PATH_PORT: "4789" });
     expect(init.options.additionalSecretOutputs).toEqual(expect.arrayContaining(["connection", "stdout"]));
-    expect(init.dependencies).toContain(urnOf("t-manager-1-provision"));
+    expect(init.dependencies).toEqual(
+      expect.arrayContaining(["manager-1", "manager-2", "manager-3"].map((m) => urnOf(`t-${m}-provision`))),
+    );
   });
 
-  test("every other node joins through its own resource, on itself, after its slot and host", () => {
-    for (const name of ["manager-2", "manager-3", "worker-1", "worker-2"]) {
+  test("every node, the first manager too, joins through its own resource, on itself, after its slot and host", () => {
+    for (const name of ["manager-1", "manager-2", "manager-3", "worker-1", "worker-2"]) {
       const join = r(`t-swarm-${name}-join`);
       expect(join.inputs.create).toBe(script("swarm-join"));
       expect(join.inputs.delete).toBe(script("swarm-leave"));
@@ -115,7 +118,6 @@ describe("Swarm", () => {
       expect(slot.inputs.delete).toBe(script("swarm-forget"));
       expect(slot.inputs.connection.host).toBe("10.0.0.11");
     }
-    expect(() => r("t-swarm-manager-1-join")).toThrow();
   });
 
   test("the join token goes in on stdin and never into the environment", () => {
@@ -137,7 +139,7 @@ describe("Swarm", () => {
       AVAILABILITY: "drain",
     });
     expect(env("t-swarm-worker-1-member").LABELS).toBe("disk=ssd");
-    expect(env("t-swarm-manager-1-member").NODE_ID).toBe("NODE1");
+    expect(env("t-swarm-manager-1-member").NODE_ID).toBe("ID-t-swarm-manager-1-join");
     expect(member.dependencies).toContain(urnOf("t-swarm-worker-2-join"));
   });
 

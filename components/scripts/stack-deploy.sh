@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# swarmcloud: deploy a Docker stack and wait until its services run
+#
+# Runs on a swarm manager. Idempotent: re-running with the same input changes nothing.
+#   STACK          stack name
+#   COMPOSE        the compose file text (docker stack deploy reads it from stdin)
+#   TIMEOUT        seconds to wait for every service to reach its replicas (default 300)
+#   RESOLVE_IMAGE  always | changed | never: ask a registry for image digests (default always)
+#   stdin          one `name=base64(value)` line per Docker secret; each is created if missing.
+#                  Secrets are immutable, so a new value comes with a new (versioned) name.
+set -euo pipefail
+
+: "${STACK:?STACK is not set}"
+: "${COMPOSE:?COMPOSE is not set}"
+TIMEOUT="${TIMEOUT:-300}"
+RESOLVE_IMAGE="${RESOLVE_IMAGE:-always}"
+OWNER_LABEL="com.swarmcloud.stack=$STACK"
+NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
+
+log() { printf '%s\n' "$*" >&2; }
+
+if ! command -v docker >/dev/null 2>&1; then
+  log "docker is not installed on this node"
+  exit 1
+fi
+control="$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null || true)"
+if [[ "$control" != "true" ]]; then
+  log "this node is not a swarm manager (Swarm.ControlAvailable=${control:-unknown}); stacks deploy from a manager"
+  exit 1
+fi
+
+# 1. Secrets, from stdin. Never echoed: only names are logged.
+wanted=()
+while IFS= read -r line || [[ -n "$line" ]]; do
+  [[ -n "$line" ]] || continue
+  name="${line%%=*}"
+  if [[ "$line" != *=* || ! "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]]; then
+    log "stdin: a secret line is not NAME=BASE64 (name ${name:0:64})"
+    exit 1
+  fi
+  wanted+=("$name")
+  if docker secret inspect "$name" >/dev/null 2>&1; then
+    continue
+  fi
+  if printf '%s' "${line#*=}" | base64 -d | docker secret create --label "$OWNER_LABEL" "$name" - >/dev/null; then
+    log "created secret $name"
+  elif ! docker secret inspect "$name" >/dev/null 2>&1; then
+    # (a concurrent run creating the same name is fine; anything else is not)
+    log "could not create secret $name"
+    exit 1
+  fi
+done
+
+# 2. The stack itself.
+log "docker stack deploy $STACK"
+printf '%s\n' "$COMPOSE" |
+  docker stack deploy --prune --with-registry-auth --resolve-image "$RESOLVE_IMAGE" -c - "$STACK" >&2
+
+# 3. Wait until every service runs all its replicas (global services: one per eligible node)
+#    and no rolling update is in progress; two clean polls in a row count as converged.
+#    Prints one line per service that is not there yet; "FAILED" lines end the wait at once.
+pending() {
+  local id name replicas running desired state
+  docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.ID}} {{.Name}} {{.Replicas}}' |
+    while read -r id name replicas _; do
+      running="${replicas%%/*}"
+      desired="${replicas#*/}"
+      state="$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$id" 2>/dev/null || true)"
+      case "$state" in
+        paused | rollback_paused | rollback_completed)
+          printf 'FAILED %s: update %s: %s\n' "$name" "$state" \
+            "$(docker service inspect --format '{{.UpdateStatus.Message}}' "$id" 2>/dev/null || true)"
+          continue
+          ;;
+        updating | rollback_started)
+          printf '%s %s (update %s)\n' "$name" "$replicas" "$state"
+          continue
+          ;;
+      esac
+      if [[ "$running" != "$desired" ]]; then
+        printf '%s %s\n' "$name" "$replicas"
+      fi
+    done
+}
+
+report() {
+  local name
+  log "stack $STACK did not converge:"
+  printf '%s\n' "$1" | sed 's/^/  /' >&2
+  for name in $(docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.Name}}'); do
+    log "tasks of $name (newest first):"
+    docker service ps --no-trunc --format '  {{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}' "$name" 2>&1 |
+      head -n 8 >&2 || true
+  done
+}
+
+deadline=$((SECONDS + TIMEOUT))
+clean=0
+while :; do
+  waiting="$(pending)" || waiting="(could not list the services of $STACK; retrying)"
+  if [[ "$waiting" == *FAILED* ]]; then
+    report "$waiting"
+    exit 1
+  fi
+  if [[ -z "$waiting" ]]; then
+    clean=$((clean + 1))
+    [[ $clean -ge 2 ]] && break
+  else
+    clean=0
+  fi
+  if ((SECONDS >= deadline)); then
+    log "timed out after ${TIMEOUT}s"
+    report "$waiting"
+    exit 1
+  fi
+  sleep 3
+done
+
+# 4. Older versions of this stack's secrets are no longer referenced: remove them
+#    (one still in use by a service is refused by Docker and left alone).
+is_wanted() {
+  local w
+  for w in "${wanted[@]}"; do
+    [[ "$w" == "$1" ]] && return 0
+  done
+  return 1
+}
+for old in $(docker secret ls --filter "label=$OWNER_LABEL" --format '{{.Name}}'); do
+  if ! is_wanted "$old" && docker secret rm "$old" >/dev/null 2>&1; then
+    log "removed old secret $old"
+  fi
+done
+
+docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.Name}} {{.Mode}} {{.Replicas}}'
