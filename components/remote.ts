@@ -167,32 +167,10 @@ async function runRemote(
         });
     });
 
-  // Round-robin over the connections so a dead first manager costs one attempt, not all of them.
-  let client: InstanceType<typeof Client> | undefined;
-  let used: Conn = target.connection;
-  let lastError: unknown;
-  for (let attempt = 0; attempt < limit && client === undefined; attempt++) {
-    const c = conns[attempt % conns.length]!;
-    try {
-      client = await connect(c);
-      used = c;
-    } catch (err) {
-      lastError = err;
-      const roundDone = (attempt + 1) % conns.length === 0;
-      if (roundDone && attempt + 1 < limit) await new Promise((r) => setTimeout(r, Math.min(1000 * (attempt + 1), 5000)));
-    }
-  }
-  if (client === undefined) {
-    const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
-    throw new Error(
-      `node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
-    );
-  }
-  const conn = client;
-  const command = commandFor(used.user ?? "root");
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      conn.exec(command, (err, stream) => {
+  // Runs the script over one open connection; resolves to [exit code, stdout, stderr tail].
+  const exec = (client: InstanceType<typeof Client>, user: string) =>
+    new Promise<[number | string, string, string]>((resolve, reject) => {
+      client.exec(commandFor(user), (err, stream) => {
         if (err) return reject(new Error(`node ${target.node}: could not start the script: ${err.message}`));
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
@@ -206,24 +184,56 @@ async function runRemote(
         stream.on("close", (code: number | null, signal?: string) => {
           clearTimeout(timer);
           const stdout = Buffer.concat(out).toString("utf8").trim();
-          if (code === 0) return resolve(stdout);
-          const tail = (Buffer.concat(errOut).toString("utf8").trim() || stdout)
-            .split("\n")
-            .slice(-20)
-            .join("\n");
-          const first = script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "";
-          reject(
-            new Error(
-              `node ${target.node}: ${first.replace("# swarmcloud:", "").trim() || "script"} failed (exit ${code ?? signal}):\n${tail}`,
-            ),
-          );
+          const tail = (Buffer.concat(errOut).toString("utf8").trim() || stdout).split("\n").slice(-20).join("\n");
+          resolve([code ?? signal ?? "unknown", stdout, tail]);
         });
         stream.end(stdin ?? "");
       });
     });
-  } finally {
-    conn.end();
+
+  // Connections are tried in turn, so a dead first manager costs one attempt, not all of them.
+  // A script that exits 75 (EX_TEMPFAIL) says "not here": the next connection is tried (a
+  // manager-side script that found itself on a node that is no longer a manager).
+  const notHere = new Set<number>();
+  let lastError: unknown;
+  let lastNotHere = "";
+  for (let attempt = 0, round = 0; attempt < limit && notHere.size < conns.length; round++) {
+    for (let i = 0; i < conns.length && attempt < limit; i++) {
+      if (notHere.has(i)) continue;
+      attempt++;
+      const c = conns[i]!;
+      let client: InstanceType<typeof Client>;
+      try {
+        client = await connect(c);
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      try {
+        const [code, stdout, tail] = await exec(client, c.user ?? "root");
+        if (code === 0) return stdout;
+        if (code === 75 && conns.length > 1) {
+          notHere.add(i);
+          lastNotHere = tail;
+          continue;
+        }
+        const first = script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "";
+        throw new Error(
+          `node ${target.node}: ${first.replace("# swarmcloud:", "").trim() || "script"} failed (exit ${code}):\n${tail}`,
+        );
+      } finally {
+        client.end();
+      }
+    }
+    if (notHere.size < conns.length && attempt < limit) {
+      await new Promise((r) => setTimeout(r, Math.min(1000 * (round + 1), 5000)));
+    }
   }
+  if (notHere.size > 0) {
+    throw new Error(`node ${target.node}: no connection could run the script (each said "not here"): ${lastNotHere}`);
+  }
+  const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
+  throw new Error(`node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`);
 }
 
 /**

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # swarmcloud: remove a departed node from the node list
-# Runs on a manager after the node left (or vanished). Inputs: NODE_NAME, ADVERTISE_ADDR.
+# Runs on a manager (exit 75 sends it to the next one) after the node left (or vanished). Inputs: NODE_NAME, ADVERTISE_ADDR.
 set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}"
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = inactive ]; then
+  exit 0 # the swarm is being taken down: there is no list left to remove the node from
+fi
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
-  exit 0 # this node is no longer a manager: the swarm itself is being taken down
+  echo "$(hostname) is not a swarm manager" >&2
+  exit 75 # not here: the caller tries the next manager
 fi
 ids() {
   docker node ls --format '{{.ID}}' | while read -r id; do

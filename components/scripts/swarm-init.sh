@@ -12,13 +12,13 @@ DEFAULT_ADDR_POOL="${DEFAULT_ADDR_POOL:-}"
 state=$(docker info --format '{{.Swarm.LocalNodeState}}')
 if [ "$state" = active ]; then
   if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
-    echo "$NODE_NAME is a worker of another swarm; run 'docker swarm leave' on it, or make it a worker here" >&2
-    exit 1
+    echo "$(hostname) is a swarm worker, not a manager" >&2
+    exit 75 # not here: the caller tries the next manager
   fi
 else
   if ! ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
-    echo "$NODE_NAME ($ADVERTISE_ADDR) is not reachable and this manager is in no swarm: start $NODE_NAME first" >&2
-    exit 1
+    echo "$(hostname) is in no swarm and only $NODE_NAME ($ADVERTISE_ADDR) may start one" >&2
+    exit 75 # not here: the caller tries the next manager
   fi
   args=(--advertise-addr "$ADVERTISE_ADDR" --data-path-port "$DATA_PATH_PORT")
   for pool in $DEFAULT_ADDR_POOL; do

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # swarmcloud: set the node's role, availability and labels
-# Runs on a manager. Promotes or demotes in place (no rejoin). The labels given are the
+# Runs on a manager (exit 75 sends it to the next one). Promotes or demotes in place (no rejoin). The labels given are the
 # node's whole label set. Inputs: NODE_NAME, NODE_ID, ROLE, AVAILABILITY, LABELS ("k=v" lines).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}" "${ROLE:?}" "${AVAILABILITY:?}"
 LABELS="${LABELS:-}"
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager" >&2
+  exit 75 # not here: the caller tries the next manager
+fi
 
 for _ in $(seq 1 30); do
   docker node inspect "$NODE_ID" >/dev/null 2>&1 && break

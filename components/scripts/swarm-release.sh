@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # swarmcloud: drain and demote a node before it leaves
-# Runs on a manager when a node is removed from config. Its tasks move elsewhere first; a
-# manager is demoted so Raft keeps its quorum (the last manager is left as it is).
-# Inputs: NODE_NAME, NODE_ID.
+# Runs on a manager when a node is removed from config (exit 75 sends it to the next one).
+# Its tasks move elsewhere first; a manager is demoted so Raft keeps its quorum (the last
+# manager is left as it is). Inputs: NODE_NAME, NODE_ID.
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}"
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager" >&2
+  exit 75
+fi
 if ! docker node inspect "$NODE_ID" >/dev/null 2>&1; then
   exit 0
 fi
@@ -14,13 +18,12 @@ for _ in $(seq 1 60); do
   [ "$running" -eq 0 ] && break
   sleep 1
 done
-if [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")" = manager ]; then
-  managers=$(docker node ls --filter role=manager --format '{{.ID}}' | wc -l)
-  if [ "$managers" -gt 1 ]; then
-    for attempt in $(seq 1 10); do
-      docker node demote "$NODE_ID" >/dev/null 2>&1 && break
-      [ "$attempt" -eq 10 ] && docker node demote "$NODE_ID" >/dev/null
-      sleep 2
-    done
+for _ in $(seq 1 10); do
+  [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")" = manager ] || break
+  # Several releases may run at once (a destroy): the last manager stays, and leaves last.
+  [ "$(docker node ls --filter role=manager --format '{{.ID}}' | wc -l)" -gt 1 ] || break
+  if docker node demote "$NODE_ID" >/dev/null 2>&1; then
+    break
   fi
-fi
+  sleep 2
+done

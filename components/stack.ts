@@ -1,0 +1,141 @@
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { RemoteScript, SshConnection } from "./remote";
+
+/** The part of a ClusterNode a stack needs: a manager to run `docker stack` on. */
+export interface StackManager {
+  name: string;
+  connection: SshConnection;
+}
+
+export type ResolveImage = "always" | "changed" | "never";
+
+export interface SwarmStackArgs {
+  /** Manager the stack is deployed from (and removed from). */
+  manager: StackManager;
+  /** Other managers, tried in turn when `manager` does not answer. Default: none. */
+  fallbackManagers?: StackManager[];
+  /** Docker stack name (the prefix of its services, networks and secrets). */
+  stackName: string;
+  /** The compose file text (see `stacks/`). An input of the deploy, so preview diffs it. */
+  compose: pulumi.Input<string>;
+  /**
+   * Docker secret name -> value. Values should be Pulumi secrets; they go to the node on
+   * stdin only. Name them with `versionedSecretName` so a new value gets a new name (Docker
+   * secrets are immutable). Default: none.
+   */
+  secrets?: Record<string, pulumi.Input<string>>;
+  /** Seconds to wait for every service to run its replicas. Default 300. */
+  timeout?: number;
+  /** `docker stack deploy --resolve-image`: `never` where no registry answers (the lab). Default `always`. */
+  resolveImage?: ResolveImage;
+  /** Resources the deploy waits for (and that outlive its removal): the shared storage mounts. Default: none. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** Read at run time so the scripts stay plain files that shellcheck and people can read. */
+export function stackScript(file: "stack-deploy.sh" | "stack-rm.sh"): string {
+  return fs.readFileSync(path.join(__dirname, "scripts", file), "utf8");
+}
+
+const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const SECRET_BASE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$/;
+
+/**
+ * The version suffix of a secret: 10 hex characters of scrypt(value). Deterministic, so the
+ * name is stable across runs, and one-way and slow, so the name (which sits in the compose
+ * text and the state in clear) does not become a cheap oracle for guessing a weak password.
+ */
+export function secretVersion(base: string, value: string): string {
+  return crypto
+    .scryptSync(value, `swarmcloud:${base}`, 5, { N: 1 << 14, r: 8, p: 1 })
+    .toString("hex");
+}
+
+/** `base-<version>`: the Docker secret name for `value`. Not secret itself (see `secretVersion`). */
+export function versionedSecretName(base: string, value: pulumi.Input<string>): pulumi.Output<string> {
+  if (!SECRET_BASE.test(base)) {
+    throw new Error(`secret base name ${JSON.stringify(base)} must be 1-51 letters, digits, _ . - and start with a letter or digit`);
+  }
+  return pulumi.unsecret(pulumi.output(value).apply((v) => `${base}-${secretVersion(base, v)}`));
+}
+
+/** The stdin of the deploy script: one `name=base64(value)` line per secret, sorted by name. */
+export function secretLines(secrets: Record<string, string>): string {
+  return Object.keys(secrets)
+    .sort()
+    .map((name) => `${name}=${Buffer.from(secrets[name]!, "utf8").toString("base64")}\n`)
+    .join("");
+}
+
+/** The deploy script's stdin for these secrets: a Pulumi secret, or nothing without secrets. */
+export function secretsStdin(secrets: Record<string, pulumi.Input<string>>): pulumi.Output<string> | undefined {
+  if (Object.keys(secrets).length === 0) return undefined;
+  return pulumi.secret(pulumi.all(secrets).apply((values) => secretLines(values as Record<string, string>)));
+}
+
+/**
+ * One Docker stack on the swarm: its secrets created on a manager, `docker stack deploy`,
+ * and a wait until every service runs its replicas (the deploy fails with the tasks' own
+ * errors otherwise). Delete runs `docker stack rm` and removes the stack's secrets.
+ *
+ * The compose text is an exported environment variable of the deploy script, so a change of
+ * the spec re-runs the deploy in place and `pulumi preview --diff` shows it line by line;
+ * secret values travel on stdin and are stored nowhere but the swarm's own secret store.
+ */
+export class SwarmStack extends pulumi.ComponentResource {
+  /** The Docker stack name. */
+  public readonly stackName: pulumi.Output<string>;
+  /** The deployed compose text. */
+  public readonly compose: pulumi.Output<string>;
+  /** `name mode replicas` of each service after the last deploy. */
+  public readonly services: pulumi.Output<string>;
+
+  constructor(name: string, args: SwarmStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("swarmcloud:stack:SwarmStack", name, {}, opts);
+
+    if (!STACK_NAME.test(args.stackName)) {
+      throw new Error(
+        `stack name ${JSON.stringify(args.stackName)} must be 1-40 lowercase letters, digits, _ or -, starting with a letter or digit`,
+      );
+    }
+    const secretNames = Object.keys(args.secrets ?? {});
+    for (const s of secretNames) {
+      if (!SECRET_NAME.test(s)) throw new Error(`stack ${args.stackName}: Docker secret name ${JSON.stringify(s)} is invalid`);
+    }
+    const timeout = args.timeout ?? 300;
+    if (!Number.isInteger(timeout) || timeout < 10) throw new Error(`stack ${args.stackName}: timeout must be 10 seconds or more`);
+
+    const stdin = secretsStdin(args.secrets ?? {});
+
+    const deploy = new RemoteScript(
+      `${name}-deploy`,
+      {
+        node: args.manager.name,
+        connection: args.manager.connection,
+        fallbackConnections: (args.fallbackManagers ?? []).map((m) => m.connection),
+        skipDeleteWhenUnreachable: true,
+        create: stackScript("stack-deploy.sh"),
+        delete: stackScript("stack-rm.sh"),
+        stdin,
+        environment: {
+          STACK: args.stackName,
+          COMPOSE: args.compose,
+          TIMEOUT: String(timeout),
+          RESOLVE_IMAGE: args.resolveImage ?? "always",
+        },
+        // secrets, `docker stack deploy`, the wait, and old-secret cleanup
+        timeout: timeout + 180,
+      },
+      { parent: this, dependsOn: args.dependsOn },
+    );
+
+    this.stackName = pulumi.output(args.stackName);
+    this.compose = pulumi.output(args.compose);
+    this.services = deploy.stdout;
+    this.registerOutputs({ stackName: this.stackName, compose: this.compose, services: this.services });
+  }
+}
