@@ -138,8 +138,21 @@ mount_gluster_fstab() {
   log "could not mount the glusterfs entries of /etc/fstab"
 }
 
+# Docker rewrites /etc/hosts and the hostname when a container starts; a machine keeps them
+# across a reboot. Put back what the program set (components/scripts/host.sh records it).
+restore_host_identity() {
+  if [[ -s /etc/swarmcloud/hostname ]]; then
+    hostname "$(cat /etc/swarmcloud/hostname)" || true
+    cat /etc/swarmcloud/hostname >/etc/hostname || true
+  fi
+  if [[ -s /etc/swarmcloud/hosts.block ]] && ! grep -q '^# BEGIN swarmcloud$' /etc/hosts; then
+    cat /etc/swarmcloud/hosts.block >>/etc/hosts
+  fi
+}
+
 main() {
   trap 'shutdown 0' TERM INT
+  restore_host_identity
   install_authorized_keys
   ssh-keygen -A >/dev/null
   prepare_runtime_dirs

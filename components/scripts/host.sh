@@ -42,6 +42,11 @@ if [ "$current" != "$wanted" ]; then
   printf '%s\n' "$wanted" >/etc/hosts
   changed+=(hosts)
 fi
+# What this script manages, kept where a container's start does not reset it (Docker rewrites
+# /etc/hosts and the hostname of a restarted container; node-image/entrypoint.sh restores them).
+mkdir -p /etc/swarmcloud
+printf '%s\n' "$NODE_NAME" >/etc/swarmcloud/hostname
+printf '%s\n%s\n%s\n' "$begin" "$HOSTS_BLOCK" "$end" >/etc/swarmcloud/hosts.block
 
 # 3. Docker engine: the distribution's package (Debian, Ubuntu, Raspberry Pi OS on arm64 alike),
 #    or Docker's convenience script where there is no apt.

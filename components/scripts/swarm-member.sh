@@ -14,12 +14,25 @@ for _ in $(seq 1 30); do
   docker node inspect "$NODE_ID" >/dev/null 2>&1 && break
   sleep 1
 done
+# Node updates race with others made at the same moment ("update out of sequence"): retry.
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+retry() {
+  for _ in $(seq 1 10); do
+    "$@" >/dev/null 2>"$err" && return 0
+    grep -q 'out of sequence' "$err" || break
+    sleep "0.$((RANDOM % 9 + 1))"
+  done
+  cat "$err" >&2
+  return 1
+}
+
 role=$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")
 if [ "$role" != "$ROLE" ]; then
   if [ "$ROLE" = manager ]; then
-    docker node promote "$NODE_ID" >/dev/null
+    retry docker node promote "$NODE_ID"
   else
-    docker node demote "$NODE_ID" >/dev/null
+    retry docker node demote "$NODE_ID"
   fi
 fi
 
@@ -33,7 +46,7 @@ done
 while IFS= read -r pair; do
   [ -n "$pair" ] && args+=(--label-add "$pair")
 done <<<"$LABELS"
-docker node update "${args[@]}" "$NODE_ID" >/dev/null
+retry docker node update "${args[@]}" "$NODE_ID"
 
 # Wait until a promoted manager is reachable, so later manager-side work can use it.
 if [ "$ROLE" = manager ]; then

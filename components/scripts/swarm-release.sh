@@ -12,7 +12,10 @@ fi
 if ! docker node inspect "$NODE_ID" >/dev/null 2>&1; then
   exit 0
 fi
-docker node update --availability drain "$NODE_ID" >/dev/null
+for _ in $(seq 1 10); do
+  docker node update --availability drain "$NODE_ID" >/dev/null 2>&1 && break
+  sleep "0.$((RANDOM % 9 + 1))" # another update at the same moment ("update out of sequence")
+done
 for _ in $(seq 1 60); do
   running=$(docker node ps --filter desired-state=running --format '{{.ID}}' "$NODE_ID" | wc -l)
   [ "$running" -eq 0 ] && break
