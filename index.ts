@@ -151,7 +151,7 @@ async function main(): Promise<Record<string, unknown>> {
     settings: config.gluster,
     appDirs: ["ghost/content", "ghost/mysql", "portainer"],
   });
-  const apps = deployApps(stack, config, {
+  const apps = await deployApps(stack, config, {
     nodes,
     entryAddress: source.entryAddress,
     swarm,

@@ -71,7 +71,11 @@ export interface SwarmSettings {
   defaultAddrPool: string[];
   /** Encrypt the application overlay networks (IPsec, `--opt encrypted`). */
   encryptOverlay: boolean;
+  /** `docker stack deploy --resolve-image`: `never` where nodes reach no registry. */
+  resolveImage: ResolveImage;
 }
+
+export type ResolveImage = "always" | "changed" | "never";
 
 export interface GlusterSettings {
   volume: string;
@@ -180,6 +184,7 @@ export const DEFAULTS = {
     dataPathPort: 4789,
     defaultAddrPool: [] as string[],
     encryptOverlay: false,
+    resolveImage: "always",
   } satisfies SwarmSettings,
   gluster: {
     volume: "swarmcloud",
@@ -563,6 +568,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
     dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
     defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
     encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
+    resolveImage: s.oneOf<ResolveImage>("resolveImage", ["always", "changed", "never"], "always"),
   };
   swarm.defaultAddrPool.forEach((c, i) => {
     if (!isCidr(c)) problems.error(`swarm.defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
@@ -773,6 +779,18 @@ function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
       problems.error(key, port, `port ${port} is already taken by ${other}; pick another port`);
     } else {
       byPort.set(port, key);
+    }
+  }
+  for (const [key, settings] of [
+    ["ghost", c.ghost],
+    ["portainer", c.portainer],
+  ] as const) {
+    if (settings.enabled && settings.endpointMode === "dnsrr" && settings.publishMode === "ingress") {
+      problems.error(
+        `${key}.endpointMode`,
+        "dnsrr",
+        `cannot be combined with ${key}.publishMode ingress (Docker refuses ingress-published ports on a dnsrr service); set ${key}.publishMode: host, or ${key}.endpointMode: vip`,
+      );
     }
   }
   if (c.environment === "local") {

@@ -204,13 +204,30 @@ async function runRemote(
       const c = conns[i]!;
       let client: InstanceType<typeof Client>;
       try {
+        const dialStart = Date.now();
         client = await connect(c);
+        if (process.env.SWARMCLOUD_TRACE_FILE) {
+          require("fs").appendFileSync(
+            process.env.SWARMCLOUD_TRACE_FILE,
+            `${new Date(dialStart).toISOString()} ${((Date.now() - dialStart) / 1000).toFixed(2)}s ${target.node}@${c.host} ssh connect\n`,
+          );
+        }
       } catch (err) {
         lastError = err;
         continue;
       }
       try {
+        const started = Date.now();
         const [code, stdout, tail] = await exec(client, c.user ?? "root");
+        // Optional timing trace for benchmarks: one line per script run.
+        const trace = process.env.SWARMCLOUD_TRACE_FILE;
+        if (trace) {
+          const what = (script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "# swarmcloud: script").slice(14);
+          require("fs").appendFileSync(
+            trace,
+            `${new Date(started).toISOString()} ${((Date.now() - started) / 1000).toFixed(2)}s ${target.node}@${c.host} ${what}\n`,
+          );
+        }
         if (code === 0) return stdout;
         if (code === 75 && conns.length > 1) {
           notHere.add(i);

@@ -19,12 +19,16 @@ export interface SwarmStackArgs {
   fallbackManagers?: StackManager[];
   /** Docker stack name (the prefix of its services, networks and secrets). */
   stackName: string;
-  /** The compose file text (see `stacks/`). An input of the deploy, so preview diffs it. */
-  compose: pulumi.Input<string>;
   /**
-   * Docker secret name -> value. Values should be Pulumi secrets; they go to the node on
-   * stdin only. Name them with `versionedSecretName` so a new value gets a new name (Docker
-   * secrets are immutable). Default: none.
+   * The compose file text (see `stacks/`), or a function that renders it from the versioned
+   * Docker names of `secrets` (base name -> Docker name). An input of the deploy, so preview
+   * diffs it.
+   */
+  compose: pulumi.Input<string> | ((secretNames: Record<string, string>) => string);
+  /**
+   * Secret base name -> value. Values should be Pulumi secrets; they reach the node on stdin
+   * only. Each becomes the Docker secret `versionedSecretName(base, value)`: Docker secrets are
+   * immutable, so a new value gets a new name (and the compose text changes). Default: none.
    */
   secrets?: Record<string, pulumi.Input<string>>;
   /** Seconds to wait for every service to run its replicas. Default 300. */
@@ -41,7 +45,6 @@ export function stackScript(file: "stack-deploy.sh" | "stack-rm.sh"): string {
 }
 
 const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
-const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const SECRET_BASE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$/;
 
 /**
@@ -50,15 +53,15 @@ const SECRET_BASE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$/;
  * text and the state in clear) does not become a cheap oracle for guessing a weak password.
  */
 export function secretVersion(base: string, value: string): string {
-  return crypto
-    .scryptSync(value, `swarmcloud:${base}`, 5, { N: 1 << 14, r: 8, p: 1 })
-    .toString("hex");
+  return crypto.scryptSync(value, `swarmcloud:${base}`, 5, { N: 1 << 14, r: 8, p: 1 }).toString("hex");
 }
 
 /** `base-<version>`: the Docker secret name for `value`. Not secret itself (see `secretVersion`). */
 export function versionedSecretName(base: string, value: pulumi.Input<string>): pulumi.Output<string> {
   if (!SECRET_BASE.test(base)) {
-    throw new Error(`secret base name ${JSON.stringify(base)} must be 1-51 letters, digits, _ . - and start with a letter or digit`);
+    throw new Error(
+      `secret base name ${JSON.stringify(base)} must be 1-51 letters, digits, _ . - and start with a letter or digit`,
+    );
   }
   return pulumi.unsecret(pulumi.output(value).apply((v) => `${base}-${secretVersion(base, v)}`));
 }
@@ -71,10 +74,23 @@ export function secretLines(secrets: Record<string, string>): string {
     .join("");
 }
 
-/** The deploy script's stdin for these secrets: a Pulumi secret, or nothing without secrets. */
+/** Base name -> versioned Docker name, for plain values. */
+export function versionedNames(values: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).map(([base, v]) => [base, `${base}-${secretVersion(base, v)}`]));
+}
+
+/**
+ * The deploy script's stdin for these secrets (base name -> value): `versioned-name=base64`
+ * lines, always a Pulumi secret; nothing without secrets.
+ */
 export function secretsStdin(secrets: Record<string, pulumi.Input<string>>): pulumi.Output<string> | undefined {
   if (Object.keys(secrets).length === 0) return undefined;
-  return pulumi.secret(pulumi.all(secrets).apply((values) => secretLines(values as Record<string, string>)));
+  return pulumi.secret(
+    pulumi.all(secrets).apply((values) => {
+      const names = versionedNames(values as Record<string, string>);
+      return secretLines(Object.fromEntries(Object.entries(values).map(([base, v]) => [names[base]!, v as string])));
+    }),
+  );
 }
 
 /**
@@ -93,6 +109,8 @@ export class SwarmStack extends pulumi.ComponentResource {
   public readonly compose: pulumi.Output<string>;
   /** `name mode replicas` of each service after the last deploy. */
   public readonly services: pulumi.Output<string>;
+  /** Secret base name -> the versioned Docker secret name (not secret). */
+  public readonly secretNames: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: SwarmStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:stack:SwarmStack", name, {}, opts);
@@ -102,14 +120,27 @@ export class SwarmStack extends pulumi.ComponentResource {
         `stack name ${JSON.stringify(args.stackName)} must be 1-40 lowercase letters, digits, _ or -, starting with a letter or digit`,
       );
     }
-    const secretNames = Object.keys(args.secrets ?? {});
-    for (const s of secretNames) {
-      if (!SECRET_NAME.test(s)) throw new Error(`stack ${args.stackName}: Docker secret name ${JSON.stringify(s)} is invalid`);
+    const secrets = args.secrets ?? {};
+    for (const s of Object.keys(secrets)) {
+      if (!SECRET_BASE.test(s)) {
+        throw new Error(
+          `stack ${args.stackName}: secret base name ${JSON.stringify(s)} must be 1-51 letters, digits, _ . - and start with a letter or digit`,
+        );
+      }
     }
     const timeout = args.timeout ?? 300;
-    if (!Number.isInteger(timeout) || timeout < 10) throw new Error(`stack ${args.stackName}: timeout must be 10 seconds or more`);
+    if (!Number.isInteger(timeout) || timeout < 10)
+      throw new Error(`stack ${args.stackName}: timeout must be 10 seconds or more`);
 
-    const stdin = secretsStdin(args.secrets ?? {});
+    const stdin = secretsStdin(secrets);
+    // One-way digests of the values (see secretVersion): safe to show, and shown in the diff.
+    const secretNames: pulumi.Output<Record<string, string>> = pulumi.unsecret(
+      pulumi.all(secrets).apply((values) => versionedNames(values as Record<string, string>)),
+    );
+    const compose =
+      typeof args.compose === "function"
+        ? pulumi.unsecret(secretNames.apply(args.compose))
+        : pulumi.output(args.compose);
 
     const deploy = new RemoteScript(
       `${name}-deploy`,
@@ -123,7 +154,7 @@ export class SwarmStack extends pulumi.ComponentResource {
         stdin,
         environment: {
           STACK: args.stackName,
-          COMPOSE: args.compose,
+          COMPOSE: compose,
           TIMEOUT: String(timeout),
           RESOLVE_IMAGE: args.resolveImage ?? "always",
         },
@@ -134,8 +165,14 @@ export class SwarmStack extends pulumi.ComponentResource {
     );
 
     this.stackName = pulumi.output(args.stackName);
-    this.compose = pulumi.output(args.compose);
+    this.compose = compose;
     this.services = deploy.stdout;
-    this.registerOutputs({ stackName: this.stackName, compose: this.compose, services: this.services });
+    this.secretNames = secretNames;
+    this.registerOutputs({
+      stackName: this.stackName,
+      compose: this.compose,
+      services: this.services,
+      secretNames: this.secretNames,
+    });
   }
 }

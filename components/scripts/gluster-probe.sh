@@ -6,13 +6,16 @@ set -euo pipefail
 connected() {
   gluster --mode=script pool list | awk -v a="$PEER_ADDR" '$2 == a && $3 == "Connected" {found=1} END {exit !found}'
 }
-for _ in $(seq 1 30); do
+for i in $(seq 0 150); do
   if connected; then
     echo "$PEER_ADDR"
     exit 0
   fi
-  gluster --mode=script peer probe "$PEER_ADDR" >/dev/null 2>&1 || true
-  sleep 1
+  # Probe at once, then again every 5 s while the peer is not connected yet.
+  if [ $((i % 25)) -eq 0 ]; then
+    gluster --mode=script peer probe "$PEER_ADDR" >/dev/null 2>&1 || true
+  fi
+  sleep 0.2
 done
 echo "peer $NODE_NAME ($PEER_ADDR) did not connect to the trusted pool:" >&2
 gluster --mode=script pool list >&2

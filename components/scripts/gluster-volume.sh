@@ -12,9 +12,9 @@ g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 
 # glusterd refuses volume changes while a peer is reconnecting; wait for the pool first.
-for _ in $(seq 1 60); do
+for _ in $(seq 1 300); do
   g pool list | awk 'NR > 1 && $3 != "Connected" {down=1} END {exit down}' && break
-  sleep 1
+  sleep 0.2
 done
 
 if ! g volume info "$VOLUME" >/dev/null 2>&1; then

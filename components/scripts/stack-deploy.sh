@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # swarmcloud: deploy a Docker stack and wait until its services run
 #
-# Runs on a swarm manager. Idempotent: re-running with the same input changes nothing.
+# Runs on a swarm manager (exit 75 sends it to the next one). Idempotent: re-running with the
+# same input changes nothing.
 #   STACK          stack name
 #   COMPOSE        the compose file text (docker stack deploy reads it from stdin)
 #   TIMEOUT        seconds to wait for every service to reach its replicas (default 300)
@@ -25,8 +26,8 @@ if ! command -v docker >/dev/null 2>&1; then
 fi
 control="$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null || true)"
 if [[ "$control" != "true" ]]; then
-  log "this node is not a swarm manager (Swarm.ControlAvailable=${control:-unknown}); stacks deploy from a manager"
-  exit 1
+  log "$(hostname) is not a swarm manager (Swarm.ControlAvailable=${control:-unknown}); stacks deploy from a manager"
+  exit 75 # not here: the caller tries the next manager
 fi
 
 # 1. Secrets, from stdin. Never echoed: only names are logged.

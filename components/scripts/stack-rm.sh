@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # swarmcloud: remove a Docker stack, its networks and its secrets
 #
-# Runs on a swarm manager. Tolerates a stack (or a whole swarm) that is already gone.
+# Runs on a swarm manager (exit 75 sends it to the next one). Tolerates a stack (or a whole
+# swarm) that is already gone.
 #   STACK    stack name
 #   TIMEOUT  seconds to wait for the stack's services and networks to disappear (default 300)
 set -euo pipefail
@@ -21,8 +22,8 @@ state="$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailab
 case "$state" in
   "active true") ;;
   "active "*)
-    log "this node is not a swarm manager; remove stack $STACK from a manager"
-    exit 1
+    log "$(hostname) is not a swarm manager; stack $STACK is removed from a manager"
+    exit 75 # not here: the caller tries the next manager
     ;;
   *)
     log "this node is in no swarm (${state:-docker not answering}): stack $STACK is already gone"

@@ -8,13 +8,25 @@ set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}" "${MANAGER_ADDRS:?}"
 read -r cluster_id token
 
+# One `docker info` answers everything below (it is slow on a busy manager).
+swarm_info() {
+  docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}} {{if .Swarm.Cluster}}{{.Swarm.Cluster.ID}}{{else}}-{{end}} {{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'
+}
+read -r state control node_id current_cluster remote_managers <<<"$(swarm_info)"
+
+for _ in $(seq 1 150); do
+  [ "$state" = pending ] || break
+  sleep 0.2
+  read -r state control node_id current_cluster remote_managers <<<"$(swarm_info)"
+done
+
 in_this_swarm() {
-  if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ]; then
-    [ "$(docker info --format '{{.Swarm.Cluster.ID}}')" = "$cluster_id" ]
+  if [ "$control" = true ]; then
+    [ "$current_cluster" = "$cluster_id" ]
     return
   fi
-  local addr
-  for addr in $(docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}'); do
+  local addr manager
+  for addr in $remote_managers; do
     for manager in $MANAGER_ADDRS; do
       [ "${addr%:*}" = "$manager" ] && return 0
     done
@@ -22,35 +34,26 @@ in_this_swarm() {
   return 1
 }
 
-state=$(docker info --format '{{.Swarm.LocalNodeState}}')
-if [ "$state" = pending ]; then
-  for _ in $(seq 1 30); do
-    state=$(docker info --format '{{.Swarm.LocalNodeState}}')
-    [ "$state" = pending ] || break
-    sleep 1
-  done
-fi
 if [ "$state" = active ]; then
   if ! in_this_swarm; then
     echo "$NODE_NAME is already part of another swarm; run 'docker swarm leave --force' on it or remove it from swarmcloud:nodes" >&2
     exit 1
   fi
-else
-  joined=false
-  for _ in 1 2 3; do
-    for manager in $MANAGER_ADDRS; do
-      if docker swarm join --token "$token" --advertise-addr "$ADVERTISE_ADDR" "$manager:2377" >/dev/null 2>/tmp/swarmcloud-join.err; then
-        joined=true
-        break 2
-      fi
-    done
-    sleep 2
-  done
-  if [ "$joined" != true ]; then
-    echo "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" >&2
-    cat /tmp/swarmcloud-join.err >&2
-    exit 1
-  fi
-  rm -f /tmp/swarmcloud-join.err
+  echo "$node_id"
+  exit 0
 fi
-docker info --format '{{.Swarm.NodeID}}'
+
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+for _ in 1 2 3; do
+  for manager in $MANAGER_ADDRS; do
+    if docker swarm join --token "$token" --advertise-addr "$ADVERTISE_ADDR" "$manager:2377" >/dev/null 2>"$err"; then
+      docker info --format '{{.Swarm.NodeID}}'
+      exit 0
+    fi
+  done
+  sleep 2
+done
+echo "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" >&2
+cat "$err" >&2
+exit 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # swarmcloud: set the node's role, availability and labels
-# Runs on a manager (exit 75 sends it to the next one). Promotes or demotes in place (no rejoin). The labels given are the
-# node's whole label set. Inputs: NODE_NAME, NODE_ID, ROLE, AVAILABILITY, LABELS ("k=v" lines).
+# Runs on a manager (exit 75 sends it to the next one). Promotes or demotes in place (no
+# rejoin). The labels given are the node's whole label set.
+# Inputs: NODE_NAME, NODE_ID, ROLE, AVAILABILITY, LABELS ("k=v" lines).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}" "${ROLE:?}" "${AVAILABILITY:?}"
 LABELS="${LABELS:-}"
@@ -10,9 +11,9 @@ if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
   exit 75 # not here: the caller tries the next manager
 fi
 
-for _ in $(seq 1 30); do
+for _ in $(seq 1 150); do
   docker node inspect "$NODE_ID" >/dev/null 2>&1 && break
-  sleep 1
+  sleep 0.2
 done
 # Node updates race with others made at the same moment ("update out of sequence"): retry.
 err=$(mktemp)
@@ -27,7 +28,7 @@ retry() {
   return 1
 }
 
-role=$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")
+read -r role availability <<<"$(docker node inspect --format '{{.Spec.Role}} {{.Spec.Availability}}' "$NODE_ID")"
 if [ "$role" != "$ROLE" ]; then
   if [ "$ROLE" = manager ]; then
     retry docker node promote "$NODE_ID"
@@ -36,23 +37,29 @@ if [ "$role" != "$ROLE" ]; then
   fi
 fi
 
-args=(--availability "$AVAILABILITY")
-wanted_keys=$(printf '%s\n' "$LABELS" | sed -n 's/=.*//p')
-for key in $(docker node inspect --format '{{range $k, $v := .Spec.Labels}}{{$k}} {{end}}' "$NODE_ID"); do
-  if ! printf '%s\n' "$wanted_keys" | grep -qxF "$key"; then
-    args+=(--label-rm "$key")
-  fi
-done
+# Labels: the given set is the whole set. Update only what differs (each update is a Raft write).
+current_labels=$(docker node inspect --format '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$NODE_ID" | sed '/^$/d' | sort)
+wanted_labels=$(printf '%s\n' "$LABELS" | sed '/^$/d' | sort)
+args=()
+[ "$availability" = "$AVAILABILITY" ] || args+=(--availability "$AVAILABILITY")
 while IFS= read -r pair; do
-  [ -n "$pair" ] && args+=(--label-add "$pair")
-done <<<"$LABELS"
-retry docker node update "${args[@]}" "$NODE_ID"
+  [ -n "$pair" ] || continue
+  key=${pair%%=*}
+  printf '%s\n' "$wanted_labels" | cut -d= -f1 | grep -qxF "$key" || args+=(--label-rm "$key")
+done <<<"$current_labels"
+while IFS= read -r pair; do
+  [ -n "$pair" ] || continue
+  printf '%s\n' "$current_labels" | grep -qxF "$pair" || args+=(--label-add "$pair")
+done <<<"$wanted_labels"
+if [ "${#args[@]}" -gt 0 ]; then
+  retry docker node update "${args[@]}" "$NODE_ID"
+fi
 
 # Wait until a promoted manager is reachable, so later manager-side work can use it.
 if [ "$ROLE" = manager ]; then
-  for _ in $(seq 1 30); do
+  for _ in $(seq 1 150); do
     [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$NODE_ID")" = reachable ] && break
-    sleep 1
+    sleep 0.2
   done
 fi
 printf '%s %s %s\n' "$NODE_NAME" "$ROLE" "$AVAILABILITY"

@@ -8,7 +8,14 @@ import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
 
-export const REPO = path.resolve(__dirname, "..", "..");
+/** The repository root: the nearest folder above this file with a Pulumi.yaml (also from bin/). */
+function findRepo(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, "Pulumi.yaml"))) return d;
+    if (path.dirname(d) === d) throw new Error(`no Pulumi.yaml above ${dir}`);
+  }
+}
+export const REPO = findRepo(__dirname);
 export const LAB = path.join(REPO, "tests", "lab", "lab.sh");
 export const LAB_DIR = process.env.SWARMCLOUD_LAB_DIR ?? "/tmp/swarmcloud-lab";
 const DOCKER = "/usr/bin/docker";

@@ -1,0 +1,153 @@
+import type { GhostSettings } from "../components/config";
+import { ComposeFile, ComposeNetwork, networkingErrors } from "./compose";
+
+export interface GhostContext {
+  /** Ghost's content folder on the shared (Gluster) mount, e.g. /mnt/swarmcloud/ghost/content. */
+  contentPath: string;
+  /** The database's data folder on the shared mount, e.g. /mnt/swarmcloud/ghost/mysql. */
+  dbPath: string;
+  /** Public URL of the blog (Ghost builds every link from it). */
+  url: string;
+  /** Encrypt the stack's overlay networks (IPsec between nodes). */
+  encryptOverlay: boolean;
+  /** Versioned Docker secret names (see `versionedSecretName` in components/stack.ts). */
+  secretNames: { dbPassword: string; dbRootPassword: string };
+}
+
+/** Keys under `secrets:`; each is mounted at /run/secrets/<key>, whatever the Docker name. */
+export const GHOST_SECRET_KEYS = { dbPassword: "db_password", dbRootPassword: "db_root_password" } as const;
+
+export const GHOST_DB_NAME = "ghost";
+export const GHOST_DB_USER = "ghost";
+/** Where the official ghost image keeps its content (GHOST_CONTENT). */
+export const GHOST_CONTENT_DIR = "/var/lib/ghost/content";
+/** Ghost's port inside the container. */
+export const GHOST_PORT = 2368;
+
+/**
+ * Ghost reads its configuration from environment variables but has no `_FILE` convention, so
+ * the password cannot come from a secret file by configuration alone. This wrapper reads the
+ * secret into `database__connection__password`, then hands over to the image's own entrypoint
+ * (`docker-entrypoint.sh` in the official image: it seeds the content folder and drops to the
+ * `node` user) with the image's own command (`node current/index.js`). The password never
+ * appears in the service spec, `docker inspect` or the compose text.
+ */
+export function ghostEntrypoint(secretKey: string = GHOST_SECRET_KEYS.dbPassword): string[] {
+  const script = [
+    "set -e",
+    `database__connection__password="$(cat /run/secrets/${secretKey})"`,
+    "export database__connection__password",
+    'exec docker-entrypoint.sh "$@"',
+  ].join("; ");
+  return ["/bin/sh", "-c", script, "ghost-entrypoint"];
+}
+
+/** The official image's command, passed through the wrapper above. */
+export const GHOST_COMMAND = ["node", "current/index.js"];
+
+/**
+ * Healthy once Ghost answers HTTP on 2368 with anything but a 5xx (Ghost answers 503 while it
+ * boots and migrates). A node one-liner: the official Debian image has neither curl nor wget.
+ */
+export const GHOST_HEALTHCHECK = [
+  "CMD",
+  "node",
+  "-e",
+  "require('http').get({host:'127.0.0.1',port:2368,path:'/ghost/api/admin/site/',timeout:4000}," +
+    "r=>process.exit(r.statusCode<500?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))",
+];
+
+/**
+ * `mysqladmin ping` exits 0 whenever the server answers, even with "access denied", so it needs
+ * no password. TCP to 127.0.0.1 (not the socket) so the temporary server the image's entrypoint
+ * runs during initialisation (networking off) does not count as healthy. MariaDB 11 images
+ * ship only `mariadb-admin`, hence the fallback.
+ */
+export const DB_HEALTHCHECK = [
+  "CMD-SHELL",
+  "mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent",
+];
+
+function overlay(encrypt: boolean, extra: Partial<ComposeNetwork> = {}): ComposeNetwork {
+  return { driver: "overlay", ...extra, ...(encrypt ? { driver_opts: { encrypted: "true" } } : {}) };
+}
+
+/**
+ * Ghost + its database as one stack.
+ *
+ * - `db` (MySQL, or any image honouring the official mysql image's variables) runs exactly one
+ *   replica wherever `dbPlacement` says, is never published, and sits only on `backend`, an
+ *   internal overlay network (no route out of the cluster).
+ * - It initialises itself on first start: MYSQL_DATABASE / MYSQL_USER create the database and
+ *   user; both passwords come from Docker secrets through the `_FILE` variables.
+ * - `ghost` runs `replicas` tasks on `backend` (to reach the database) and `frontend` (an
+ *   ordinary overlay, so it can publish its port and reach the internet for themes/email).
+ * - Data of both lives on the shared mount, so a task rescheduled to another node finds it.
+ * - Both update stop-first: two databases on one data folder corrupt it, and two Ghosts
+ *   migrating one database race.
+ */
+export function ghostCompose(settings: GhostSettings, ctx: GhostContext): ComposeFile {
+  const errors = networkingErrors("ghost", settings);
+  if (errors.length > 0) throw new Error(errors.join("\n"));
+
+  const restart = { condition: "any" as const, delay: "5s" };
+  return {
+    version: "3.8",
+    services: {
+      db: {
+        image: settings.dbImage,
+        environment: {
+          MYSQL_DATABASE: GHOST_DB_NAME,
+          MYSQL_USER: GHOST_DB_USER,
+          MYSQL_PASSWORD_FILE: `/run/secrets/${GHOST_SECRET_KEYS.dbPassword}`,
+          MYSQL_ROOT_PASSWORD_FILE: `/run/secrets/${GHOST_SECRET_KEYS.dbRootPassword}`,
+        },
+        secrets: [{ source: GHOST_SECRET_KEYS.dbPassword }, { source: GHOST_SECRET_KEYS.dbRootPassword }],
+        volumes: [{ type: "bind", source: ctx.dbPath, target: "/var/lib/mysql" }],
+        networks: ["backend"],
+        deploy: {
+          replicas: 1,
+          endpoint_mode: settings.endpointMode,
+          placement: { constraints: [...settings.dbPlacement] },
+          restart_policy: restart,
+          update_config: { parallelism: 1, order: "stop-first", failure_action: "pause" },
+        },
+        healthcheck: { test: DB_HEALTHCHECK, interval: "10s", timeout: "5s", retries: 6, start_period: "180s" },
+        stop_grace_period: "60s",
+      },
+      ghost: {
+        image: settings.image,
+        entrypoint: ghostEntrypoint(),
+        command: GHOST_COMMAND,
+        environment: {
+          url: ctx.url,
+          database__client: "mysql",
+          database__connection__host: "db",
+          database__connection__port: "3306",
+          database__connection__user: GHOST_DB_USER,
+          database__connection__database: GHOST_DB_NAME,
+          paths__contentPath: GHOST_CONTENT_DIR,
+        },
+        secrets: [{ source: GHOST_SECRET_KEYS.dbPassword }],
+        volumes: [{ type: "bind", source: ctx.contentPath, target: GHOST_CONTENT_DIR }],
+        networks: ["backend", "frontend"],
+        ports: [{ target: GHOST_PORT, published: settings.port, protocol: "tcp", mode: settings.publishMode }],
+        deploy: {
+          replicas: settings.replicas,
+          endpoint_mode: settings.endpointMode,
+          restart_policy: restart,
+          update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback", monitor: "30s" },
+        },
+        healthcheck: { test: GHOST_HEALTHCHECK, interval: "15s", timeout: "5s", retries: 5, start_period: "180s" },
+      },
+    },
+    networks: {
+      backend: overlay(ctx.encryptOverlay, { internal: true }),
+      frontend: overlay(ctx.encryptOverlay),
+    },
+    secrets: {
+      [GHOST_SECRET_KEYS.dbPassword]: { external: true, name: ctx.secretNames.dbPassword },
+      [GHOST_SECRET_KEYS.dbRootPassword]: { external: true, name: ctx.secretNames.dbRootPassword },
+    },
+  };
+}

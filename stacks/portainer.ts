@@ -1,0 +1,100 @@
+import type { PortainerSettings } from "../components/config";
+import { ComposeFile, ComposePort, networkingErrors } from "./compose";
+
+export interface PortainerContext {
+  /** Portainer's data folder on the shared mount, e.g. /mnt/swarmcloud/portainer. */
+  dataPath: string;
+  /** Encrypt the agent network (IPsec between nodes). */
+  encryptOverlay: boolean;
+  /** Versioned Docker secret name holding the admin password in plain text. */
+  adminPasswordSecret: string;
+}
+
+/** Key under `secrets:`; mounted at /run/secrets/portainer_admin_password. */
+export const PORTAINER_SECRET_KEY = "portainer_admin_password";
+export const PORTAINER_HTTPS_PORT = 9443;
+export const PORTAINER_HTTP_PORT = 9000;
+/** The agent's port on the overlay network (never published). */
+export const PORTAINER_AGENT_PORT = 9001;
+
+/**
+ * Portainer server + agent, shaped like Portainer's own `portainer-agent-stack.yml`:
+ *
+ * - `agent` runs on every node (global) with the node's Docker socket and volumes folder, and
+ *   is reached only over the `agent_network` overlay at `tasks.agent:9001`.
+ * - `portainer` (the server) runs one replica on a manager, keeps its database on the shared
+ *   mount (it follows a rescheduled task to another manager), and publishes 9443 (HTTPS) and,
+ *   when `httpPort` is set, 9000 (plain HTTP).
+ * - The admin password is set at first start with `--admin-password-file`, which takes the
+ *   password in plain text and hashes it itself (`--admin-password` wants a bcrypt hash), so
+ *   nobody can race the first-login page. The file is a Docker secret, so the password is in
+ *   neither the spec nor the compose text.
+ * - The server updates stop-first: two servers on one BoltDB file would fight over its lock.
+ */
+export function portainerCompose(settings: PortainerSettings, ctx: PortainerContext): ComposeFile {
+  const errors = networkingErrors("portainer", settings);
+  if (errors.length > 0) throw new Error(errors.join("\n"));
+
+  const ports: ComposePort[] = [
+    { target: PORTAINER_HTTPS_PORT, published: settings.httpsPort, protocol: "tcp", mode: settings.publishMode },
+  ];
+  if (settings.httpPort !== undefined) {
+    ports.push({
+      target: PORTAINER_HTTP_PORT,
+      published: settings.httpPort,
+      protocol: "tcp",
+      mode: settings.publishMode,
+    });
+  }
+  const restart = { condition: "any" as const, delay: "5s" };
+  return {
+    version: "3.8",
+    services: {
+      agent: {
+        image: settings.agentImage,
+        volumes: [
+          { type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" },
+          { type: "bind", source: "/var/lib/docker/volumes", target: "/var/lib/docker/volumes" },
+        ],
+        networks: ["agent_network"],
+        deploy: {
+          mode: "global",
+          endpoint_mode: settings.endpointMode,
+          placement: { constraints: ["node.platform.os==linux"] },
+          restart_policy: restart,
+        },
+      },
+      portainer: {
+        image: settings.image,
+        command: [
+          "-H",
+          `tcp://tasks.agent:${PORTAINER_AGENT_PORT}`,
+          "--tlsskipverify",
+          "--admin-password-file",
+          `/run/secrets/${PORTAINER_SECRET_KEY}`,
+        ],
+        secrets: [{ source: PORTAINER_SECRET_KEY }],
+        volumes: [{ type: "bind", source: ctx.dataPath, target: "/data" }],
+        networks: ["agent_network"],
+        ports,
+        deploy: {
+          replicas: 1,
+          endpoint_mode: settings.endpointMode,
+          placement: { constraints: ["node.role==manager"] },
+          restart_policy: restart,
+          update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback" },
+        },
+      },
+    },
+    networks: {
+      agent_network: {
+        driver: "overlay",
+        attachable: true,
+        ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
+      },
+    },
+    secrets: {
+      [PORTAINER_SECRET_KEY]: { external: true, name: ctx.adminPasswordSecret },
+    },
+  };
+}

@@ -1,0 +1,282 @@
+import {
+  ComposeFile,
+  networkingErrors,
+  renderCompose,
+  toYaml,
+  validateCompose,
+  yamlString,
+} from "../../stacks/compose";
+import { GhostSettings, PortainerSettings } from "../../components/config";
+import { ghostCompose, GhostContext } from "../../stacks/ghost";
+import { portainerCompose } from "../../stacks/portainer";
+
+const ghost: GhostSettings = {
+  enabled: true,
+  image: "ghost:5",
+  dbImage: "mysql:8.4",
+  replicas: 1,
+  dbReplicas: 1,
+  port: 2368,
+  dbPlacement: ["node.role==manager"],
+  publishMode: "ingress",
+  endpointMode: "vip",
+};
+const ctx: GhostContext = {
+  contentPath: "/mnt/swarmcloud/ghost/content",
+  dbPath: "/mnt/swarmcloud/ghost/mysql",
+  url: "http://10.0.0.11:2368",
+  encryptOverlay: false,
+  secretNames: { dbPassword: "ghost-db-password-0123456789", dbRootPassword: "ghost-db-root-password-abcdefabcd" },
+};
+const portainer: PortainerSettings = {
+  enabled: true,
+  image: "portainer/portainer-ce:2.27.9",
+  agentImage: "portainer/agent:2.27.9",
+  httpsPort: 9443,
+  publishMode: "ingress",
+  endpointMode: "vip",
+};
+
+/** Lines of `a` and `b` that differ, position by position (both must have the same length). */
+function changedLines(a: string, b: string): [string, string][] {
+  const la = a.split("\n");
+  const lb = b.split("\n");
+  expect(la.length).toBe(lb.length);
+  return la.flatMap((l, i) => (l === lb[i] ? [] : [[l, lb[i]!] as [string, string]]));
+}
+
+describe("YAML emitter", () => {
+  test("quotes every string, doubles $ for compose interpolation, escapes what YAML rejects", () => {
+    expect(yamlString("yes")).toBe('"yes"');
+    expect(yamlString("1.10")).toBe('"1.10"');
+    expect(yamlString('say "hi" \\ now')).toBe('"say \\"hi\\" \\\\ now"');
+    expect(yamlString("a\nb\tc")).toBe('"a\\nb\\tc"');
+    expect(yamlString("$(cat x) ${HOME} $$")).toBe('"$$(cat x) $${HOME} $$$$"');
+    expect(yamlString("\u0000\u007f\u0085\u2028\ufeff")).toBe('"\\u0000\\u007f\\u0085\\u2028\\ufeff"');
+    expect(yamlString("café 🐳")).toBe('"café 🐳"');
+    expect(yamlString("\ud800x")).toBe('"\\ud800x"');
+  });
+
+  test("block layout, fixed key order whatever the insertion order, lists of maps, empties", () => {
+    const a = toYaml({
+      z: 1,
+      services: { s: { ports: [{ target: 1, mode: "host" }], image: "i" } },
+      version: "3.8",
+      e: [],
+      f: {},
+    });
+    const b = toYaml({
+      f: {},
+      e: [],
+      version: "3.8",
+      services: { s: { image: "i", ports: [{ mode: "host", target: 1 }] } },
+      z: 1,
+    });
+    expect(a).toBe(b);
+    expect(a).toBe(
+      [
+        'version: "3.8"',
+        "services:",
+        "  s:",
+        '    image: "i"',
+        "    ports:",
+        '      - mode: "host"',
+        "        target: 1",
+        "e: []",
+        "f: {}",
+        "z: 1",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("keys that YAML would misread are quoted; booleans and numbers are plain", () => {
+    expect(toYaml({ on: true, "a b": false, n: 0 })).toBe('"a b": false\n"n": 0\n"on": true\n');
+  });
+
+  test("a replica change is a one-line diff", () => {
+    const one = renderCompose(ghostCompose({ ...ghost, replicas: 1 }, ctx));
+    const two = renderCompose(ghostCompose({ ...ghost, replicas: 2 }, ctx));
+    expect(changedLines(one, two)).toEqual([["      replicas: 1", "      replicas: 2"]]);
+    expect(renderCompose(ghostCompose(ghost, ctx))).toBe(one); // deterministic
+  });
+});
+
+describe("validation", () => {
+  const base = (): ComposeFile => ({
+    version: "3.8",
+    services: { web: { image: "nginx", ports: [{ target: 80, published: 80 }], deploy: { endpoint_mode: "dnsrr" } } },
+  });
+
+  test("dnsrr with an ingress-published port is refused, host mode is fine", () => {
+    expect(validateCompose(base()).join()).toMatch(
+      /endpoint_mode dnsrr cannot be combined with a port published in ingress mode/,
+    );
+    const host = base();
+    host.services.web!.ports![0]!.mode = "host";
+    expect(validateCompose(host)).toEqual([]);
+    expect(() => renderCompose(base())).toThrow(/invalid compose file/);
+    expect(networkingErrors("ghost", { publishMode: "ingress", endpointMode: "dnsrr" })[0]).toMatch(
+      /swarmcloud:ghost.endpointMode.*ghost.publishMode: host/,
+    );
+    expect(networkingErrors("ghost", { publishMode: "host", endpointMode: "dnsrr" })).toEqual([]);
+    expect(() => ghostCompose({ ...ghost, endpointMode: "dnsrr" }, ctx)).toThrow(/ghost.publishMode/);
+    expect(() =>
+      portainerCompose(
+        { ...portainer, endpointMode: "dnsrr" },
+        { dataPath: "/d", encryptOverlay: false, adminPasswordSecret: "p-1" },
+      ),
+    ).toThrow(/portainer.publishMode/);
+  });
+
+  test("undefined networks and secrets, global with replicas, duplicate published ports, bad names", () => {
+    const f: ComposeFile = {
+      version: "3.8",
+      services: {
+        a: {
+          image: "x",
+          networks: ["nope"],
+          secrets: [{ source: "missing" }],
+          deploy: { mode: "global", replicas: 2 },
+          ports: [{ target: 1, published: 80 }],
+        },
+        b: {
+          image: "y",
+          ports: [{ target: 2, published: 80 }],
+          environment: { "bad-name": "v" },
+          volumes: [{ type: "bind", source: "rel", target: "/x" }],
+        },
+      },
+      secrets: { s: { external: true, name: "has space" } },
+    };
+    const errors = validateCompose(f).join("\n");
+    expect(errors).toMatch(/network nope is not defined/);
+    expect(errors).toMatch(/secret missing is not defined/);
+    expect(errors).toMatch(/replicas cannot be set with deploy.mode global/);
+    expect(errors).toMatch(/80\/tcp is also published by service a/);
+    expect(errors).toMatch(/environment name "bad-name"/);
+    expect(errors).toMatch(/absolute paths/);
+    expect(errors).toMatch(/Docker secret name "has space"/);
+  });
+});
+
+describe("ghost stack", () => {
+  const file = ghostCompose(ghost, ctx);
+  const yaml = renderCompose(file);
+
+  test("database: one replica, placed, never published, internal network only, self-initialising from secret files", () => {
+    const db = file.services.db!;
+    expect(db.image).toBe("mysql:8.4");
+    expect(db.deploy?.replicas).toBe(1);
+    expect(ghostCompose({ ...ghost, dbReplicas: 3 }, ctx).services.db!.deploy?.replicas).toBe(1);
+    expect(db.deploy?.placement?.constraints).toEqual(["node.role==manager"]);
+    expect(db.ports).toBeUndefined();
+    expect(db.networks).toEqual(["backend"]);
+    expect(file.networks?.backend).toEqual({ driver: "overlay", internal: true });
+    expect(db.environment).toEqual({
+      MYSQL_DATABASE: "ghost",
+      MYSQL_USER: "ghost",
+      MYSQL_PASSWORD_FILE: "/run/secrets/db_password",
+      MYSQL_ROOT_PASSWORD_FILE: "/run/secrets/db_root_password",
+    });
+    expect(db.volumes).toEqual([{ type: "bind", source: ctx.dbPath, target: "/var/lib/mysql" }]);
+    expect(db.deploy?.update_config?.order).toBe("stop-first");
+    expect(db.healthcheck?.test).toEqual([
+      "CMD-SHELL",
+      "mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent",
+    ]);
+  });
+
+  test("ghost: replicas, url, port, publish/endpoint modes, password only via the wrapper", () => {
+    const g = file.services.ghost!;
+    expect(g.deploy?.replicas).toBe(1);
+    expect(g.environment?.url).toBe(ctx.url);
+    expect(g.environment?.database__connection__host).toBe("db");
+    expect(Object.keys(g.environment ?? {}).filter((k) => /password/i.test(k))).toEqual([]);
+    expect(g.entrypoint).toEqual([
+      "/bin/sh",
+      "-c",
+      'set -e; database__connection__password="$(cat /run/secrets/db_password)"; export database__connection__password; exec docker-entrypoint.sh "$@"',
+      "ghost-entrypoint",
+    ]);
+    expect(g.command).toEqual(["node", "current/index.js"]);
+    expect(g.ports).toEqual([{ target: 2368, published: 2368, protocol: "tcp", mode: "ingress" }]);
+    expect(g.deploy?.endpoint_mode).toBe("vip");
+    expect(g.volumes).toEqual([{ type: "bind", source: ctx.contentPath, target: "/var/lib/ghost/content" }]);
+    const lab = ghostCompose({ ...ghost, publishMode: "host", endpointMode: "dnsrr", port: 8080, replicas: 3 }, ctx);
+    expect(lab.services.ghost!.ports).toEqual([{ target: 2368, published: 8080, protocol: "tcp", mode: "host" }]);
+    expect(lab.services.ghost!.deploy?.endpoint_mode).toBe("dnsrr");
+    expect(lab.services.db!.deploy?.endpoint_mode).toBe("dnsrr");
+    expect(lab.services.ghost!.deploy?.replicas).toBe(3);
+  });
+
+  test("secrets are external under their versioned names; the wrapper's $ reach the container literally", () => {
+    expect(file.secrets).toEqual({
+      db_password: { external: true, name: "ghost-db-password-0123456789" },
+      db_root_password: { external: true, name: "ghost-db-root-password-abcdefabcd" },
+    });
+    expect(yaml).toContain('database__connection__password=\\"$$(cat /run/secrets/db_password)\\"');
+    expect(yaml).toContain('exec docker-entrypoint.sh \\"$$@\\"');
+    expect(yaml).not.toMatch(/[^$]\$[^$]/);
+  });
+
+  test("encrypted overlay networks on request", () => {
+    const enc = ghostCompose(ghost, { ...ctx, encryptOverlay: true });
+    expect(enc.networks?.backend?.driver_opts).toEqual({ encrypted: "true" });
+    expect(enc.networks?.frontend?.driver_opts).toEqual({ encrypted: "true" });
+    expect(file.networks?.frontend?.driver_opts).toBeUndefined();
+  });
+
+  test("the whole rendered file", () => {
+    expect(yaml).toMatchSnapshot();
+  });
+});
+
+describe("portainer stack", () => {
+  const pctx = {
+    dataPath: "/mnt/swarmcloud/portainer",
+    encryptOverlay: true,
+    adminPasswordSecret: "portainer-admin-password-0a1b2c3d4e",
+  };
+  const file = portainerCompose(portainer, pctx);
+
+  test("agent on every node with the docker socket and volumes; server on a manager with its data on the shared mount", () => {
+    const agent = file.services.agent!;
+    expect(agent.deploy?.mode).toBe("global");
+    expect(agent.deploy?.replicas).toBeUndefined();
+    expect(agent.volumes?.map((v) => v.source)).toEqual(["/var/run/docker.sock", "/var/lib/docker/volumes"]);
+    expect(agent.ports).toBeUndefined();
+    const server = file.services.portainer!;
+    expect(server.deploy?.replicas).toBe(1);
+    expect(server.deploy?.placement?.constraints).toEqual(["node.role==manager"]);
+    expect(server.volumes).toEqual([{ type: "bind", source: pctx.dataPath, target: "/data" }]);
+    expect(server.command).toEqual([
+      "-H",
+      "tcp://tasks.agent:9001",
+      "--tlsskipverify",
+      "--admin-password-file",
+      "/run/secrets/portainer_admin_password",
+    ]);
+    expect(file.secrets).toEqual({ portainer_admin_password: { external: true, name: pctx.adminPasswordSecret } });
+    expect(file.networks?.agent_network).toEqual({
+      driver: "overlay",
+      attachable: true,
+      driver_opts: { encrypted: "true" },
+    });
+  });
+
+  test("9443 always, 9000 only when httpPort is set", () => {
+    expect(file.services.portainer!.ports).toEqual([
+      { target: 9443, published: 9443, protocol: "tcp", mode: "ingress" },
+    ]);
+    const both = portainerCompose({ ...portainer, httpPort: 9000, httpsPort: 9444, publishMode: "host" }, pctx);
+    expect(both.services.portainer!.ports).toEqual([
+      { target: 9443, published: 9444, protocol: "tcp", mode: "host" },
+      { target: 9000, published: 9000, protocol: "tcp", mode: "host" },
+    ]);
+  });
+
+  test("the whole rendered file", () => {
+    expect(renderCompose(file)).toMatchSnapshot();
+  });
+});

@@ -1,0 +1,234 @@
+/**
+ * SwarmStack on the Pulumi mocks: its children, their parents, the exact scripts, what goes on
+ * stdin (the secrets) versus the environment (the compose text, never a secret), and that a
+ * Ghost replica change touches Ghost's deploy only.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { setupMocks, settled, recordedNamed, valueOf } from "./mocks";
+import { GhostSettings, PortainerSettings } from "../../components/config";
+import {
+  secretLines,
+  secretsStdin,
+  secretVersion,
+  stackScript,
+  SwarmStack,
+  versionedSecretName,
+} from "../../components/stack";
+import { renderCompose } from "../../stacks/compose";
+import { ghostCompose } from "../../stacks/ghost";
+import { portainerCompose } from "../../stacks/portainer";
+
+const { recorded } = setupMocks();
+
+const DYNAMIC = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
+
+const manager = { name: "manager-1", connection: { host: "10.0.0.11", user: "root", privateKey: "PRIVATE-KEY" } };
+const fallback = { name: "manager-2", connection: { host: "10.0.0.12", user: "root", privateKey: "PRIVATE-KEY" } };
+
+const ghost: GhostSettings = {
+  enabled: true,
+  image: "ghost:5",
+  dbImage: "mysql:8.4",
+  replicas: 1,
+  dbReplicas: 1,
+  port: 2368,
+  dbPlacement: ["node.role==manager"],
+  publishMode: "ingress",
+  endpointMode: "vip",
+};
+const portainer: PortainerSettings = {
+  enabled: true,
+  image: "portainer/portainer-ce:2.27.9",
+  agentImage: "portainer/agent:2.27.9",
+  httpsPort: 9443,
+  publishMode: "ingress",
+  endpointMode: "vip",
+};
+const DB_PW = "db-pw-Very$ecret'1";
+const ROOT_PW = 'root-pw-Very$ecret"2';
+const ADMIN_PW = "admin-pw-Very$ecret 3";
+
+/** Both stacks the way index.ts wires them (no resource made inside an apply), Ghost's replicas given. */
+function apps(prefix: string, replicas: number) {
+  const ghostStack = new SwarmStack(`${prefix}-ghost`, {
+    manager,
+    fallbackManagers: [fallback],
+    stackName: "ghost",
+    secrets: { "ghost-db-password": pulumi.secret(DB_PW), "ghost-db-root-password": pulumi.secret(ROOT_PW) },
+    compose: (names) =>
+      renderCompose(
+        ghostCompose(
+          { ...ghost, replicas },
+          {
+            contentPath: "/mnt/swarmcloud/ghost/content",
+            dbPath: "/mnt/swarmcloud/ghost/mysql",
+            url: "http://10.0.0.11:2368",
+            encryptOverlay: false,
+            secretNames: { dbPassword: names["ghost-db-password"]!, dbRootPassword: names["ghost-db-root-password"]! },
+          },
+        ),
+      ),
+    timeout: 600,
+  });
+  // The other form: compose as an Input<string> built from versionedSecretName.
+  const portainerYaml = versionedSecretName("portainer-admin-password", pulumi.secret(ADMIN_PW)).apply(
+    (adminPasswordSecret) =>
+      renderCompose(
+        portainerCompose(portainer, {
+          dataPath: "/mnt/swarmcloud/portainer",
+          encryptOverlay: false,
+          adminPasswordSecret,
+        }),
+      ),
+  );
+  const portainerStack = new SwarmStack(`${prefix}-portainer`, {
+    manager,
+    stackName: "portainer",
+    compose: portainerYaml,
+    secrets: { "portainer-admin-password": pulumi.secret(ADMIN_PW) },
+    resolveImage: "never",
+  });
+  return { ghost: ghostStack, portainer: portainerStack };
+}
+
+describe("SwarmStack", () => {
+  let one: ReturnType<typeof apps>;
+  beforeAll(async () => {
+    one = apps("one", 1);
+    apps("two", 2);
+    await settled();
+  });
+
+  test("a component with one RemoteScript child, parented to it", () => {
+    const comp = recordedNamed("one-ghost");
+    expect(comp.type).toBe("swarmcloud:stack:SwarmStack");
+    expect(comp.custom).toBe(false);
+    const deploy = recordedNamed("one-ghost-deploy");
+    expect(deploy.type).toBe(DYNAMIC);
+    expect(deploy.parent).toBe(comp.urn);
+    expect(recorded.filter((r) => r.parent === comp.urn).map((r) => r.name)).toEqual(["one-ghost-deploy"]);
+    expect(deploy.options.additionalSecretOutputs).toContain("connection");
+  });
+
+  test("runs exactly the script files, on the manager, falling back to the other managers", () => {
+    const deploy = recordedNamed("one-ghost-deploy").inputs;
+    const file = (f: string) => fs.readFileSync(path.join(__dirname, "../../components/scripts", f), "utf8");
+    expect(deploy.create).toBe(file("stack-deploy.sh"));
+    expect(deploy.delete).toBe(file("stack-rm.sh"));
+    expect(stackScript("stack-deploy.sh")).toBe(file("stack-deploy.sh"));
+    expect(deploy.update).toBeUndefined();
+    expect(deploy.node).toBe("manager-1");
+    expect(deploy.connection.host).toBe("10.0.0.11");
+    expect(deploy.fallbackConnections.map((c: { host: string }) => c.host)).toEqual(["10.0.0.12"]);
+    expect(deploy.skipDeleteWhenUnreachable).toBe(true);
+    expect(deploy.timeout).toBe(600 + 180);
+    expect(deploy.environment).toMatchObject({ STACK: "ghost", TIMEOUT: "600", RESOLVE_IMAGE: "always" });
+    expect(recordedNamed("one-portainer-deploy").inputs.environment).toMatchObject({
+      STACK: "portainer",
+      TIMEOUT: "300",
+      RESOLVE_IMAGE: "never",
+    });
+    expect(recordedNamed("one-portainer-deploy").inputs.fallbackConnections).toEqual([]);
+  });
+
+  test("secrets go on stdin as name=base64 lines and appear nowhere else", async () => {
+    const deploy = recordedNamed("one-ghost-deploy").inputs;
+    const dbName = `ghost-db-password-${secretVersion("ghost-db-password", DB_PW)}`;
+    const rootName = `ghost-db-root-password-${secretVersion("ghost-db-root-password", ROOT_PW)}`;
+    const stdin: string = deploy.stdin;
+    expect(stdin).toBe(secretLines({ [rootName]: ROOT_PW, [dbName]: DB_PW }));
+    expect(await valueOf(one.ghost.secretNames)).toEqual({
+      "ghost-db-password": dbName,
+      "ghost-db-root-password": rootName,
+    });
+    expect(await pulumi.isSecret(one.ghost.secretNames)).toBe(false);
+    expect(await pulumi.isSecret(one.ghost.compose)).toBe(false);
+    expect(stdin).toBe(
+      [
+        `${dbName}=${Buffer.from(DB_PW).toString("base64")}`,
+        `${rootName}=${Buffer.from(ROOT_PW).toString("base64")}`,
+        "",
+      ].join("\n"),
+    );
+    const compose: string = deploy.environment.COMPOSE;
+    expect(typeof compose).toBe("string"); // plain, not a secret: preview shows its diff
+    expect(compose).toContain(`name: "${dbName}"`);
+    expect(compose).toContain(`name: "${rootName}"`);
+    for (const r of recorded) {
+      const { stdin, connection, fallbackConnections, ...rest } = r.inputs;
+      void stdin;
+      void connection;
+      void fallbackConnections;
+      const text = JSON.stringify(rest);
+      for (const pw of [DB_PW, ROOT_PW, ADMIN_PW]) {
+        expect(text).not.toContain(pw);
+        expect(text).not.toContain(Buffer.from(pw).toString("base64"));
+      }
+    }
+    expect(recordedNamed("one-portainer-deploy").inputs.environment.COMPOSE).toContain(
+      `portainer-admin-password-${secretVersion("portainer-admin-password", ADMIN_PW)}`,
+    );
+  });
+
+  test("stdin is a Pulumi secret even when the values are not", async () => {
+    const stdin = secretsStdin({ b: "2", a: pulumi.secret("1") })!;
+    expect(await pulumi.isSecret(stdin)).toBe(true);
+    expect(await valueOf(stdin)).toBe(`a-${secretVersion("a", "1")}=MQ==\nb-${secretVersion("b", "2")}=Mg==\n`);
+    expect(await pulumi.isSecret(secretsStdin({ a: "plain" })!)).toBe(true);
+    expect(secretsStdin({})).toBeUndefined();
+  });
+
+  test("secret names are versioned by value, stable, and not secret", async () => {
+    expect(secretVersion("x", "a")).toMatch(/^[0-9a-f]{10}$/);
+    expect(secretVersion("x", "a")).toBe(secretVersion("x", "a"));
+    expect(secretVersion("x", "a")).not.toBe(secretVersion("x", "b"));
+    expect(secretVersion("x", "a")).not.toBe(secretVersion("y", "a"));
+    const name = versionedSecretName("x", pulumi.secret("a"));
+    expect(await pulumi.isSecret(name)).toBe(false);
+    expect(await valueOf(name)).toBe(`x-${secretVersion("x", "a")}`);
+    expect(() => versionedSecretName("bad name", "a")).toThrow(/secret base name/);
+  });
+
+  test("a Ghost replica change changes Ghost's compose by one line and nothing else", () => {
+    const env = (n: string) => recordedNamed(n).inputs.environment as Record<string, string>;
+    expect(env("two-portainer-deploy")).toEqual(env("one-portainer-deploy"));
+    expect(recordedNamed("two-portainer-deploy").inputs.stdin).toEqual(
+      recordedNamed("one-portainer-deploy").inputs.stdin,
+    );
+    expect(recordedNamed("two-ghost-deploy").inputs.stdin).toEqual(recordedNamed("one-ghost-deploy").inputs.stdin);
+    const a = env("one-ghost-deploy");
+    const b = env("two-ghost-deploy");
+    expect({ ...a, COMPOSE: "" }).toEqual({ ...b, COMPOSE: "" });
+    const la = a.COMPOSE!.split("\n");
+    const lb = b.COMPOSE!.split("\n");
+    expect(la.length).toBe(lb.length);
+    const diff = la.flatMap((l, i) => (l === lb[i] ? [] : [`- ${l}`, `+ ${lb[i]}`]));
+    expect(diff).toEqual(["-       replicas: 1", "+       replicas: 2"]);
+  });
+
+  test("the deploy waits for the storage it is given", async () => {
+    class Mount extends pulumi.CustomResource {
+      constructor(name: string) {
+        super("test:index:Mount", name, {});
+      }
+    }
+    const storage = new Mount("storage-mount");
+    new SwarmStack("stored", { manager, stackName: "stored", compose: "x", dependsOn: [storage] });
+    await settled();
+    expect(recordedNamed("stored-deploy").dependencies).toContain(recordedNamed("storage-mount").urn);
+  });
+
+  test("no secrets, no stdin; bad names and timeouts are refused", async () => {
+    const s = new SwarmStack("plain", { manager, stackName: "plain", compose: 'version: "3.8"\nservices: {}\n' });
+    await settled();
+    expect(recordedNamed("plain-deploy").inputs.stdin).toBeUndefined();
+    expect(await valueOf(s.stackName)).toBe("plain");
+    expect(() => new SwarmStack("x", { manager, stackName: "Bad Name", compose: "" })).toThrow(/stack name/);
+    expect(() => new SwarmStack("y", { manager, stackName: "ok", compose: "", secrets: { "bad name": "v" } })).toThrow(
+      /secret base name/,
+    );
+    expect(() => new SwarmStack("z", { manager, stackName: "ok", compose: "", timeout: 1 })).toThrow(/timeout/);
+  });
+});
