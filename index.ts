@@ -4,7 +4,7 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { brickNodes, parseConfig, RawConfig, SwarmcloudConfig } from "./components/config";
+import { brickNodes, parseConfig, quorumProblem, RawConfig, SwarmcloudConfig } from "./components/config";
 import { GlusterVolume } from "./components/gluster";
 import { DockerHost } from "./components/host";
 import { ClusterNode } from "./components/nodes/types";
@@ -135,8 +135,17 @@ function publicPorts(c: SwarmcloudConfig): number[] {
   return ports;
 }
 
+/** The node list this stack exported last time (undefined on its first update). */
+async function previousNodeList(): Promise<{ name: string; role: string }[] | undefined> {
+  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`);
+  const details = await self.getOutputDetails("nodeList");
+  return (details.value ?? undefined) as { name: string; role: string }[] | undefined;
+}
+
 /** Builds the whole graph; the returned object is the stack's outputs. */
 async function main(): Promise<Record<string, unknown>> {
+  const quorum = quorumProblem(await previousNodeList(), config.nodes);
+  if (quorum !== undefined) throw new pulumi.RunError(quorum);
   const source = await nodeSource(config);
   const nodes = source.nodes;
   const hosts = Object.fromEntries(

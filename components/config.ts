@@ -816,3 +816,27 @@ export function brickNodes(c: Pick<SwarmcloudConfig, "nodes" | "gluster">): Node
 export function quorumTolerance(managers: number): number {
   return managers <= 0 ? 0 : Math.floor((managers - 1) / 2);
 }
+
+/**
+ * Refuses a manager change that would lose the swarm's quorum: of the managers the swarm has
+ * now, more than (N-1)/2 demoted or removed in one update. Returns the problem, or undefined.
+ * `previous` is the node list the last update exported (undefined on the first one).
+ */
+export function quorumProblem(
+  previous: { name: string; role: string }[] | undefined,
+  next: Pick<NodeSpec, "name" | "role">[],
+): string | undefined {
+  if (previous === undefined) return undefined;
+  const before = previous.filter((n) => n.role === "manager").map((n) => n.name);
+  const stillManagers = new Set(next.filter((n) => n.role === "manager").map((n) => n.name));
+  const leaving = before.filter((name) => !stillManagers.has(name));
+  const tolerated = quorumTolerance(before.length);
+  if (leaving.length === 0 || leaving.length <= tolerated) return undefined;
+  const remaining = before.length - leaving.length;
+  return (
+    `swarmcloud:nodes: this update removes or demotes ${leaving.length} of the swarm's ${before.length} managers ` +
+    `(${leaving.join(", ")}), leaving ${remaining}; a swarm of ${before.length} managers keeps its quorum only while ` +
+    `${Math.floor(before.length / 2) + 1} remain, so Raft could lose its majority mid-change. Change at most ${tolerated} ` +
+    `manager(s) per pulumi up (add the new managers first, then retire the old ones in steps).`
+  );
+}

@@ -27,7 +27,7 @@ export interface RemoteScriptArgs {
   fallbackConnections?: pulumi.Input<pulumi.Input<SshConnection>[]>;
   /** On delete, succeed without running anything if no connection answers (the node is gone). Default false. */
   skipDeleteWhenUnreachable?: pulumi.Input<boolean>;
-  /** Script run on create (and on any change when `update` is not given). Must be idempotent. */
+  /** Script run on create (and on any change when `update` is not given). Must be idempotent. Empty: nothing runs. */
   create: pulumi.Input<string>;
   /** Script run when `create`, `update`, `stdin` or `environment` change. Default: `create`. */
   update?: pulumi.Input<string>;
@@ -103,7 +103,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async create(inputs: ScriptInputs): Promise<pulumi.dynamic.CreateResult> {
-    const stdout = await runRemote(inputs, inputs.create, inputs.stdin);
+    // An empty create script runs nothing: the resource exists for its delete step.
+    const stdout = inputs.create === "" ? "" : await runRemote(inputs, inputs.create, inputs.stdin);
     return { id: `${inputs.node}-${Date.now().toString(36)}`, outs: stateOf(inputs, stdout) };
   },
 

@@ -86,7 +86,8 @@ export class Swarm extends pulumi.ComponentResource {
         {
           node: node.name,
           ...managerSide,
-          create: "# swarmcloud: reserve a place in the swarm\ntrue",
+          // Nothing to do on create: the slot exists to remove the node from the list last.
+          create: "",
           delete: script("swarm-forget"),
           environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
           skipDeleteWhenUnreachable: true,

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # swarmcloud: detach a peer from the trusted pool
-# Runs on the first brick node once the peer holds no brick. Inputs: NODE_NAME, PEER_ADDR.
+# Runs on the first brick node once the peer holds no brick. A peer that still holds a brick is
+# left in the pool: when the first brick node changes, the old probe of a node that stays is
+# deleted, not the node. Inputs: NODE_NAME, PEER_ADDR.
 set -euo pipefail
 : "${NODE_NAME:?}" "${PEER_ADDR:?}"
+if gluster --mode=script volume info 2>/dev/null | grep -q "^Brick[0-9]*: $PEER_ADDR:"; then
+  echo "$NODE_NAME ($PEER_ADDR) still holds a brick; it stays in the pool" >&2
+  exit 0
+fi
 if gluster --mode=script pool list | awk -v a="$PEER_ADDR" '$2 == a {found=1} END {exit !found}'; then
   gluster --mode=script peer detach "$PEER_ADDR" force >/dev/null
 fi

@@ -55,6 +55,15 @@ for b in "${remove[@]}"; do
   count=$((count - 1))
   g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null
 done
+# A node whose brick left and that holds no other brick leaves the pool too (its own probe
+# resource cannot do it when it was the first brick node, which has none).
+for b in "${remove[@]}"; do
+  host="${b%%:*}"
+  g volume info | grep -q "^Brick[0-9]*: $host:" && continue
+  if g pool list | awk -v a="$host" '$2 == a {found=1} END {exit !found}'; then
+    g peer detach "$host" force >/dev/null || echo "could not detach $host from the pool" >&2
+  fi
+done
 
 while IFS= read -r pair; do
   [ -n "$pair" ] || continue

@@ -4,7 +4,14 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}"
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = inactive ]; then
-  exit 0 # the swarm is being taken down: there is no list left to remove the node from
+  # The departing node itself (a replaced first manager, tried first) cannot remove itself
+  # from the list: the next manager does. Any other node outside the swarm means the swarm is
+  # being taken down: there is no list left to remove the node from.
+  if ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
+    echo "$(hostname) is the node being removed" >&2
+    exit 75 # not here: the caller tries the next manager
+  fi
+  exit 0
 fi
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
   echo "$(hostname) is not a swarm manager" >&2

@@ -38,10 +38,13 @@ function measure(managers: number, workers: number, bin: string, withAdd: boolea
       const added: LabNode = inv.nodes.find((n) => n.name === `worker-${workers + 1}`)!;
       cli.setConfig(labConfig(inv, { apps: false }));
       const planned = changes(cli.preview().steps);
-      const others = inv.nodes.filter((n) => n !== added);
+      // The first manager records the new node's role and labels (manager-side work for it);
+      // no other node may see an SSH session.
+      const others = inv.nodes.filter((n) => n !== added && n.name !== "manager-1");
       const othersBefore = others.map(sshLogins);
       row.addNode = cli.up().seconds;
       row.addTouchedOnlyNewNode =
+        planned.length > 0 &&
         planned.every((c) => c.includes(added.name)) &&
         JSON.stringify(others.map(sshLogins)) === JSON.stringify(othersBefore);
     }
@@ -73,7 +76,7 @@ function main(): void {
     "",
     `T(9)/T(3) = ${(r9.up / r3.up).toFixed(2)}   (target <= 1.3)`,
     `5 nodes, Docker preinstalled: converge ${r5.up.toFixed(1)} s   (target <= 15 s)`,
-    `adding a 6th node: ${r5.addNode!.toFixed(1)} s = ${pct(r5.addNode!, r5.up)} of a full converge (target < 30%), touched only that node: ${r5.addTouchedOnlyNewNode}`,
+    `adding a 6th node: ${r5.addNode!.toFixed(1)} s = ${pct(r5.addNode!, r5.up)} of a full converge (target < 30%), only that node's resources changed and no other node but the first manager (which records its role and labels) had an SSH session: ${r5.addTouchedOnlyNewNode}`,
     `no-op up: ${pct(r5.noop, r5.up)} of a full converge at 5 nodes (target < 20%)`,
   ];
   report.set("rows", rows);

@@ -181,9 +181,9 @@ export interface PreviewStep {
   urn: string;
 }
 
-/** Steps that change something (not `same`), as "op name" strings. */
+/** Steps that change something (not `same`, not a `read`), as "op name" strings. */
 export function changes(steps: PreviewStep[]): string[] {
-  return steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
+  return steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
 }
 
 /** The Pulumi engine's bin dir (built from Go modules when no pulumi is on PATH). */
@@ -212,8 +212,20 @@ export class Report {
   }
 }
 
-/** The stack configuration for lab nodes: the `ssh` environment over the lab inventory. */
-export function labConfig(inv: Inventory, opts: { apps: boolean }): Record<string, unknown> {
+/** Lab-only images (tests/lab/images): no registry here, so the lab builds what it runs. */
+export const LAB_IMAGES = {
+  ghost: "swarmcloud-lab/ghost:lab",
+  db: "swarmcloud-lab/mariadb:lab",
+  portainer: "swarmcloud-lab/portainer-standin:lab",
+  portainerAgent: "swarmcloud-lab/portainer-agent-standin:lab",
+};
+
+/**
+ * The stack configuration for lab nodes: the `ssh` environment over the lab inventory. With
+ * apps, the lab images, host-mode ports and dnsrr (no IPVS here: no ingress mesh, no VIPs).
+ */
+export function labConfig(inv: Inventory, opts: { apps: boolean; ghostReplicas?: number }): Record<string, unknown> {
+  const networking = { publishMode: "host", endpointMode: "dnsrr" };
   return {
     environment: "ssh",
     nodes: inv.nodes.map((n) => ({
@@ -222,17 +234,35 @@ export function labConfig(inv: Inventory, opts: { apps: boolean }): Record<strin
       address: n.address,
       labels: { "swarmcloud.lab": "true", tier: n.role === "manager" ? "control" : "app" },
     })),
-    ghost: { enabled: opts.apps },
-    portainer: { enabled: opts.apps },
+    swarm: { resolveImage: "never" },
+    deployTimeout: 600,
+    ghost: opts.apps
+      ? { enabled: true, image: LAB_IMAGES.ghost, dbImage: LAB_IMAGES.db, replicas: opts.ghostReplicas ?? 1, ...networking }
+      : { enabled: false },
+    portainer: opts.apps
+      ? { enabled: true, image: LAB_IMAGES.portainer, agentImage: LAB_IMAGES.portainerAgent, ...networking }
+      : { enabled: false },
   };
 }
 
-export async function waitFor<T>(what: string, seconds: number, probe: () => T | undefined | false): Promise<T> {
+/** Lab passwords, given as config secrets (the random provider's plugin cannot be built here). */
+export const LAB_PASSWORDS = {
+  ghostDbPassword: `ghost-db-${process.pid}-Xq7`,
+  dbRootPassword: `db-root-${process.pid}-Zr4`,
+  portainerAdminPassword: `portainer-${process.pid}-Wm9`,
+};
+
+/** Polls `probe` (sync or async) every 500 ms until it returns a value other than undefined/false. */
+export async function waitFor<T>(
+  what: string,
+  seconds: number,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+): Promise<T> {
   const deadline = Date.now() + seconds * 1000;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
-      const v = probe();
+      const v = await probe();
       if (v !== undefined && v !== false) return v;
     } catch (err) {
       last = err;

@@ -1,0 +1,205 @@
+/**
+ * The payoff, for real: Portainer (a stand-in in the lab) and the real Ghost with a MySQL-
+ * compatible database on the swarm, data on Gluster, secrets as Docker secrets, over SSH by
+ * the real engine. Ghost is checked the way a person would: through its APIs and in Chromium.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { createPost, homeStatus, readPost, render, setupGhost, GhostKeys } from "./ghost";
+import {
+  changes,
+  engineBin,
+  inventory,
+  Inventory,
+  lab,
+  LAB_PASSWORDS,
+  labConfig,
+  LabNode,
+  onNode,
+  PulumiCli,
+  REPO,
+  Report,
+  sh,
+  waitFor,
+} from "./lib";
+
+const report = new Report("apps");
+let cli: PulumiCli;
+let inv: Inventory;
+let keys: GhostKeys;
+let slug: string;
+const TITLE = `Hello from the swarm ${Date.now()}`;
+
+function byHostname(hostname: string): LabNode {
+  const n = inventory().nodes.find((x) => x.name === hostname);
+  if (!n) throw new Error(`no lab node ${hostname}`);
+  return n;
+}
+
+/** A manager that answers, for swarm-side checks. */
+function anyManager(except?: string): LabNode {
+  for (const m of inventory().nodes.filter((n) => n.role === "manager" && n.name !== except)) {
+    try {
+      if (onNode(m, "docker info --format '{{.Swarm.ControlAvailable}}'") === "true") return m;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error("no manager answers");
+}
+
+/** Nodes where a service has a running task. */
+function runningOn(service: string, except?: string): LabNode[] {
+  const out = onNode(
+    anyManager(except),
+    `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`,
+  );
+  return out
+    .split("\n")
+    .filter((l) => / Running /.test(` ${l} `))
+    .map((l) => byHostname(l.split(" ")[0]!));
+}
+
+const ghostBase = (n: LabNode) => `http://${n.address}:2368`;
+
+beforeAll(() => {
+  const bin = engineBin();
+  lab("engine");
+  lab("image");
+  const t0 = Date.now();
+  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
+  if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
+  report.set("labImagesSeconds", (Date.now() - t0) / 1000);
+  lab("down");
+  lab("up", "3", "2");
+  const t1 = Date.now();
+  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
+  if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
+  report.set("imageLoadSeconds", (Date.now() - t1) / 1000);
+  inv = inventory();
+  cli = new PulumiCli("lab-apps", bin);
+  cli.init();
+  cli.setConfig(labConfig(inv, { apps: true }));
+  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
+  for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+}, 3600_000);
+
+afterAll(() => {
+  const file = report.write();
+  console.log(`apps report: ${file}\n${JSON.stringify(report.data, null, 2)}`);
+  if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
+    cli.run(["destroy", "--yes", "--skip-preview"]);
+    cli.removeStack();
+  }
+  if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
+}, 900_000);
+
+test("pulumi up deploys Portainer and Ghost + database on the swarm, storage on Gluster", () => {
+  const { seconds } = cli.up();
+  report.set("upSeconds", seconds);
+  const outputs = cli.outputs();
+  expect(outputs.ghostUrl).toBe(`http://${inv.nodes[0]!.address}:2368`);
+  expect(outputs.ghostAdminUrl).toBe(`http://${inv.nodes[0]!.address}:2368/ghost/`);
+  expect(outputs.portainerUrl).toBe(`https://${inv.nodes[0]!.address}:9443`);
+  expect(outputs.portainerAdminPassword).toBe(LAB_PASSWORDS.portainerAdminPassword);
+  const services = onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}' | sort");
+  expect(services.split("\n")).toEqual(
+    expect.arrayContaining([expect.stringMatching(/^ghost_db 1\/1/), expect.stringMatching(/^ghost_ghost 1\/1/)]),
+  );
+  // Database files and Ghost content live on the shared volume.
+  expect(onNode(inv.nodes[4]!, "ls /mnt/swarmcloud/ghost/mysql")).toMatch(/ibdata1/);
+  expect(onNode(inv.nodes[4]!, "ls /mnt/swarmcloud/ghost/content")).toMatch(/data|images|themes/);
+});
+
+test("Ghost answers 200; a post made through the Admin API reads back through the Content API and renders in Chromium", async () => {
+  const node = await waitFor("a running Ghost task", 300, () => runningOn("ghost_ghost")[0]);
+  const base = ghostBase(node);
+  await waitFor("Ghost's home page", 300, async () => (await homeStatus(base)) === 200);
+  expect(await homeStatus(base)).toBe(200);
+  keys = await setupGhost(base);
+  slug = await createPost(base, keys, TITLE, "<p>Written through the Admin API, stored on GlusterFS.</p>");
+  const post = await readPost(base, keys, slug);
+  expect(post?.title).toBe(TITLE);
+  expect(post?.html).toContain("stored on GlusterFS");
+  const page = render(`${base}/${slug}/`, path.join(REPO, "reports", "ghost-post.png"));
+  expect(page.dom).toContain(TITLE);
+  expect(page.dom).toContain("stored on GlusterFS");
+  expect(fs.statSync(page.screenshot).size).toBeGreaterThan(10_000);
+  const home = render(`${base}/`, path.join(REPO, "reports", "ghost-home.png"));
+  expect(home.dom).toContain("swarmcloud lab");
+  expect(home.dom).toContain(TITLE);
+});
+
+test("Portainer (the lab's stand-in) answers on its port", async () => {
+  const node = await waitFor("a running Portainer task", 120, () => runningOn("portainer_portainer")[0]);
+  const r = sh("curl", ["-sk", "-o", "/dev/null", "-w", "%{http_code}", `https://${node.address}:9443/`]);
+  expect(r.stdout).toBe("200");
+  expect(runningOn("portainer_agent")).toHaveLength(inv.nodes.length);
+});
+
+test("no password appears in the Pulumi state or in docker service inspect", () => {
+  const state = cli.exportState();
+  const inspect = onNode(anyManager(), "docker service inspect ghost_ghost ghost_db portainer_portainer");
+  for (const password of Object.values(LAB_PASSWORDS)) {
+    expect(state).not.toContain(password);
+    expect(inspect).not.toContain(password);
+  }
+  expect(inspect).toContain("/run/secrets/");
+});
+
+test("a second pulumi up changes nothing", () => {
+  const { steps } = cli.preview(["--expect-no-changes"]);
+  expect(changes(steps)).toEqual([]);
+});
+
+test("changing Ghost's replicas is a one-line diff of the compose file and leaves the database alone", async () => {
+  const manager = anyManager();
+  const dbBefore = onNode(manager, "docker service inspect --format '{{.Version.Index}}' ghost_db");
+  const dbTaskBefore = onNode(manager, "docker service ps ghost_db --filter desired-state=running -q");
+  cli.setConfig(labConfig(inv, { apps: true, ghostReplicas: 2 }));
+  const { steps } = cli.preview();
+  const changed = steps.filter((s) => s.op !== "same" && s.op !== "read");
+  expect(changed.map((s) => `${s.op} ${s.urn.split("::").pop()}`)).toEqual(["update lab-apps-ghost-deploy"]);
+  const step = changed[0] as unknown as {
+    oldState: { inputs: { environment: { COMPOSE: string } } };
+    newState: { inputs: { environment: { COMPOSE: string } } };
+  };
+  const before = step.oldState.inputs.environment.COMPOSE.split("\n");
+  const after = step.newState.inputs.environment.COMPOSE.split("\n");
+  expect(after.length).toBe(before.length);
+  const differing = after.filter((line, i) => line !== before[i]);
+  expect(differing).toHaveLength(1);
+  expect(differing[0]).toMatch(/replicas: 2/);
+  cli.up();
+  await waitFor("two Ghost tasks", 300, () => runningOn("ghost_ghost").length === 2);
+  expect(onNode(manager, "docker service inspect --format '{{.Version.Index}}' ghost_db")).toBe(dbBefore);
+  expect(onNode(manager, "docker service ps ghost_db --filter desired-state=running -q")).toBe(dbTaskBefore);
+  cli.setConfig(labConfig(inv, { apps: true }));
+  cli.up();
+});
+
+test("stopping the node that runs Ghost: Swarm starts it elsewhere and the same post is served again", async () => {
+  const victim = await waitFor("a running Ghost task", 120, () => runningOn("ghost_ghost")[0]);
+  const others = inventory().nodes.filter((n) => n.name !== victim.name);
+  const t0 = Date.now();
+  lab("stop", victim.container, "--kill");
+  const served = await waitFor("the post served by another node", 300, async () => {
+    for (const n of others) {
+      const post = await readPost(ghostBase(n), keys, slug);
+      if (post?.title === TITLE) return n;
+    }
+    return undefined;
+  });
+  const seconds = (Date.now() - t0) / 1000;
+  report.set("ghostFailoverSeconds", seconds);
+  report.set("ghostFailover", { from: victim.name, to: served.name });
+  expect(served.name).not.toBe(victim.name);
+  lab("start", victim.container);
+});
+
+test("destroy removes the stacks and their secrets", () => {
+  report.set("destroySeconds", cli.destroy());
+  for (const n of inventory().nodes) {
+    expect(onNode(n, "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+  }
+});
