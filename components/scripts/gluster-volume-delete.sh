@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
 # swarmcloud: stop and delete the volume
 # Runs on the first brick node after every mount is gone. A peer that restarted a moment ago
-# makes glusterd refuse ("some of the peers are down"), so wait for the pool and retry.
+# makes glusterd refuse ("some of the peers are down"), so wait for the pool; a brick node that
+# stays down (a dead machine) has its brick dropped first, so the rest can still be deleted.
 # Inputs: NODE_NAME, VOLUME.
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}"
 g() { gluster --mode=script "$@"; }
 g volume info "$VOLUME" >/dev/null 2>&1 || exit 0
-for _ in $(seq 1 60); do
-  g pool list | awk 'NR > 1 && $3 != "Connected" {down=1} END {exit down}' && break
-  sleep 1
+down() { g pool list | awk 'NR > 1 && $3 != "Connected" {print $2}'; }
+for _ in $(seq 1 150); do
+  [ -z "$(down)" ] && break
+  sleep 0.2
 done
+bricks() { g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p'; }
+for peer in $(down); do
+  for brick in $(bricks | grep "^$peer:" || true); do
+    count=$(bricks | wc -l)
+    [ "$count" -gt 1 ] || break
+    echo "peer $peer is down: dropping its brick $brick before the delete" >&2
+    g volume remove-brick "$VOLUME" replica $((count - 1)) "$brick" force >/dev/null
+  done
+done
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 for attempt in $(seq 1 10); do
   if g volume info "$VOLUME" | grep -q '^Status: Started'; then
-    g volume stop "$VOLUME" force >/dev/null 2>/tmp/swarmcloud-volume.err || true
+    g volume stop "$VOLUME" force >/dev/null 2>"$err" || true
   fi
-  if g volume delete "$VOLUME" >/dev/null 2>>/tmp/swarmcloud-volume.err; then
-    rm -f /tmp/swarmcloud-volume.err
+  if g volume delete "$VOLUME" >/dev/null 2>>"$err"; then
     exit 0
   fi
   [ "$attempt" -lt 10 ] && sleep 3
 done
 echo "could not delete volume $VOLUME:" >&2
-cat /tmp/swarmcloud-volume.err >&2
+cat "$err" >&2
 exit 1

@@ -49,7 +49,7 @@ export async function homeStatus(base: string): Promise<number> {
 
 /** Owner setup (first run), a session, and an integration whose keys the tests use. */
 export async function setupGhost(base: string): Promise<GhostKeys> {
-  const owner = { name: "Lab Owner", email: "owner@swarmcloud.test", password: "Lab-owner-password-1", blogTitle: "swarmcloud lab" };
+  const owner = { name: "Lab Owner", email: "owner@swarmcloud.test", password: "Vq8#tundra-Kestrel-5512", blogTitle: "swarmcloud lab" };
   const setup = await call(base, "POST", "/ghost/api/admin/authentication/setup/", { setup: [owner] });
   if (setup.status !== 201 && setup.status !== 403) {
     throw new Error(`ghost setup answered ${setup.status}: ${JSON.stringify(setup.json)}`);

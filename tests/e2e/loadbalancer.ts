@@ -30,6 +30,7 @@ export class LoadBalancer {
   readonly cfgFile = path.join(this.dir, "haproxy.cfg");
   readonly pidFile = path.join(this.dir, "haproxy.pid");
   readonly socket = path.join(this.dir, "admin.sock");
+  readonly stateFile = path.join(this.dir, "servers.state");
   /** Every HAProxy pid this harness started (old ones finish their connections after a reload). */
   private readonly pids = new Set<number>();
   reloads = 0;
@@ -58,6 +59,10 @@ export class LoadBalancer {
         },
       ],
       statsSocket: this.socket,
+      serverStateFile: this.stateFile,
+      // Right after a reload a new node counts as up until its checks fail: enough retries to
+      // walk past every node that does not run a task.
+      retries: Math.max(3, nodes.length),
     });
   }
 
@@ -78,24 +83,34 @@ export class LoadBalancer {
     this.launch(nodes, []);
   }
 
-  /** New config, new process; the old one (-sf) stops listening and finishes what it serves. */
-  reload(nodes: LbNode[]): void {
+  /**
+   * New config, new process; the old one (-sf) stops listening and finishes what it serves.
+   * The servers' health is saved first (`show servers state`), so the new process knows which
+   * nodes are down instead of finding out through failed requests.
+   */
+  async reload(nodes: LbNode[]): Promise<void> {
+    fs.writeFileSync(this.stateFile, await this.admin("show servers state"));
     const current = Number(fs.readFileSync(this.pidFile, "utf8").trim().split("\n")[0]);
     this.launch(nodes, [current]);
     this.reloads++;
   }
 
-  /** `show stat` through the admin socket: server name -> status (UP, DOWN, ...). */
-  async serverStatus(): Promise<Record<string, string>> {
-    const text = await new Promise<string>((resolve, reject) => {
+  /** One command on the admin socket; its answer. */
+  admin(command: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
       const c = net.createConnection(this.socket);
       let out = "";
-      c.on("connect", () => c.write("show stat\n"));
+      c.on("connect", () => c.write(`${command}\n`));
       c.on("data", (d) => (out += d.toString()));
       c.on("end", () => resolve(out));
       c.on("error", reject);
       c.setTimeout(3000, () => c.destroy(new Error("admin socket timed out")));
     });
+  }
+
+  /** `show stat` through the admin socket: server name -> status (UP, DOWN, ...). */
+  async serverStatus(): Promise<Record<string, string>> {
+    const text = await this.admin("show stat");
     const result: Record<string, string> = {};
     for (const line of text.split("\n")) {
       const f = line.split(",");

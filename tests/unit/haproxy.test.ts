@@ -28,7 +28,9 @@ describe("renderHaproxyConfig", () => {
     expect(lines).toContain("  server manager-1 172.31.250.11:2368");
     expect(lines).toContain("  server worker-1 172.31.250.31:2368");
     expect(lines).toContain("  default-server check inter 1000ms fall 2 rise 1");
-    expect(lines).toContain("  http-check send meth GET uri /ghost/api/admin/site/ ver HTTP/1.1 hdr Host blog.example.com");
+    expect(lines).toContain(
+      "  http-check send meth GET uri /ghost/api/admin/site/ ver HTTP/1.1 hdr Host blog.example.com",
+    );
     expect(lines).toContain("  http-check expect status 200");
     expect(lines).toContain("  option redispatch 1");
     expect(lines).toContain("  retry-on all-retryable-errors");
@@ -38,7 +40,10 @@ describe("renderHaproxyConfig", () => {
 
   test("is deterministic and follows the node list", () => {
     expect(renderHaproxyConfig(ghost)).toBe(renderHaproxyConfig({ ...ghost }));
-    const more = renderHaproxyConfig({ ...ghost, nodes: [...ghost.nodes, { name: "worker-3", address: "172.31.250.33" }] });
+    const more = renderHaproxyConfig({
+      ...ghost,
+      nodes: [...ghost.nodes, { name: "worker-3", address: "172.31.250.33" }],
+    });
     expect(more).toContain("server worker-3 172.31.250.33:2368");
     const fewer = renderHaproxyConfig({ ...ghost, nodes: ghost.nodes.slice(1) });
     expect(fewer).not.toContain("manager-1");

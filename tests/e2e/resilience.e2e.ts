@@ -1,0 +1,592 @@
+/**
+ * Resilience, measured: node faults and a rolling replacement of every node while Ghost (2
+ * replicas) keeps answering through a load balancer (HAProxy, stacks/haproxy.ts) that fronts
+ * every node's host-published port. A load loop requests the post every 100 ms during each
+ * fault and each replacement; the report has seconds, requests sent and requests failed.
+ */
+import { execFile, spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { createPost, homeStatus, readPost, setupGhost, GhostKeys } from "./ghost";
+import {
+  changes,
+  engineBin,
+  inventory,
+  Inventory,
+  lab,
+  LAB,
+  LAB_PASSWORDS,
+  labConfig,
+  PulumiCli,
+  PreviewStep,
+  REPO,
+  Report,
+  sh,
+} from "./lib";
+import { freePort, LoadBalancer, LoadLoop, LoadResult } from "./loadbalancer";
+
+type Role = "manager" | "worker";
+interface Member {
+  name: string;
+  role: Role;
+  address: string;
+  container: string;
+  extraLabels?: Record<string, string>;
+}
+
+const STACK = "lab-resilience";
+const VOLUME = "swarmcloud";
+const report = new Report("resilience");
+const faults: Record<string, unknown> = {};
+const replacements: Record<string, unknown>[] = [];
+let cli: PulumiCli;
+let inv: Inventory;
+let lb: LoadBalancer;
+let keys: GhostKeys;
+let slug = "";
+let members: Member[] = [];
+const TITLE = `Resilience post ${Date.now()}`;
+const BODY = "Served through HAProxy while nodes fail and are replaced.";
+
+// ------------------------------------------------------------------------------------------
+// Asynchronous helpers: the load loop must keep running while these wait.
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutS?: number } = {}) {
+  return new Promise<{ code: number; out: string; stdout: string }>((resolve) => {
+    execFile(
+      cmd,
+      args,
+      { cwd: REPO, env: opts.env ?? process.env, maxBuffer: 64 * 1024 * 1024, timeout: (opts.timeoutS ?? 600) * 1000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === "number"
+            ? (err as { code: number }).code
+            : -1
+          : 0;
+        resolve({ code, out: `${stdout}${stderr}`, stdout });
+      },
+    );
+  });
+}
+
+async function ssh(address: string, command: string, timeoutS = 30): Promise<string> {
+  const r = await run(
+    "ssh",
+    [
+      ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
+      ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-i", inv.privateKeyPath, `root@${address}`, command],
+    ],
+    { timeoutS },
+  );
+  if (r.code !== 0) throw new Error(`${address}: '${command}' failed (${r.code}): ${r.out}`);
+  return r.out.trim();
+}
+
+async function labAsync(...args: string[]): Promise<string> {
+  const r = await run("bash", [LAB, ...args], { timeoutS: 600 });
+  if (r.code !== 0) throw new Error(`lab.sh ${args.join(" ")} failed (${r.code}): ${r.out}`);
+  inv = inventory();
+  return r.out;
+}
+
+/** Runs a command on the first manager of `among` that answers as a manager. */
+async function onManager(command: string, among: Member[] = members, except: string[] = []): Promise<string> {
+  let last: unknown;
+  for (const m of among.filter((n) => n.role === "manager" && !except.includes(n.name))) {
+    try {
+      if ((await ssh(m.address, "docker info --format '{{.Swarm.ControlAvailable}}'", 15)) !== "true") continue;
+      return await ssh(m.address, command);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new Error(`no manager answered: ${String(last)}`);
+}
+
+async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  let last: unknown = "";
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(2000);
+  }
+  throw new Error(`timed out after ${seconds}s waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `pulumi up` without blocking the event loop. */
+async function pulumiUp(extra: string[] = []): Promise<{ code: number; seconds: number; out: string }> {
+  const t0 = Date.now();
+  const args = ["up", "--yes", "--skip-preview", "--parallel", "64", ...extra, "--stack", STACK, "--non-interactive"];
+  const r = await new Promise<{ code: number; out: string }>((resolve) => {
+    const p = spawn("pulumi", args, { cwd: REPO, env: cli.env });
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    p.on("close", (code) => resolve({ code: code ?? -1, out }));
+  });
+  return { ...r, seconds: (Date.now() - t0) / 1000 };
+}
+
+async function pulumiPreview(): Promise<string[]> {
+  const r = await run("pulumi", ["preview", "--json", "--parallel", "64", "--stack", STACK, "--non-interactive"], {
+    env: cli.env,
+  });
+  let parsed: { steps?: PreviewStep[] };
+  try {
+    parsed = JSON.parse(r.stdout) as { steps?: PreviewStep[] };
+  } catch {
+    throw new Error(`pulumi preview --json (${r.code}) printed no JSON:\n${r.out.slice(-3000)}`);
+  }
+  return changes(parsed.steps ?? []);
+}
+
+// ------------------------------------------------------------------------------------------
+// Cluster configuration and checks.
+
+function configure(list: Member[]): void {
+  const cfg = labConfig(
+    { ...inv, nodes: list.map((m) => ({ name: m.name, role: m.role, address: m.address, container: m.container })) },
+    { apps: true, ghostReplicas: 2 },
+  );
+  const nodes = cfg.nodes as { labels: Record<string, string> }[];
+  list.forEach((m, i) => Object.assign(nodes[i]!.labels, m.extraLabels ?? {}));
+  // Behind a load balancer, Ghost's public URL is the load balancer's.
+  (cfg.ghost as Record<string, unknown>).url = lb.url;
+  cli.setConfig(cfg);
+}
+
+const lbNodes = (list: Member[]) => list.map((m) => ({ name: m.name, address: m.address }));
+const postUrl = () => `${lb.url}/ghost/api/content/posts/slug/${slug}/?key=${keys.content}`;
+
+async function postIntact(): Promise<boolean> {
+  const post = await readPost(lb.url, keys, slug);
+  return post?.title === TITLE && post.html.includes(BODY);
+}
+
+/** Nodes (hostnames) running a task of a service. */
+async function tasksOn(service: string): Promise<string[]> {
+  const out = await onManager(
+    `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`,
+  );
+  return out
+    .split("\n")
+    .filter((l) => / Running /.test(` ${l} `))
+    .map((l) => l.split(" ")[0]!);
+}
+
+/** Every configured node Ready (managers reachable), no other node listed, every service at its replicas, the post intact. */
+async function converged(list: Member[], what: string, seconds = 600): Promise<void> {
+  await until(`${what}: nodes Ready, services at replicas, post intact`, seconds, async () => {
+    const rows = (
+      await onManager("docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'", list)
+    )
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split(" "));
+    if (rows.length !== list.length) return false;
+    for (const m of list) {
+      const row = rows.find((r) => r[0] === m.name);
+      if (!row || row[1] !== "Ready" || row[2] !== "Active") return false;
+      if (m.role === "manager" && !["Leader", "Reachable"].includes(row[3] ?? "")) return false;
+      if (m.role === "worker" && row[3]) return false;
+    }
+    const services = (await onManager("docker service ls --format '{{.Name}} {{.Replicas}}'", list))
+      .split("\n")
+      .filter(Boolean);
+    if (services.length < 4) return false;
+    for (const s of services) {
+      const [running, desired] = (s.split(" ")[1] ?? "").split("/");
+      if (!running || running !== desired) return false;
+    }
+    return postIntact();
+  });
+}
+
+/** Bricks of the volume (as "addr:/path"), from a brick node that answers. */
+async function bricks(list: Member[]): Promise<string[]> {
+  let last: unknown;
+  for (const m of list) {
+    try {
+      return (await ssh(m.address, `gluster --mode=script volume info ${VOLUME} | sed -n 's/^Brick[0-9]*: //p'`))
+        .split("\n")
+        .filter(Boolean);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new Error(`no node answered gluster volume info: ${String(last)}`);
+}
+
+async function healPending(address: string): Promise<number> {
+  const out = await ssh(
+    address,
+    `gluster --mode=script volume heal ${VOLUME} info | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}'`,
+  );
+  return Number(out);
+}
+
+/**
+ * Runs `body` with the load loop going, then records seconds, requests sent and failed under
+ * `record` (and writes the report, so a later failure keeps what was measured).
+ */
+async function measured(
+  record: Record<string, unknown>,
+  body: () => Promise<Record<string, unknown> | void>,
+): Promise<LoadResult & Record<string, unknown>> {
+  const load = new LoadLoop(postUrl(), (status, text) => status === 200 && text.includes(TITLE), {
+    intervalMs: 100,
+    maxRequests: 20_000,
+    maxSeconds: 1800,
+  });
+  const t0 = Date.now();
+  load.start();
+  let extra: Record<string, unknown> | void = {};
+  let error: unknown;
+  try {
+    extra = await body();
+  } catch (err) {
+    error = err;
+  }
+  const res = await load.stop();
+  Object.assign(
+    record,
+    {
+      seconds: (Date.now() - t0) / 1000,
+      sent: res.sent,
+      failed: res.failed,
+      errorWindowSeconds: res.errorWindowSeconds,
+    },
+    extra ?? {},
+  );
+  if (res.failures.length > 0) record.failureSample = res.failures;
+  if (error) record.error = String(error).slice(0, 2000);
+  report.set("faults", faults);
+  report.set("replacements", replacements);
+  report.write();
+  if (error) throw error;
+  return { ...res, ...(extra ?? {}) };
+}
+
+const member = (name: string) => members.find((m) => m.name === name)!;
+
+// ------------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  const bin = engineBin();
+  lab("engine");
+  lab("image");
+  const t0 = Date.now();
+  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
+  if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
+  report.set("labImagesSeconds", (Date.now() - t0) / 1000);
+  lab("down");
+  lab("up", "3", "2");
+  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
+  if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
+  inv = inventory();
+  members = inv.nodes.map((n) => ({ name: n.name, role: n.role, address: n.address, container: n.container }));
+  lb = new LoadBalancer(await freePort(), 2368, "/ghost/api/admin/site/");
+  cli = new PulumiCli(STACK, bin);
+  cli.init();
+  configure(members);
+  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
+  for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+}, 3600_000);
+
+afterAll(() => {
+  report.set("faults", faults);
+  report.set("replacements", replacements);
+  if (lb)
+    report.set("loadBalancer", {
+      url: lb.url,
+      reloads: lb.reloads,
+      config: fs.existsSync(lb.cfgFile) ? fs.readFileSync(lb.cfgFile, "utf8") : "",
+    });
+  const file = report.write();
+  console.log(`resilience report: ${file}\n${JSON.stringify({ faults, replacements }, null, 2)}`);
+  lb?.stop();
+  if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
+    cli.run(["destroy", "--yes", "--skip-preview"]);
+    cli.removeStack();
+  }
+  if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
+}, 900_000);
+
+test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a published post", async () => {
+  const { seconds } = cli.up();
+  report.set("upSeconds", seconds);
+  lb.start(lbNodes(members));
+  await until("Ghost through the load balancer", 600, async () => (await homeStatus(lb.url)) === 200);
+  keys = await setupGhost(lb.url);
+  slug = await createPost(lb.url, keys, TITLE, `<p>${BODY}</p>`);
+  expect(await postIntact()).toBe(true);
+  await until(
+    "two Ghost servers up in HAProxy",
+    600,
+    async () => Object.values(await lb.serverStatus()).filter((s) => s === "UP").length === 2,
+  );
+  await converged(members, "initial deploy");
+  // A file on the volume from the start: every replacement must carry it to the new bricks.
+  await ssh(member("worker-1").address, "echo resilience-seed > /mnt/swarmcloud/resilience-seed.txt");
+  report.set("ghostTasks", await tasksOn("ghost_ghost"));
+  report.set("dbTask", await tasksOn("ghost_db"));
+});
+
+test("a worker stops and starts again", async () => {
+  const ghostNodes = await tasksOn("ghost_ghost");
+  const victim = members.find((m) => m.role === "worker" && ghostNodes.includes(m.name)) ?? member("worker-1");
+  const record: Record<string, unknown> = { node: victim.name, hostedGhost: ghostNodes.includes(victim.name) };
+  faults.workerStopStart = record;
+  await measured(record, async () => {
+    await labAsync("stop", victim.container);
+    const t0 = Date.now();
+    await until("Ghost back at 2 replicas without the worker", 600, async () => {
+      const tasks = await tasksOn("ghost_ghost");
+      return tasks.length === 2 && !tasks.includes(victim.name) && (await postIntact());
+    });
+    const rescheduledSeconds = (Date.now() - t0) / 1000;
+    await labAsync("start", victim.container);
+    await converged(members, "worker back");
+    return { rescheduledSeconds };
+  });
+});
+
+test("one of three managers stops: the swarm takes changes and pulumi up works through another manager", async () => {
+  const victim = member("manager-1"); // the first manager: manager-side work must not depend on it
+  const record: Record<string, unknown> = {
+    node: victim.name,
+    hostedDb: (await tasksOn("ghost_db")).includes(victim.name),
+  };
+  faults.managerStop = record;
+  await measured(record, async () => {
+    await labAsync("stop", victim.container);
+    const rest = members.filter((m) => m.name !== victim.name);
+    // The swarm still takes a change.
+    await onManager("docker node update --label-add resilience.probe=1 worker-2", rest);
+    expect(
+      await onManager("docker node inspect --format '{{index .Spec.Labels \"resilience.probe\"}}' worker-2", rest),
+    ).toBe("1");
+    await onManager("docker node update --label-rm resilience.probe worker-2", rest);
+    // And so does the program: a new label on a worker, applied from another manager.
+    member("worker-1").extraLabels = { "resilience.fault": "manager-down" };
+    configure(members);
+    const up = await pulumiUp();
+    record.upSeconds = up.seconds;
+    if (up.code !== 0) throw new Error(`pulumi up with ${victim.name} down failed:\n${up.out.slice(-4000)}`);
+    expect(
+      await onManager("docker node inspect --format '{{index .Spec.Labels \"resilience.fault\"}}' worker-1", rest),
+    ).toBe("manager-down");
+    await labAsync("start", victim.container);
+    await converged(members, "manager back");
+    return {};
+  });
+});
+
+test("a brick node stops, a file is written meanwhile, it starts: self-heal completes", async () => {
+  const victim = member("manager-3");
+  const stamp = `written-while-down-${Date.now()}`;
+  const record: Record<string, unknown> = { node: victim.name };
+  faults.brickStopHeal = record;
+  await measured(record, async () => {
+    await labAsync("stop", victim.container);
+    await ssh(member("worker-2").address, `echo ${stamp} > /mnt/swarmcloud/resilience-heal.txt`);
+    expect(await ssh(member("manager-1").address, "cat /mnt/swarmcloud/resilience-heal.txt")).toBe(stamp);
+    await labAsync("start", victim.container);
+    const t0 = Date.now();
+    await until("self-heal of the restarted brick", 600, async () => {
+      const onBrick = await ssh(victim.address, "cat /srv/swarmcloud/brick/resilience-heal.txt 2>/dev/null || true");
+      return onBrick === stamp && (await healPending(victim.address)) === 0;
+    });
+    const healSeconds = (Date.now() - t0) / 1000;
+    await converged(members, "brick node back");
+    return { healSeconds };
+  });
+});
+
+test("a node unreachable during pulumi up: the error names it, the rest completes, nothing half-applied; then it converges", async () => {
+  const victim = member("worker-2");
+  const promoted = member("worker-1");
+  const record: Record<string, unknown> = {
+    node: victim.name,
+    change: `promote ${promoted.name} (touches every node's hosts file and join)`,
+  };
+  faults.unreachableDuringUp = record;
+  await measured(record, async () => {
+    await labAsync("stop", victim.container);
+    promoted.role = "manager";
+    configure(members);
+    const failed = await pulumiUp(["--continue-on-error"]);
+    record.failedUpSeconds = failed.seconds;
+    expect(failed.code).not.toBe(0);
+    const errorLines = failed.out.split("\n").filter((l) => /error|unreachable/i.test(l));
+    record.errorExcerpt = errorLines.slice(0, 6).join("\n").slice(0, 1500);
+    expect(failed.out).toMatch(new RegExp(`node ${victim.name} \\(.*\\) is unreachable over SSH`));
+    // The other nodes' work is done: the promotion, and the hosts file on every other node.
+    expect(await onManager(`docker node inspect --format '{{.Spec.Role}}' ${promoted.name}`)).toBe("manager");
+    for (const m of members.filter((n) => n.name !== victim.name)) {
+      expect(await ssh(m.address, "cat /etc/hosts")).toMatch(
+        new RegExp(`^${promoted.address.replace(/\./g, "\\.")} ${promoted.name}$`, "m"),
+      );
+    }
+    // Nothing half-applied: what is still to do is the unreachable node's own steps and what waits on them.
+    const pending = await pulumiPreview();
+    record.pendingAfterFailure = pending;
+    for (const p of pending) {
+      expect(p).toMatch(new RegExp(`^update .*(${victim.name}|-ghost-deploy|-portainer-deploy)`));
+    }
+    expect(pending.some((p) => p.includes(`${victim.name}-provision`))).toBe(true);
+    await labAsync("start", victim.container);
+    const again = await pulumiUp();
+    record.convergeUpSeconds = again.seconds;
+    if (again.code !== 0)
+      throw new Error(`pulumi up after ${victim.name} came back failed:\n${again.out.slice(-4000)}`);
+    expect(await pulumiPreview()).toEqual([]);
+    expect(await ssh(victim.address, "cat /etc/hosts")).toContain(`${promoted.address} ${promoted.name}`);
+    await converged(members, "node back, program converged");
+    return {};
+  });
+  // Back to 3 managers + 2 workers for the replacements.
+  const restore: Record<string, unknown> = { node: promoted.name };
+  faults.demoteBack = restore;
+  await measured(restore, async () => {
+    promoted.role = "worker";
+    configure(members);
+    const up = await pulumiUp();
+    restore.upSeconds = up.seconds;
+    if (up.code !== 0) throw new Error(`pulumi up demoting ${promoted.name} failed:\n${up.out.slice(-4000)}`);
+    await converged(members, "demoted back");
+    return {};
+  });
+});
+
+describe("rolling replacement of every node, one at a time", () => {
+  const plan: [string, string][] = [
+    ["worker-1", "worker-3"],
+    ["worker-2", "worker-4"],
+    ["manager-1", "manager-4"],
+    ["manager-2", "manager-5"],
+    ["manager-3", "manager-6"],
+  ];
+  for (const [oldName, newName] of plan) {
+    test(`${oldName} replaced by ${newName}`, async () => {
+      const old = member(oldName);
+      const role = old.role;
+      const record: Record<string, unknown> = { old: oldName, new: newName, role };
+      replacements.push(record);
+      const dbBefore = await tasksOn("ghost_db");
+      const ghostBefore = await tasksOn("ghost_ghost");
+      const bricksBefore = await bricks(members);
+      record.hostedDb = dbBefore.includes(oldName);
+      record.hostedGhost = ghostBefore.includes(oldName);
+      record.heldBrick = bricksBefore.some((b) => b.startsWith(`${old.address}:`));
+
+      // The new node, outside the measured window: a machine made ready with the images.
+      const p0 = Date.now();
+      await labAsync("add", newName, role);
+      const fresh = inv.nodes.find((n) => n.name === newName)!;
+      const loaded = await run(
+        "bash",
+        [path.join(REPO, "tests/lab/images/build.sh"), "load", `root@${fresh.address}`],
+        { timeoutS: 900 },
+      );
+      if (loaded.code !== 0) throw new Error(`loading images on ${newName}: ${loaded.out}`);
+      record.prepareSeconds = (Date.now() - p0) / 1000;
+
+      // In the same pulumi up: the new node in (at the end of its role), the old one out.
+      const next: Member[] = [
+        ...members.filter((m) => m.role === "manager" && m.name !== oldName),
+        ...(role === "manager" ? [{ name: newName, role, address: fresh.address, container: fresh.container }] : []),
+        ...members.filter((m) => m.role === "worker" && m.name !== oldName),
+        ...(role === "worker" ? [{ name: newName, role, address: fresh.address, container: fresh.container }] : []),
+      ];
+      const watcher = next.find((m) => m.role === "manager" && m.name !== newName)!;
+
+      await measured(record, async () => {
+        await lb.reload(lbNodes([...members, next.find((m) => m.name === newName)!]));
+        configure(next);
+        // Capacity watch: managers that are Ready and reachable, and the volume's brick count.
+        let watching = true;
+        let minManagers = Infinity;
+        let minBricks = Infinity;
+        let newReadyAt = 0;
+        let oldDrainedAt = 0;
+        const t0 = Date.now();
+        const watch = (async () => {
+          while (watching) {
+            try {
+              const out = await ssh(
+                watcher.address,
+                `docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'; echo ---; gluster --mode=script volume info ${VOLUME} | grep -c '^Brick[0-9]*:'`,
+                20,
+              );
+              const [nodesPart, bricksPart] = out.split("---");
+              const rows = nodesPart!
+                .split("\n")
+                .filter(Boolean)
+                .map((l) => l.split(" "));
+              const managers = rows.filter(
+                (r) => r[1] === "Ready" && ["Leader", "Reachable"].includes(r[3] ?? ""),
+              ).length;
+              minManagers = Math.min(minManagers, managers);
+              minBricks = Math.min(minBricks, Number(bricksPart!.trim()));
+              const n = rows.find((r) => r[0] === newName);
+              if (!newReadyAt && n && n[1] === "Ready") newReadyAt = Date.now();
+              const o = rows.find((r) => r[0] === oldName);
+              if (!oldDrainedAt && (!o || o[2] !== "Active")) oldDrainedAt = Date.now();
+            } catch {
+              // a busy moment; the next sample counts
+            }
+            await sleep(2000);
+          }
+        })();
+        const up = await pulumiUp();
+        record.upSeconds = up.seconds;
+        if (up.code !== 0) {
+          watching = false;
+          await watch;
+          throw new Error(`pulumi up replacing ${oldName} by ${newName} failed:\n${up.out.slice(-5000)}`);
+        }
+        await converged(next, `${newName} in, ${oldName} out`);
+        watching = false;
+        await watch;
+        await lb.reload(lbNodes(next));
+        return {
+          minManagers,
+          minBricks,
+          newReadySeconds: newReadyAt ? (newReadyAt - t0) / 1000 : undefined,
+          oldDrainedSeconds: oldDrainedAt ? (oldDrainedAt - t0) / 1000 : undefined,
+        };
+      });
+
+      members = next;
+      // Capacity never below the configured level; the new node came in before the old one left.
+      expect(record.minManagers as number).toBeGreaterThanOrEqual(3);
+      expect(record.minBricks as number).toBeGreaterThanOrEqual(3);
+      expect(record.newReadySeconds).toBeDefined();
+      expect(record.oldDrainedSeconds).toBeDefined();
+      expect(record.newReadySeconds as number).toBeLessThanOrEqual(record.oldDrainedSeconds as number);
+      // The old node is out of the swarm; the volume has 3 bricks again, on configured nodes, healed.
+      expect(await ssh(old.address, "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+      await labAsync("rm", old.container);
+      const after = await bricks(next);
+      expect(after).toHaveLength(3);
+      expect(after.some((b) => b.startsWith(`${old.address}:`))).toBe(false);
+      if (record.heldBrick) {
+        expect(after.some((b) => b.startsWith(`${fresh.address}:`))).toBe(true);
+        expect(await ssh(fresh.address, "cat /srv/swarmcloud/brick/resilience-seed.txt")).toBe("resilience-seed");
+      }
+      expect(await healPending(watcher.address)).toBe(0);
+      expect(await postIntact()).toBe(true);
+      // With Ghost at 2 replicas, a node without the database costs no request.
+      if (!record.hostedDb) expect(record.failed).toBe(0);
+      else record.errorWindowGoalMet = (record.errorWindowSeconds as number) < 20;
+    });
+  }
+});
