@@ -38,6 +38,7 @@ function readRawConfig(): RawConfig {
  */
 function readSecrets(): { values: Partial<Record<SecretKey, pulumi.Output<string>>>; errors: string[] } {
   // isConfigSecret is not in the SDK's typings; it reads the engine's list of encrypted keys.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
   const values: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
   const errors: string[] = [];
@@ -107,7 +108,7 @@ async function nodeSource(c: SwarmcloudConfig): Promise<{ nodes: ClusterNode[]; 
       const publicKey = cfg.get("sshPublicKey");
       if (!publicKey || secrets.sshPrivateKey === undefined) {
         throw new pulumi.RunError(
-          "swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey \"$(cat ~/.ssh/id_ed25519.pub)\" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
+          'swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519',
         );
       }
       const { DigitalOceanNodes } = await import("./components/nodes/digitalocean");

@@ -235,16 +235,14 @@ function show(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const NODE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** True for a dotted-quad IPv4 address with every octet in 0-255 and no leading zeros. */
 export function isIPv4(value: string): boolean {
   const parts = value.split(".");
-  return (
-    parts.length === 4 &&
-    parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)
-  );
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
 }
 
 /** True for an IPv4 address or a DNS hostname (what SSH can reach). */
@@ -469,7 +467,13 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
       "must be an IPv4 address: swarm's --advertise-addr takes an address, not a name",
     );
   }
-  if (environment === "ssh" && privateAddress === undefined && address !== undefined && isHost(address) && !isIPv4(address)) {
+  if (
+    environment === "ssh" &&
+    privateAddress === undefined &&
+    address !== undefined &&
+    isHost(address) &&
+    !isIPv4(address)
+  ) {
     problems.error(
       `${key}.privateAddress`,
       undefined,
@@ -644,7 +648,8 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   const config: SwarmcloudConfig = {
     environment,
     nodes,
-    sshUser: r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
+    sshUser:
+      r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
     sshPort: r.port("sshPort", DEFAULTS.sshPort),
     hasSshPrivateKey: secrets.sshPrivateKey,
     local: localSettings,
@@ -668,7 +673,11 @@ function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
     // The ssh environment already reported its missing host list.
     if (c.environment !== "ssh") problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5");
   } else if (managers.length === 0) {
-    problems.error("managers", 0, "a swarm needs at least one manager; use 1, 3 or 5 (or set role: manager on a node in swarmcloud:nodes)");
+    problems.error(
+      "managers",
+      0,
+      "a swarm needs at least one manager; use 1, 3 or 5 (or set role: manager on a node in swarmcloud:nodes)",
+    );
   } else if (managers.length > 0 && managers.length % 2 === 0) {
     const tolerated = Math.floor((managers.length - 1) / 2);
     problems.warn(
@@ -712,7 +721,7 @@ function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
     problems.error(
       "digitalocean.adminCidrs",
       [],
-      "the program provisions droplets over SSH from your machine, and the firewall admits SSH only from these CIDRs; add your address, e.g. [\"203.0.113.7/32\"]",
+      'the program provisions droplets over SSH from your machine, and the firewall admits SSH only from these CIDRs; add your address, e.g. ["203.0.113.7/32"]',
     );
   }
 
@@ -753,7 +762,11 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
     );
   }
   if (g.arbiter && g.replica !== 3) {
-    problems.error("gluster.arbiter", true, "an arbiter volume is replica 3 (two data bricks + one arbiter); set gluster.replica: 3");
+    problems.error(
+      "gluster.arbiter",
+      true,
+      "an arbiter volume is replica 3 (two data bricks + one arbiter); set gluster.replica: 3",
+    );
   }
 }
 
@@ -796,7 +809,11 @@ function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
   if (c.environment === "local") {
     const l = c.local;
     if (l.ghostHostPort === l.portainerHostPort) {
-      problems.error("local.portainerHostPort", l.portainerHostPort, "is also local.ghostHostPort; pick another host port");
+      problems.error(
+        "local.portainerHostPort",
+        l.portainerHostPort,
+        "is also local.ghostHostPort; pick another host port",
+      );
     }
   }
 }

@@ -93,7 +93,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     if (!same(olds.connection, news.connection) || !same(olds.fallbackConnections, news.fallbackConnections)) {
       changed.push("connection");
     }
-    if (!same(olds.skipDeleteWhenUnreachable, news.skipDeleteWhenUnreachable)) changed.push("skipDeleteWhenUnreachable");
+    if (!same(olds.skipDeleteWhenUnreachable, news.skipDeleteWhenUnreachable))
+      changed.push("skipDeleteWhenUnreachable");
     const replaces = same(olds.triggers, news.triggers) ? [] : ["triggers"];
     return {
       changes: changed.length > 0 || replaces.length > 0,
@@ -110,9 +111,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 
   async update(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.UpdateResult> {
     const next = stateOf(news, olds.stdout);
-    const rerun = RERUN_KEYS.some(
-      (k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null),
-    );
+    const rerun = RERUN_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null));
     if (rerun) next.stdout = await runRemote(news, news.update ?? news.create, news.stdin);
     return { outs: next };
   },
@@ -122,7 +121,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     try {
       await runRemote(props, props.delete, undefined);
     } catch (err) {
-      if (props.skipDeleteWhenUnreachable && err instanceof Error && err.message.includes("unreachable over SSH")) return;
+      if (props.skipDeleteWhenUnreachable && err instanceof Error && err.message.includes("unreachable over SSH"))
+        return;
       throw err;
     }
   },
@@ -138,7 +138,10 @@ function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
 
 /** Runs one script on one node; resolves to its trimmed stdout, rejects with the node named. */
 async function runRemote(
-  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout" | "skipDeleteWhenUnreachable">,
+  target: Pick<
+    ScriptState,
+    "node" | "connection" | "fallbackConnections" | "environment" | "timeout" | "skipDeleteWhenUnreachable"
+  >,
   script: string,
   stdin: string | undefined,
 ): Promise<string> {
@@ -223,7 +226,9 @@ async function runRemote(
         // Optional timing trace for benchmarks: one line per script run.
         const trace = process.env.SWARMCLOUD_TRACE_FILE;
         if (trace) {
-          const what = (script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "# swarmcloud: script").slice(14);
+          const what = (script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "# swarmcloud: script").slice(
+            14,
+          );
           require("fs").appendFileSync(
             trace,
             `${new Date(started).toISOString()} ${((Date.now() - started) / 1000).toFixed(2)}s ${target.node}@${c.host} ${what}\n`,
@@ -251,7 +256,9 @@ async function runRemote(
     throw new Error(`node ${target.node}: no connection could run the script (each said "not here"): ${lastNotHere}`);
   }
   const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
-  throw new Error(`node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`);
+  throw new Error(
+    `node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
+  );
 }
 
 /**

@@ -31,13 +31,22 @@ function node(name: string): LabNode {
 }
 
 function swarmNodes(): { hostname: string; status: string; availability: string; role: string; id: string }[] {
-  const out = onNode(node("manager-1"), "docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'");
+  const out = onNode(
+    node("manager-1"),
+    "docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'",
+  );
   return out
     .split("\n")
     .filter(Boolean)
     .map((line) => {
       const [id, hostname, status, availability, manager] = line.split(" ");
-      return { id: id!, hostname: hostname!, status: status!, availability: availability!, role: manager ? "manager" : "worker" };
+      return {
+        id: id!,
+        hostname: hostname!,
+        status: status!,
+        availability: availability!,
+        role: manager ? "manager" : "worker",
+      };
     });
 }
 
@@ -121,7 +130,11 @@ test("a file written through the Gluster mount on one node is read on every othe
   const stamp = `written-${Date.now()}`;
   onNode(inv.nodes[0]!, `echo ${stamp} > /mnt/swarmcloud/e2e-probe.txt`);
   for (const n of inv.nodes.slice(1)) {
-    const seen = await waitFor(`${n.name} to read the file`, 20, () => onNode(n, "cat /mnt/swarmcloud/e2e-probe.txt") === stamp);
+    const seen = await waitFor(
+      `${n.name} to read the file`,
+      20,
+      () => onNode(n, "cat /mnt/swarmcloud/e2e-probe.txt") === stamp,
+    );
     expect(seen).toBe(true);
   }
   const fstab = onNode(node("worker-1"), "grep glusterfs /etc/fstab");

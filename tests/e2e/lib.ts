@@ -188,7 +188,10 @@ export function changes(steps: PreviewStep[]): string[] {
 
 /** The Pulumi engine's bin dir (built from Go modules when no pulumi is on PATH). */
 export function engineBin(): string {
-  const out = execFileSync("bash", [path.join(REPO, "scripts", "engine.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const out = execFileSync("bash", [path.join(REPO, "scripts", "engine.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   return out.trim().split("\n").pop()!;
 }
 
@@ -237,7 +240,13 @@ export function labConfig(inv: Inventory, opts: { apps: boolean; ghostReplicas?:
     swarm: { resolveImage: "never" },
     deployTimeout: 600,
     ghost: opts.apps
-      ? { enabled: true, image: LAB_IMAGES.ghost, dbImage: LAB_IMAGES.db, replicas: opts.ghostReplicas ?? 1, ...networking }
+      ? {
+          enabled: true,
+          image: LAB_IMAGES.ghost,
+          dbImage: LAB_IMAGES.db,
+          replicas: opts.ghostReplicas ?? 1,
+          ...networking,
+        }
       : { enabled: false },
     portainer: opts.apps
       ? { enabled: true, image: LAB_IMAGES.portainer, agentImage: LAB_IMAGES.portainerAgent, ...networking }

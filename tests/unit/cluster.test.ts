@@ -24,7 +24,8 @@ import { sshClusterNodes } from "../../components/nodes/ssh";
 import { Swarm } from "../../components/swarm";
 
 const TYPE = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "../../components/scripts", `${name}.sh`), "utf8");
+const script = (name: string) =>
+  fs.readFileSync(path.join(__dirname, "../../components/scripts", `${name}.sh`), "utf8");
 
 const parsed = parseConfig(
   {
@@ -112,7 +113,9 @@ describe("Swarm", () => {
       expect(join.inputs.create).toBe(script("swarm-join"));
       expect(join.inputs.delete).toBe(script("swarm-leave"));
       expect(join.inputs.connection.host).toBe(nodes.find((n) => n.name === name)!.connection.host);
-      expect(join.dependencies).toEqual(expect.arrayContaining([urnOf(`t-swarm-${name}-slot`), urnOf(`t-${name}-provision`)]));
+      expect(join.dependencies).toEqual(
+        expect.arrayContaining([urnOf(`t-swarm-${name}-slot`), urnOf(`t-${name}-provision`)]),
+      );
       expect(join.inputs.skipDeleteWhenUnreachable).toBe(true);
       const slot = r(`t-swarm-${name}-slot`);
       expect(slot.inputs.delete).toBe(script("swarm-forget"));
@@ -173,7 +176,11 @@ describe("GlusterVolume", () => {
       "10.0.0.11:/srv/swarmcloud/brick 10.0.0.12:/srv/swarmcloud/brick 10.0.0.13:/srv/swarmcloud/brick",
     );
     expect(volume.dependencies).toEqual(
-      expect.arrayContaining([urnOf("t-gluster-manager-3-brick"), urnOf("t-gluster-manager-2-peer"), urnOf("t-gluster-manager-3-peer")]),
+      expect.arrayContaining([
+        urnOf("t-gluster-manager-3-brick"),
+        urnOf("t-gluster-manager-2-peer"),
+        urnOf("t-gluster-manager-3-peer"),
+      ]),
     );
   });
 

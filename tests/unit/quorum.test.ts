@@ -13,7 +13,9 @@ test("removing one of three managers is allowed; two at once is refused with the
   const before = [m("a"), m("b"), m("c"), w("d")];
   expect(quorumProblem(before, [m("a"), m("b"), w("d")])).toBeUndefined();
   const problem = quorumProblem(before, [m("a"), w("d")]);
-  expect(problem).toMatch(/^swarmcloud:nodes: this update removes or demotes 2 of the swarm's 3 managers \(b, c\), leaving 1/);
+  expect(problem).toMatch(
+    /^swarmcloud:nodes: this update removes or demotes 2 of the swarm's 3 managers \(b, c\), leaving 1/,
+  );
   expect(problem).toMatch(/keeps its quorum only while 2 remain/);
   expect(problem).toMatch(/Change at most 1 manager\(s\) per pulumi up/);
 });

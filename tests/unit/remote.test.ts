@@ -67,5 +67,7 @@ test("an unreachable node is named in the error", async () => {
 
 test("delete of an unreachable node fails, unless told to skip it", async () => {
   await expect(provider.delete!("id", { ...base, stdout: "" })).rejects.toThrow(/unreachable/);
-  await expect(provider.delete!("id", { ...base, stdout: "", skipDeleteWhenUnreachable: true })).resolves.toBeUndefined();
+  await expect(
+    provider.delete!("id", { ...base, stdout: "", skipDeleteWhenUnreachable: true }),
+  ).resolves.toBeUndefined();
 });
