@@ -105,6 +105,12 @@ async function nodeSource(c: SwarmcloudConfig): Promise<{ nodes: ClusterNode[]; 
       return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
     case "digitalocean": {
+      const token = pulumi.runtime.getConfig("digitalocean:token") ?? process.env.DIGITALOCEAN_TOKEN;
+      if (!token) {
+        throw new pulumi.RunError(
+          "swarmcloud: the digitalocean environment needs an API token: pulumi config set --secret digitalocean:token (or export DIGITALOCEAN_TOKEN)",
+        );
+      }
       const publicKey = cfg.get("sshPublicKey");
       if (!publicKey || secrets.sshPrivateKey === undefined) {
         throw new pulumi.RunError(
