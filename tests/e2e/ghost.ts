@@ -10,7 +10,11 @@ import * as path from "path";
 import { sh } from "./lib";
 
 export interface GhostKeys {
-  admin: string; // "id:hexsecret"
+  /** Admin API session (staff user's cookie). */
+  session: string;
+  /** Admin API key of the integration ("id:hexsecret"). */
+  admin: string;
+  /** Content API key of the integration. */
   content: string;
 }
 
@@ -81,7 +85,7 @@ export async function setupGhost(base: string): Promise<GhostKeys> {
   const keys = created.json.integrations[0].api_keys as { type: string; id: string; secret: string }[];
   const admin = keys.find((k) => k.type === "admin")!;
   const content = keys.find((k) => k.type === "content")!;
-  return { admin: `${admin.id}:${admin.secret}`, content: content.secret };
+  return { session: cookie, admin: `${admin.id}:${admin.secret}`, content: content.secret };
 }
 
 /** A short HS256 JWT for the Admin API, signed with the integration's admin key. */
@@ -94,15 +98,15 @@ export function adminToken(adminKey: string): string {
   return `${unsigned}.${signature}`;
 }
 
-/** Publishes a post through the Admin API; returns its slug. */
+/**
+ * Publishes a post through the Admin API; returns its slug. Authenticates with the
+ * integration's key (a JWT), and falls back to the staff session when Ghost refuses the token.
+ */
 export async function createPost(base: string, keys: GhostKeys, title: string, html: string): Promise<string> {
-  const res = await call(
-    base,
-    "POST",
-    "/ghost/api/admin/posts/?source=html",
-    { posts: [{ title, html, status: "published" }] },
-    { Authorization: `Ghost ${adminToken(keys.admin)}` },
-  );
+  const body = { posts: [{ title, html, status: "published" }] };
+  const route = "/ghost/api/admin/posts/?source=html";
+  let res = await call(base, "POST", route, body, { Authorization: `Ghost ${adminToken(keys.admin)}` });
+  if (res.status === 401) res = await call(base, "POST", route, body, { Cookie: keys.session });
   if (res.status !== 201) throw new Error(`ghost post answered ${res.status}: ${JSON.stringify(res.json)}`);
   return res.json.posts[0].slug as string;
 }
@@ -117,6 +121,19 @@ export async function readPost(
     const res = await call(base, "GET", `/ghost/api/content/posts/slug/${slug}/?key=${keys.content}`);
     if (res.status !== 200) return undefined;
     return res.json.posts[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The post's public page, as a reader gets it; undefined when Ghost does not answer. (Polling
+ * the Content API instead trips Ghost's brute-force limiter while Ghost is still booting.)
+ */
+export async function readPage(base: string, slug: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${base}/${slug}/`, { signal: AbortSignal.timeout(5_000) });
+    return res.status === 200 ? await res.text() : undefined;
   } catch {
     return undefined;
   }

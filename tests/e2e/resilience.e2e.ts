@@ -276,6 +276,11 @@ async function measured(
 
 const member = (name: string) => members.find((m) => m.name === name)!;
 
+/** Every test after the first needs its post; without it, fail at once instead of faulting a cluster for nothing. */
+function requireSetup(): void {
+  if (keys === undefined || slug === "") throw new Error("the first test (deploy, Ghost setup, post) did not complete");
+}
+
 // ------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
@@ -340,6 +345,7 @@ test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a publishe
 });
 
 test("a worker stops and starts again", async () => {
+  requireSetup();
   const ghostNodes = await tasksOn("ghost_ghost");
   const victim = members.find((m) => m.role === "worker" && ghostNodes.includes(m.name)) ?? member("worker-1");
   const record: Record<string, unknown> = { node: victim.name, hostedGhost: ghostNodes.includes(victim.name) };
@@ -359,6 +365,7 @@ test("a worker stops and starts again", async () => {
 });
 
 test("one of three managers stops: the swarm takes changes and pulumi up works through another manager", async () => {
+  requireSetup();
   const victim = member("manager-1"); // the first manager: manager-side work must not depend on it
   const record: Record<string, unknown> = {
     node: victim.name,
@@ -390,6 +397,7 @@ test("one of three managers stops: the swarm takes changes and pulumi up works t
 });
 
 test("a brick node stops, a file is written meanwhile, it starts: self-heal completes", async () => {
+  requireSetup();
   const victim = member("manager-3");
   const stamp = `written-while-down-${Date.now()}`;
   const record: Record<string, unknown> = { node: victim.name };
@@ -411,6 +419,7 @@ test("a brick node stops, a file is written meanwhile, it starts: self-heal comp
 });
 
 test("a node unreachable during pulumi up: the error names it, the rest completes, nothing half-applied; then it converges", async () => {
+  requireSetup();
   const victim = member("worker-2");
   const promoted = member("worker-1");
   const record: Record<string, unknown> = {
@@ -476,6 +485,7 @@ describe("rolling replacement of every node, one at a time", () => {
   ];
   for (const [oldName, newName] of plan) {
     test(`${oldName} replaced by ${newName}`, async () => {
+      requireSetup();
       const old = member(oldName);
       const role = old.role;
       const record: Record<string, unknown> = { old: oldName, new: newName, role };
