@@ -119,7 +119,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, props: ScriptState): Promise<void> {
     if (!props.delete) return;
     try {
-      await runRemote(props, props.delete, undefined);
+      // A node that may be gone for good gets a few attempts, not the patience a booting one needs.
+      await runRemote(props, props.delete, undefined, props.skipDeleteWhenUnreachable ? 3 : undefined);
     } catch (err) {
       if (props.skipDeleteWhenUnreachable && err instanceof Error && err.message.includes("unreachable over SSH"))
         return;
@@ -144,10 +145,11 @@ async function runRemote(
   >,
   script: string,
   stdin: string | undefined,
+  dialLimit?: number,
 ): Promise<string> {
   const { Client } = require("ssh2") as typeof import("ssh2");
   const conns = [target.connection, ...(target.fallbackConnections ?? [])];
-  const limit = Math.max(target.connection.dialErrorLimit ?? 10, conns.length);
+  const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const exports = Object.entries(target.environment ?? {})
     .map(([k, v]) => `export ${k}=${quote(String(v))}`)
