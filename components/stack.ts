@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
 
 /** The part of a ClusterNode a stack needs: a manager to run `docker stack` on. */
@@ -10,7 +11,8 @@ export interface StackManager {
   connection: SshConnection;
 }
 
-export type ResolveImage = "always" | "changed" | "never";
+// One definition of the option, in the config model.
+export type { ResolveImage };
 
 export interface SwarmStackArgs {
   /** Manager the stack is deployed from (and removed from). */
