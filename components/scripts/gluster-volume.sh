@@ -31,10 +31,27 @@ has() {
   for x in "$@"; do [ "$x" = "$item" ] && return 0; done
   return 1
 }
+# A peer by its hostname or any of its other names (peer status lists both).
+known_peer() {
+  g peer status | awk -v a="$1" '
+    /^Hostname:/ { if ($2 == a) found = 1; others = 0; next }
+    /^Other names:/ { others = 1; next }
+    /^$/ { others = 0 }
+    others && $1 == a { found = 1 }
+    END { exit !found }'
+}
 add=()
 for b in "${wanted[@]}"; do has "$b" "${current[@]}" || add+=("$b"); done
 remove=()
 for b in "${current[@]}"; do has "$b" "${wanted[@]}" || remove+=("$b"); done
+
+# This node may know a peer by the name it probed from (its hostname), not by the address in
+# the brick list; glusterd then refuses "Incorrect brick". Probing the address of a peer
+# already in the pool adds it as another name of that peer (Gluster's own advice for the first
+# server), so remove-brick can name it.
+for b in "${remove[@]}"; do
+  g peer probe "${b%%:*}" >/dev/null 2>&1 || true
+done
 
 count=${#current[@]}
 for b in "${add[@]}"; do
@@ -60,7 +77,7 @@ done
 for b in "${remove[@]}"; do
   host="${b%%:*}"
   g volume info | grep -q "^Brick[0-9]*: $host:" && continue
-  if g pool list | awk -v a="$host" '$2 == a {found=1} END {exit !found}'; then
+  if known_peer "$host"; then
     g peer detach "$host" force >/dev/null || echo "could not detach $host from the pool" >&2
   fi
 done
