@@ -1,7 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { DigitalOceanSettings, NodeSpec } from "../config";
-import { ClusterNode, NodeSource } from "./types";
+import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface DigitalOceanNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
@@ -134,25 +134,16 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
 
     this.nodes = args.nodes.map((node, i) => {
       const droplet = droplets[i]!;
-      return {
-        name: node.name,
-        role: node.role,
-        connection: {
-          host: droplet.ipv4Address,
-          port: 22,
-          user: "root",
-          privateKey,
-          // A droplet is "active" some seconds before sshd answers.
-          dialErrorLimit: 30,
-          perDialTimeout: 15,
-        },
+      return clusterNode(node, {
+        host: droplet.ipv4Address,
+        user: "root",
+        privateKey,
+        // A droplet is "active" some seconds before sshd answers.
+        dialErrorLimit: 30,
         privateAddress: droplet.ipv4AddressPrivate,
-        publicAddress: droplet.ipv4Address,
-        labels: node.labels,
-        availability: node.availability,
         // The firewall too: provisioning then always meets the rules it will live with.
         dependsOn: [droplet, firewall],
-      } satisfies ClusterNode;
+      });
     });
 
     this.vpcId = vpc.id;

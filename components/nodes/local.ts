@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isCidr, LocalSettings, NodeSpec } from "../config";
-import { ClusterNode, NodeSource } from "./types";
+import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface LocalNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
@@ -166,23 +166,13 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
         // The fixed address (and name) cannot be held twice: delete before replacing.
         { ...parent, deleteBeforeReplace: true },
       );
-      return {
-        name: node.name,
-        role: node.role,
-        connection: {
-          host: ip,
-          port: 22,
-          user: "root",
-          privateKey: this.sshPrivateKey,
-          dialErrorLimit: 20,
-          perDialTimeout: 15,
-        },
-        privateAddress: ip,
-        publicAddress: ip,
-        labels: node.labels,
-        availability: node.availability,
+      return clusterNode(node, {
+        host: ip,
+        user: "root",
+        privateKey: this.sshPrivateKey,
+        dialErrorLimit: 20,
         dependsOn: [container],
-      } satisfies ClusterNode;
+      });
     });
 
     this.entryAddress = pulumi.output("127.0.0.1");

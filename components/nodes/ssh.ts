@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { NodeSpec } from "../config";
-import { ClusterNode, NodeSource } from "./types";
+import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface SshNodesArgs {
   /** Hosts as validated by parseConfig; each needs `address`. */
@@ -32,22 +32,13 @@ export function sshClusterNodes(args: SshNodesArgs): ClusterNode[] {
   const key = pulumi.secret(args.privateKey);
   return args.nodes.map((n) => {
     if (n.address === undefined) throw new Error(`swarmcloud:nodes: ${n.name} has no address`);
-    return {
-      name: n.name,
-      role: n.role,
-      connection: {
-        host: n.address,
-        port: n.port ?? args.port ?? 22,
-        user: n.user ?? args.user ?? "root",
-        privateKey: key,
-        dialErrorLimit: 10,
-        perDialTimeout: 15,
-      },
-      privateAddress: n.privateAddress ?? n.address,
-      publicAddress: n.address,
-      labels: n.labels,
-      availability: n.availability,
-      dependsOn: [],
-    };
+    return clusterNode(n, {
+      host: n.address,
+      port: n.port ?? args.port,
+      user: n.user ?? args.user ?? "root",
+      privateKey: key,
+      dialErrorLimit: 10,
+      privateAddress: n.privateAddress,
+    });
   });
 }

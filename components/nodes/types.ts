@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Availability, Role } from "../config";
+import { Availability, NodeSpec, Role } from "../config";
 import { SshConnection } from "../remote";
 
 /**
@@ -26,4 +26,45 @@ export interface ClusterNode {
 /** What every node source component exposes. */
 export interface NodeSource {
   readonly nodes: ClusterNode[];
+}
+
+/** How a node source reaches one node; `clusterNode` fills in the rest from the node's spec. */
+export interface NodeReach {
+  /** Address SSH connects to; also the node's public address. */
+  host: pulumi.Input<string>;
+  /** SSH port. Default 22. */
+  port?: pulumi.Input<number>;
+  user: pulumi.Input<string>;
+  /** Private key (a secret). */
+  privateKey: pulumi.Input<string>;
+  /** Connection attempts before giving up: how long the source's nodes take to answer SSH. */
+  dialErrorLimit: number;
+  /** Address the cluster talks on. Default `host`. */
+  privateAddress?: pulumi.Input<string>;
+  /** Resources that must exist before the node answers SSH. Default none. */
+  dependsOn?: pulumi.Resource[];
+}
+
+/** The ClusterNode every source builds: name, role, labels and availability from the spec, the rest from `reach`. */
+export function clusterNode(
+  spec: Pick<NodeSpec, "name" | "role" | "labels" | "availability">,
+  reach: NodeReach,
+): ClusterNode {
+  return {
+    name: spec.name,
+    role: spec.role,
+    connection: {
+      host: reach.host,
+      port: reach.port ?? 22,
+      user: reach.user,
+      privateKey: reach.privateKey,
+      dialErrorLimit: reach.dialErrorLimit,
+      perDialTimeout: 15,
+    },
+    privateAddress: reach.privateAddress ?? reach.host,
+    publicAddress: reach.host,
+    labels: spec.labels,
+    availability: spec.availability,
+    dependsOn: reach.dependsOn ?? [],
+  };
 }

@@ -1,7 +1,7 @@
 import { local } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { isIPv4, NodeSpec, Role, VagrantSettings } from "../config";
-import { ClusterNode, NodeSource } from "./types";
+import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface VagrantNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
@@ -213,24 +213,13 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
         },
         { ...parent, dependsOn: [up], additionalSecretOutputs: ["stdout"] },
       );
-      const ip = addresses[i]!;
-      return {
-        name: node.name,
-        role: node.role,
-        connection: {
-          host: ip,
-          port: 22,
-          user: "vagrant",
-          privateKey: pulumi.secret(sshConfig.stdout.apply((out) => parseVagrantSshConfig(out).privateKey)),
-          dialErrorLimit: 20,
-          perDialTimeout: 15,
-        },
-        privateAddress: ip,
-        publicAddress: ip,
-        labels: node.labels,
-        availability: node.availability,
+      return clusterNode(node, {
+        host: addresses[i]!,
+        user: "vagrant",
+        privateKey: pulumi.secret(sshConfig.stdout.apply((out) => parseVagrantSshConfig(out).privateKey)),
+        dialErrorLimit: 20,
         dependsOn: [up, sshConfig],
-      } satisfies ClusterNode;
+      });
     });
 
     this.vagrantfile = pulumi.output(text);
