@@ -6,21 +6,12 @@ import {
   validateCompose,
   yamlString,
 } from "../../stacks/compose";
-import { GhostSettings, PortainerSettings } from "../../components/config";
+import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
 import { ghostCompose, GhostContext } from "../../stacks/ghost";
 import { portainerCompose } from "../../stacks/portainer";
 
-const ghost: GhostSettings = {
-  enabled: true,
-  image: "ghost:5",
-  dbImage: "mysql:8.4",
-  replicas: 1,
-  dbReplicas: 1,
-  port: 2368,
-  dbPlacement: ["node.role==manager"],
-  publishMode: "ingress",
-  endpointMode: "vip",
-};
+/** The settings parseConfig gives when nothing is configured; tests override what they vary. */
+const ghost: GhostSettings = { ...DEFAULTS.ghost };
 const ctx: GhostContext = {
   contentPath: "/mnt/swarmcloud/ghost/content",
   dbPath: "/mnt/swarmcloud/ghost/mysql",
@@ -28,14 +19,7 @@ const ctx: GhostContext = {
   encryptOverlay: false,
   secretNames: { dbPassword: "ghost-db-password-0123456789", dbRootPassword: "ghost-db-root-password-abcdefabcd" },
 };
-const portainer: PortainerSettings = {
-  enabled: true,
-  image: "portainer/portainer-ce:2.27.9",
-  agentImage: "portainer/agent:2.27.9",
-  httpsPort: 9443,
-  publishMode: "ingress",
-  endpointMode: "vip",
-};
+const portainer: PortainerSettings = { ...DEFAULTS.portainer };
 
 /** Lines of `a` and `b` that differ, position by position (both must have the same length). */
 function changedLines(a: string, b: string): [string, string][] {

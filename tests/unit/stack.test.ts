@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { setupMocks, settled, recordedNamed, valueOf } from "./mocks";
-import { GhostSettings, PortainerSettings } from "../../components/config";
+import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
 import {
   secretLines,
   secretsStdin,
@@ -27,25 +27,9 @@ const DYNAMIC = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
 const manager = { name: "manager-1", connection: { host: "10.0.0.11", user: "root", privateKey: "PRIVATE-KEY" } };
 const fallback = { name: "manager-2", connection: { host: "10.0.0.12", user: "root", privateKey: "PRIVATE-KEY" } };
 
-const ghost: GhostSettings = {
-  enabled: true,
-  image: "ghost:5",
-  dbImage: "mysql:8.4",
-  replicas: 1,
-  dbReplicas: 1,
-  port: 2368,
-  dbPlacement: ["node.role==manager"],
-  publishMode: "ingress",
-  endpointMode: "vip",
-};
-const portainer: PortainerSettings = {
-  enabled: true,
-  image: "portainer/portainer-ce:2.27.9",
-  agentImage: "portainer/agent:2.27.9",
-  httpsPort: 9443,
-  publishMode: "ingress",
-  endpointMode: "vip",
-};
+/** The settings parseConfig gives when nothing is configured; tests override what they vary. */
+const ghost: GhostSettings = { ...DEFAULTS.ghost };
+const portainer: PortainerSettings = { ...DEFAULTS.portainer };
 const DB_PW = "db-pw-Very$ecret'1";
 const ROOT_PW = 'root-pw-Very$ecret"2';
 const ADMIN_PW = "admin-pw-Very$ecret 3";
