@@ -193,7 +193,13 @@ export const DEFAULTS = {
     brickNodes: [] as string[],
     brickPath: "/srv/swarmcloud/brick",
     mountPath: "/mnt/swarmcloud",
-    options: {} as Record<string, string>,
+    /**
+     * Merged under the user's `gluster.options` (theirs win). Clients wait `network.ping-timeout`
+     * seconds before giving up on a brick whose node vanished without closing its connections
+     * (power loss, a killed VM); Gluster's 42 s default freezes every write, and so the
+     * database, for that long. 10 s keeps a small cluster's apps answering through a node loss.
+     */
+    options: { "network.ping-timeout": "10" } as Record<string, string>,
     purgeOnDestroy: false,
   } satisfies GlusterSettings,
   ghost: {
@@ -587,7 +593,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
     brickNodes: g.strings("brickNodes", DEFAULTS.gluster.brickNodes),
     brickPath: g.string("brickPath", DEFAULTS.gluster.brickPath),
     mountPath: g.string("mountPath", DEFAULTS.gluster.mountPath),
-    options: g.stringMap("options", DEFAULTS.gluster.options),
+    options: { ...DEFAULTS.gluster.options, ...g.stringMap("options", {}) },
     purgeOnDestroy: g.boolean("purgeOnDestroy", DEFAULTS.gluster.purgeOnDestroy),
   };
   for (const k of ["brickPath", "mountPath"] as const) {

@@ -180,35 +180,29 @@ test("changing Ghost's replicas is a one-line diff of the compose file and leave
   cli.up();
 });
 
-// Not yet passing in the lab (the post is not served again within 300 s after the node running
-// Ghost is killed; see the README's "Known gaps"), so it runs only when asked for, not in CI.
-const failoverTest = process.env.SWARMCLOUD_FAILOVER === "1" ? test : test.skip;
-failoverTest(
-  "stopping the node that runs Ghost: Swarm starts it elsewhere and the same post is served again",
-  async () => {
-    const victim = await waitFor("a running Ghost task", 120, () => runningOn("ghost_ghost")[0]);
-    const others = inventory().nodes.filter((n) => n.name !== victim.name);
-    const t0 = Date.now();
-    lab("stop", victim.container, "--kill");
-    try {
-      const served = await waitFor("the post served by another node", 300, async () => {
-        for (const n of others) {
-          const page = await readPage(ghostBase(n), slug);
-          if (page?.includes(TITLE)) return n;
-        }
-        return undefined;
-      });
-      const seconds = (Date.now() - t0) / 1000;
-      report.set("ghostFailoverSeconds", seconds);
-      report.set("ghostFailover", { from: victim.name, to: served.name });
-      expect(served.name).not.toBe(victim.name);
-      // The same post, through the Content API of the Ghost that took over.
-      expect((await readPost(ghostBase(served), keys, slug))?.title).toBe(TITLE);
-    } finally {
-      lab("start", victim.container);
-    }
-  },
-);
+test("stopping the node that runs Ghost: Swarm starts it elsewhere and the same post is served again", async () => {
+  const victim = await waitFor("a running Ghost task", 120, () => runningOn("ghost_ghost")[0]);
+  const others = inventory().nodes.filter((n) => n.name !== victim.name);
+  const t0 = Date.now();
+  lab("stop", victim.container, "--kill");
+  try {
+    const served = await waitFor("the post served by another node", 300, async () => {
+      for (const n of others) {
+        const page = await readPage(ghostBase(n), slug);
+        if (page?.includes(TITLE)) return n;
+      }
+      return undefined;
+    });
+    const seconds = (Date.now() - t0) / 1000;
+    report.set("ghostFailoverSeconds", seconds);
+    report.set("ghostFailover", { from: victim.name, to: served.name });
+    expect(served.name).not.toBe(victim.name);
+    // The same post, through the Content API of the Ghost that took over.
+    expect((await readPost(ghostBase(served), keys, slug))?.title).toBe(TITLE);
+  } finally {
+    lab("start", victim.container);
+  }
+});
 
 test("destroy removes the stacks and their secrets", () => {
   report.set("destroySeconds", cli.destroy());

@@ -70,6 +70,15 @@ describe("parseConfig defaults", () => {
     expect(brickNodes(config).map((n) => n.name)).toEqual(["manager-1", "manager-2", "manager-3"]);
   });
 
+  test("Gluster options: a short ping-timeout by default, the user's values added and winning", () => {
+    expect(parse({}).config.gluster.options).toEqual({ "network.ping-timeout": "10" });
+    const { config, errors } = parse({
+      gluster: { options: { "network.ping-timeout": 42, "performance.cache-size": "64MB" } },
+    });
+    expect(errors).toEqual([]);
+    expect(config.gluster.options).toEqual({ "network.ping-timeout": "42", "performance.cache-size": "64MB" });
+  });
+
   test("the default SSH user follows the environment", () => {
     expect(parse({ environment: "vagrant" }).config.sshUser).toBe("vagrant");
     expect(parse({ environment: "digitalocean" }).config.sshUser).toBe("root");
