@@ -16,9 +16,17 @@ for _ in $(seq 1 10); do
   docker node update --availability drain "$NODE_ID" >/dev/null 2>&1 && break
   sleep "0.$((RANDOM % 9 + 1))" # another update at the same moment ("update out of sequence")
 done
-for _ in $(seq 1 60); do
-  running=$(docker node ps --filter desired-state=running --format '{{.ID}}' "$NODE_ID" | wc -l)
-  [ "$running" -eq 0 ] && break
+# A drained task is marked for shutdown at once but runs until it has stopped (a database takes
+# up to its stop_grace_period to flush): leaving before that would kill it while its replacement
+# starts elsewhere on the same files. A node that is down has nothing left to wait for.
+for i in $(seq 1 180); do
+  [ "$(docker node inspect --format '{{.Status.State}}' "$NODE_ID")" = down ] && break
+  live=$(docker node ps --format '{{.CurrentState}}' "$NODE_ID" |
+    grep -cE '^(New|Pending|Assigned|Accepted|Preparing|Ready|Starting|Running)' || true)
+  [ "$live" -eq 0 ] && break
+  if [ "$i" -eq 180 ]; then
+    echo "$NODE_NAME: $live task(s) still running after 180 s of draining; going on" >&2
+  fi
   sleep 1
 done
 for _ in $(seq 1 10); do
