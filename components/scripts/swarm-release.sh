@@ -29,6 +29,16 @@ for i in $(seq 1 180); do
   fi
   sleep 1
 done
+# And their replacements must be running elsewhere before the node demotes or leaves: the agents
+# connected to a departing manager lose their session, and a task that is starting at that moment
+# can come up without its DNS record on the overlay network (seen with Docker 20.10: a database
+# nobody could resolve). Tasks that cannot be placed at all are not waited for beyond 120 s.
+for _ in $(seq 1 120); do
+  starting=$(docker service ls -q | xargs -r docker service ps --filter desired-state=running \
+    --format '{{.CurrentState}}' | grep -cvE '^Running' || true)
+  [ "$starting" -eq 0 ] && break
+  sleep 1
+done
 for _ in $(seq 1 10); do
   [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE_ID")" = manager ] || break
   # Several releases may run at once (a destroy): the last manager stays, and leaves last.

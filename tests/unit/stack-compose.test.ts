@@ -1,3 +1,7 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import {
   ComposeFile,
   networkingErrors,
@@ -7,7 +11,7 @@ import {
   yamlString,
 } from "../../stacks/compose";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
-import { ghostCompose, GhostContext } from "../../stacks/ghost";
+import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../stacks/ghost";
 import { portainerCompose } from "../../stacks/portainer";
 
 /** The settings parseConfig gives when nothing is configured; tests override what they vary. */
@@ -165,10 +169,41 @@ describe("ghost stack", () => {
     });
     expect(db.volumes).toEqual([{ type: "bind", source: ctx.dbPath, target: "/var/lib/mysql" }]);
     expect(db.deploy?.update_config?.order).toBe("stop-first");
-    expect(db.healthcheck?.test).toEqual([
-      "CMD-SHELL",
-      "mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent",
-    ]);
+    expect(db.healthcheck?.test).toBe(DB_HEALTHCHECK);
+  });
+
+  describe("the database health check, run by sh with stand-in commands", () => {
+    // Stand-ins on PATH: mysqladmin answers or not, getent resolves this host to 10.0.9.5 and
+    // tasks.db to the addresses given.
+    function check(opts: { serverUp: boolean; tasksDb: string[] }): number {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-hc-"));
+      const host = fs.readFileSync("/etc/hostname", "utf8").trim();
+      fs.writeFileSync(path.join(dir, "mysqladmin"), `#!/bin/sh\nexit ${opts.serverUp ? 0 : 1}\n`, { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, "mariadb-admin"), "#!/bin/sh\nexit 127\n", { mode: 0o755 });
+      const ahosts = opts.tasksDb.map((a) => `${a}      STREAM tasks.db\n${a}      DGRAM\n`).join("");
+      fs.writeFileSync(
+        path.join(dir, "getent"),
+        `#!/bin/sh\ncase "$1 $2" in\n  "hosts ${host}") echo "10.0.9.5      ${host}" ;;\n` +
+          `  "ahostsv4 tasks.db") printf '${ahosts}' ;;\n  *) exit 2 ;;\nesac\n`,
+        { mode: 0o755 },
+      );
+      const [kind, command] = DB_HEALTHCHECK;
+      expect(kind).toBe("CMD-SHELL");
+      const r = spawnSync("/bin/sh", ["-c", command!], { env: { PATH: `${dir}:/usr/bin:/bin` } });
+      fs.rmSync(dir, { recursive: true, force: true });
+      return r.status ?? -1;
+    }
+
+    test("healthy: the server answers and tasks.db resolves to this task", () => {
+      expect(check({ serverUp: true, tasksDb: ["10.0.9.5"] })).toBe(0);
+    });
+    test("unhealthy: the server does not answer", () => {
+      expect(check({ serverUp: false, tasksDb: ["10.0.9.5"] })).not.toBe(0);
+    });
+    test("unhealthy: tasks.db resolves, but not to this task (or to nothing)", () => {
+      expect(check({ serverUp: true, tasksDb: ["10.0.9.50"] })).not.toBe(0);
+      expect(check({ serverUp: true, tasksDb: [] })).not.toBe(0);
+    });
   });
 
   test("ghost: replicas, url, port, publish/endpoint modes, password only via the wrapper", () => {
