@@ -58,26 +58,15 @@ export const GHOST_HEALTHCHECK = [
 ];
 
 /**
- * Healthy when the server answers and the swarm's DNS knows this task.
- *
  * `mysqladmin ping` exits 0 whenever the server answers, even with "access denied", so it needs
  * no password. TCP to 127.0.0.1 (not the socket) so the temporary server the image's entrypoint
  * runs during initialisation (networking off) does not count as healthy. MariaDB 11 images
- * ship only `mariadb-admin`, hence the fallback.
- *
- * The second half checks that `tasks.db` resolves to this task's own address. A task that starts
- * while its node's agent loses the manager it talked to (a manager being replaced) can come up
- * without its record on the overlay network — Docker 20.10 logs "Inconsistent driver and
- * libnetwork state" — and then nobody can reach the database, for good. Unhealthy, it is
- * replaced by a task that registers properly. Shell builtins and `getent` only: the official
- * images have no awk or grep guarantee.
+ * ship only `mariadb-admin`, hence the fallback. (It cannot also check the task's own DNS record
+ * on the overlay network: Swarm publishes that record only once the task is healthy.)
  */
 export const DB_HEALTHCHECK = [
   "CMD-SHELL",
-  "(mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent) && " +
-    'read -r h < /etc/hostname && ip=$(getent hosts "$h") && ip=${ip%% *} && ' +
-    "set -- $(getent ahostsv4 tasks.db) && " +
-    'case " $* " in *" $ip "*) exit 0 ;; *) echo "tasks.db does not resolve to this task ($ip)"; exit 1 ;; esac',
+  "mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent",
 ];
 
 function overlay(encrypt: boolean, extra: Partial<ComposeNetwork> = {}): ComposeNetwork {
