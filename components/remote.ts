@@ -157,8 +157,27 @@ async function runRemote(
   const body = `${exports}\n${script}`;
   const commandFor = (user: string) => `${user === "root" ? "" : "sudo -n "}bash -c ${quote(body)} swarmcloud`;
 
-  const connect = (c: Conn) =>
-    new Promise<InstanceType<typeof Client>>((resolve, reject) => {
+  // One SSH connection per node and login, shared by the scripts that run on it (up to 8 at once,
+  // below sshd's default MaxSessions of 10), closed after 10 s without a script. A handshake is
+  // the costly part of a short script, and a first manager that serves every node's manager-side
+  // steps would otherwise see a burst of logins (sshd's MaxStartups drops some of them).
+  type SshClient = InstanceType<typeof Client>;
+  interface Pooled {
+    ready: Promise<SshClient>;
+    channels: number;
+    /** Scripts started on it so far: a failure on a fresh connection is the node's, not the pool's. */
+    uses: number;
+    closed: boolean;
+    idle?: ReturnType<typeof setTimeout>;
+  }
+  const g = globalThis as { __swarmcloudSsh?: Map<string, Pooled[]> };
+  const pool = (g.__swarmcloudSsh ??= new Map<string, Pooled[]>());
+  const keyOf = (c: Conn) =>
+    `${c.user ?? "root"}@${c.host}:${c.port ?? 22}#` +
+    (require("crypto") as typeof import("crypto")).createHash("sha256").update(c.privateKey).digest("hex");
+
+  const dial = (c: Conn) =>
+    new Promise<SshClient>((resolve, reject) => {
       const client = new Client();
       client
         .on("ready", () => resolve(client))
@@ -173,11 +192,55 @@ async function runRemote(
         });
     });
 
+  const acquire = (c: Conn): Pooled => {
+    const key = keyOf(c);
+    const list = pool.get(key) ?? [];
+    pool.set(key, list);
+    const free = list.find((p) => !p.closed && p.channels < 8);
+    if (free) {
+      free.channels++;
+      free.uses++;
+      if (free.idle) clearTimeout(free.idle);
+      return free;
+    }
+    const p: Pooled = { ready: dial(c), channels: 1, uses: 1, closed: false };
+    const forget = () => {
+      p.closed = true;
+      const i = list.indexOf(p);
+      if (i >= 0) list.splice(i, 1);
+    };
+    list.push(p);
+    p.ready.then((client) => client.on("close", forget).on("error", forget), forget);
+    return p;
+  };
+
+  const release = (p: Pooled, broken = false) => {
+    p.channels--;
+    if (broken) p.closed = true; // no new scripts on it; those still running finish first
+    if (p.channels > 0) return;
+    const close = () => {
+      p.closed = true;
+      void p.ready.then(
+        (client) => client.end(),
+        () => undefined,
+      );
+    };
+    if (p.closed) return close();
+    p.idle = setTimeout(close, 10_000);
+    p.idle.unref?.();
+  };
+
   // Runs the script over one open connection; resolves to [exit code, stdout, stderr tail].
-  const exec = (client: InstanceType<typeof Client>, user: string) =>
+  // Rejects with `started: false` when no channel could be opened (a connection that died idle).
+  const exec = (client: SshClient, user: string) =>
     new Promise<[number | string, string, string]>((resolve, reject) => {
       client.exec(commandFor(user), (err, stream) => {
-        if (err) return reject(new Error(`node ${target.node}: could not start the script: ${err.message}`));
+        if (err)
+          return reject(
+            Object.assign(new Error(`node ${target.node}: could not start the script: ${err.message}`), {
+              started: false,
+            }),
+          );
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         const seconds = target.timeout ?? 900;
@@ -208,10 +271,11 @@ async function runRemote(
       if (notHere.has(i)) continue;
       attempt++;
       const c = conns[i]!;
-      let client: InstanceType<typeof Client>;
+      const pooled = acquire(c);
+      let client: SshClient;
       try {
         const dialStart = Date.now();
-        client = await connect(c);
+        client = await pooled.ready;
         if (process.env.SWARMCLOUD_TRACE_FILE) {
           require("fs").appendFileSync(
             process.env.SWARMCLOUD_TRACE_FILE,
@@ -219,12 +283,29 @@ async function runRemote(
           );
         }
       } catch (err) {
+        release(pooled, true);
         lastError = err;
         continue;
       }
+      let broken = false;
       try {
         const started = Date.now();
-        const [code, stdout, tail] = await exec(client, c.user ?? "root");
+        let result: [number | string, string, string];
+        try {
+          result = await exec(client, c.user ?? "root");
+        } catch (err) {
+          // A shared connection that died while idle: not the node's fault, try again at once
+          // (the broken connection leaves the pool, so this ends).
+          if ((err as { started?: boolean }).started === false && pooled.uses > 1) {
+            broken = true;
+            attempt--;
+            i--;
+            lastError = err;
+            continue;
+          }
+          throw err;
+        }
+        const [code, stdout, tail] = result;
         // Optional timing trace for benchmarks: one line per script run.
         const trace = process.env.SWARMCLOUD_TRACE_FILE;
         if (trace) {
@@ -247,7 +328,7 @@ async function runRemote(
           `node ${target.node}: ${first.replace("# swarmcloud:", "").trim() || "script"} failed (exit ${code}):\n${tail}`,
         );
       } finally {
-        client.end();
+        release(pooled, broken);
       }
     }
     if (notHere.size < conns.length && attempt < limit) {

@@ -1,0 +1,130 @@
+/**
+ * The RemoteScript provider against a real SSH server on loopback (ssh2's own server, running
+ * each command with the local shell): scripts on one node share a connection, at most 8 at a
+ * time; a connection that died while idle, or a server that allows one session per connection,
+ * costs a new connection, never a failed script.
+ */
+import { spawn } from "child_process";
+import { AddressInfo } from "net";
+import { Server, utils } from "ssh2";
+import { remoteScriptProvider as provider } from "../../components/remote";
+
+interface Lab {
+  port: number;
+  /** Authenticated connections so far. */
+  logins: number;
+  /** Sessions (scripts) so far. */
+  sessions: number;
+  /** Most sessions open at once on one connection. */
+  maxPerConnection: number;
+  /** Drops every open connection (a node that restarted sshd). */
+  dropAll: () => void;
+  close: () => Promise<void>;
+}
+
+const clientKey = utils.generateKeyPairSync("ed25519");
+const parsed = utils.parseKey(clientKey.public);
+if (parsed instanceof Error) throw parsed;
+const clientPublic = parsed.getPublicSSH();
+
+async function sshServer(opts: { sessionsPerConnection?: number } = {}): Promise<Lab> {
+  const hostKey = utils.generateKeyPairSync("ed25519");
+  const sockets = new Set<{ end: () => void }>();
+  const lab = { logins: 0, sessions: 0, maxPerConnection: 0 } as Lab;
+  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    let open = 0;
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => undefined);
+    client.on("authentication", (ctx) => {
+      if (ctx.method === "publickey" && ctx.key.data.equals(clientPublic)) return ctx.accept();
+      ctx.reject(["publickey"]);
+    });
+    client.on("ready", () => {
+      lab.logins++;
+      client.on("session", (accept, reject) => {
+        if (open >= (opts.sessionsPerConnection ?? 10)) return reject();
+        const session = accept();
+        open++;
+        lab.sessions++;
+        lab.maxPerConnection = Math.max(lab.maxPerConnection, open);
+        session.on("exec", (acceptExec, _rejectExec, info) => {
+          const stream = acceptExec();
+          const child = spawn("sh", ["-c", info.command]);
+          stream.pipe(child.stdin);
+          child.stdout.pipe(stream, { end: false });
+          child.stderr.pipe(stream.stderr, { end: false });
+          child.on("close", (code) => {
+            open--;
+            stream.exit(code ?? 1);
+            stream.end();
+          });
+        });
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  lab.port = (server.address() as AddressInfo).port;
+  lab.dropAll = () => sockets.forEach((s) => s.end());
+  lab.close = () =>
+    new Promise<void>((resolve) => {
+      lab.dropAll();
+      server.close(() => resolve());
+    });
+  return lab;
+}
+
+const script = (lab: Lab, create: string, node = "n1") => ({
+  node,
+  connection: { host: "127.0.0.1", port: lab.port, user: "root", privateKey: clientKey.private, dialErrorLimit: 2 },
+  create,
+});
+
+let lab: Lab;
+afterEach(async () => lab?.close());
+
+test("scripts on one node, one after another, share one connection", async () => {
+  lab = await sshServer();
+  for (let i = 0; i < 5; i++) {
+    const r = await provider.create!(script(lab, `echo "run ${i}"`));
+    expect(r.outs.stdout).toBe(`run ${i}`);
+  }
+  expect(lab.sessions).toBe(5);
+  expect(lab.logins).toBe(1);
+});
+
+test("twelve scripts at once use two connections, never more than 8 sessions on one", async () => {
+  lab = await sshServer();
+  const results = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => provider.create!(script(lab, `sleep 0.3; echo "at once ${i}"`))),
+  );
+  expect(results.map((r) => r.outs.stdout)).toEqual(Array.from({ length: 12 }, (_, i) => `at once ${i}`));
+  expect(lab.logins).toBe(2);
+  expect(lab.maxPerConnection).toBeLessThanOrEqual(8);
+});
+
+test("a connection that died while idle is replaced, not reported as a failure", async () => {
+  lab = await sshServer();
+  expect((await provider.create!(script(lab, "echo first"))).outs.stdout).toBe("first");
+  lab.dropAll();
+  expect((await provider.create!(script(lab, "echo second"))).outs.stdout).toBe("second");
+  expect(lab.logins).toBe(2);
+});
+
+test("a server that allows one session per connection still runs every script", async () => {
+  lab = await sshServer({ sessionsPerConnection: 1 });
+  const results = await Promise.all(
+    Array.from({ length: 3 }, (_, i) => provider.create!(script(lab, `sleep 0.2; echo "one ${i}"`))),
+  );
+  expect(results.map((r) => r.outs.stdout)).toEqual(["one 0", "one 1", "one 2"]);
+  expect(lab.maxPerConnection).toBe(1);
+});
+
+test("a failing script still fails, with the node named, and its connection stays usable", async () => {
+  lab = await sshServer();
+  await expect(provider.create!(script(lab, "# swarmcloud: fail on purpose\nexit 3", "worker-7"))).rejects.toThrow(
+    /node worker-7: fail on purpose failed \(exit 3\)/,
+  );
+  expect((await provider.create!(script(lab, "echo after", "worker-7"))).outs.stdout).toBe("after");
+  expect(lab.logins).toBe(1);
+});
