@@ -232,15 +232,21 @@ async function runRemote(
 
   // Runs the script over one open connection; resolves to [exit code, stdout, stderr tail].
   // Rejects with `started: false` when no channel could be opened (a connection that died idle).
-  const exec = (client: SshClient, user: string) =>
+  const exec = (client: SshClient, user: string, openSeconds: number) =>
     new Promise<[number | string, string, string]>((resolve, reject) => {
+      const notStarted = (why: string) =>
+        reject(Object.assign(new Error(`node ${target.node}: could not start the script: ${why}`), { started: false }));
+      // A shared connection to a node that vanished (no reset, packets dropped) never answers the
+      // channel request; give up on it after perDialTimeout instead of waiting for TCP to notice.
+      let gaveUp = false;
+      const openTimer = setTimeout(() => {
+        gaveUp = true;
+        notStarted(`no answer to the session request within ${openSeconds} s`);
+      }, openSeconds * 1000);
       client.exec(commandFor(user), (err, stream) => {
-        if (err)
-          return reject(
-            Object.assign(new Error(`node ${target.node}: could not start the script: ${err.message}`), {
-              started: false,
-            }),
-          );
+        clearTimeout(openTimer);
+        if (gaveUp) return stream?.close();
+        if (err) return notStarted(err.message);
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         const seconds = target.timeout ?? 900;
@@ -292,7 +298,7 @@ async function runRemote(
         const started = Date.now();
         let result: [number | string, string, string];
         try {
-          result = await exec(client, c.user ?? "root");
+          result = await exec(client, c.user ?? "root", c.perDialTimeout ?? 15);
         } catch (err) {
           // A shared connection that died while idle: not the node's fault, try again at once
           // (the broken connection leaves the pool, so this ends).

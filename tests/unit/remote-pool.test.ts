@@ -27,7 +27,7 @@ const parsed = utils.parseKey(clientKey.public);
 if (parsed instanceof Error) throw parsed;
 const clientPublic = parsed.getPublicSSH();
 
-async function sshServer(opts: { sessionsPerConnection?: number } = {}): Promise<Lab> {
+async function sshServer(opts: { sessionsPerConnection?: number; silentAfter?: number } = {}): Promise<Lab> {
   const hostKey = utils.generateKeyPairSync("ed25519");
   const sockets = new Set<{ end: () => void }>();
   const lab = { logins: 0, sessions: 0, maxPerConnection: 0 } as Lab;
@@ -43,6 +43,8 @@ async function sshServer(opts: { sessionsPerConnection?: number } = {}): Promise
     client.on("ready", () => {
       lab.logins++;
       client.on("session", (accept, reject) => {
+        // A node that vanished: the connection stays open, nothing answers any more.
+        if (opts.silentAfter !== undefined && lab.sessions >= opts.silentAfter) return;
         if (open >= (opts.sessionsPerConnection ?? 10)) return reject();
         const session = accept();
         open++;
@@ -76,9 +78,19 @@ async function sshServer(opts: { sessionsPerConnection?: number } = {}): Promise
 
 const script = (lab: Lab, create: string, node = "n1") => ({
   node,
-  connection: { host: "127.0.0.1", port: lab.port, user: "root", privateKey: clientKey.private, dialErrorLimit: 2 },
+  connection: {
+    host: "127.0.0.1",
+    port: lab.port,
+    user: "root",
+    privateKey: clientKey.private,
+    dialErrorLimit: 2,
+    perDialTimeout: 2,
+  },
   create,
 });
+
+// Generous: CI runs these on a machine whose two cores are busy with the lab.
+jest.setTimeout(30_000);
 
 let lab: Lab;
 afterEach(async () => lab?.close());
@@ -127,4 +139,16 @@ test("a failing script still fails, with the node named, and its connection stay
   );
   expect((await provider.create!(script(lab, "echo after", "worker-7"))).outs.stdout).toBe("after");
   expect(lab.logins).toBe(1);
+});
+
+test("a shared connection whose node stopped answering costs perDialTimeout, not the script timeout", async () => {
+  lab = await sshServer({ silentAfter: 1 });
+  expect((await provider.create!(script(lab, "echo first"))).outs.stdout).toBe("first");
+  const t0 = Date.now();
+  // The shared connection gets no answer; a fresh one is dialled and gets none either: the node
+  // is reported within a few perDialTimeouts (2 s here), never after the 900 s script timeout.
+  await expect(provider.create!(script(lab, "echo second", "worker-8"))).rejects.toThrow(
+    /node worker-8.*(could not start the script: no answer|unreachable)/s,
+  );
+  expect((Date.now() - t0) / 1000).toBeLessThan(10);
 });
