@@ -22,13 +22,24 @@ interface Lab {
   close: () => Promise<void>;
 }
 
-const clientKey = utils.generateKeyPairSync("ed25519");
-const parsed = utils.parseKey(clientKey.public);
-if (parsed instanceof Error) throw parsed;
-const clientPublic = parsed.getPublicSSH();
+/**
+ * An ed25519 key pair that ssh2 can read back: about 1 in 200 of the keys its own generator
+ * makes are refused by its parser ("Malformed OpenSSH public key"), so draw again.
+ */
+function keyPair(): { private: string; public: string; publicSSH: Buffer } {
+  for (;;) {
+    const k = utils.generateKeyPairSync("ed25519");
+    const pub = utils.parseKey(k.public);
+    const priv = utils.parseKey(k.private);
+    if (!(pub instanceof Error) && !(priv instanceof Error)) return { ...k, publicSSH: pub.getPublicSSH() };
+  }
+}
+
+const clientKey = keyPair();
+const clientPublic = clientKey.publicSSH;
 
 async function sshServer(opts: { sessionsPerConnection?: number; silentAfter?: number } = {}): Promise<Lab> {
-  const hostKey = utils.generateKeyPairSync("ed25519");
+  const hostKey = keyPair();
   const sockets = new Set<{ end: () => void }>();
   const lab = { logins: 0, sessions: 0, maxPerConnection: 0 } as Lab;
   const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
