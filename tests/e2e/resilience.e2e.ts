@@ -188,6 +188,41 @@ async function tasksOn(service: string): Promise<string[]> {
     .map((l) => l.split(" ")[0]!);
 }
 
+/**
+ * Docker 20.10's swarm agent sometimes never reconnects after a manager it used goes away: its
+ * sessions keep picking the stopped manager, then it stops trying, and the node stays Down in
+ * `docker node ls` although it runs and answers. An operator restarts that node's Docker; so do
+ * we, once a node that should be up has been Down for AGENT_STUCK_MS while its engine answers
+ * and says it is in a swarm. Every such restart is in the report (`agentRestarts`) and printed.
+ */
+const AGENT_STUCK_MS = 90_000;
+const agentRestarts: Record<string, unknown>[] = [];
+const downSince = new Map<string, number>();
+
+async function restartStuckAgents(list: Member[], rows: string[][], what: string): Promise<void> {
+  for (const m of list) {
+    const row = rows.find((r) => r[0] === m.name);
+    if (row?.[1] !== "Down") {
+      downSince.delete(m.name);
+      continue;
+    }
+    const since = downSince.get(m.name) ?? Date.now();
+    downSince.set(m.name, since);
+    if (Date.now() - since < AGENT_STUCK_MS) continue;
+    const state = await ssh(m.address, "docker info --format '{{.Swarm.LocalNodeState}}'", 15);
+    if (!["active", "pending"].includes(state)) continue;
+    // The node's supervisor (the lab image's entrypoint, like systemd's Restart=always) starts it again.
+    await ssh(m.address, "pkill -TERM -x dockerd");
+    const record = { node: m.name, during: what, downSeconds: (Date.now() - since) / 1000, swarmState: state };
+    agentRestarts.push(record);
+    report.set("agentRestarts", agentRestarts);
+    console.warn(
+      `resilience: ${m.name} Down for ${record.downSeconds}s while its engine answers: restarted its Docker`,
+    );
+    downSince.delete(m.name);
+  }
+}
+
 /** Every configured node Ready (managers reachable), no other node listed, every service at its replicas, the post intact. */
 async function converged(list: Member[], what: string, seconds = 600): Promise<void> {
   await until(`${what}: nodes Ready, services at replicas, post intact`, seconds, async () => {
@@ -197,6 +232,7 @@ async function converged(list: Member[], what: string, seconds = 600): Promise<v
       .split("\n")
       .filter(Boolean)
       .map((l) => l.split(" "));
+    await restartStuckAgents(list, rows, what);
     if (rows.length !== list.length) return false;
     for (const m of list) {
       const row = rows.find((r) => r[0] === m.name);
@@ -313,6 +349,7 @@ beforeAll(async () => {
 }, 3600_000);
 
 afterAll(() => {
+  report.set("agentRestarts", agentRestarts);
   report.set("faults", faults);
   report.set("replacements", replacements);
   if (lb)
