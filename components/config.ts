@@ -635,7 +635,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   if (ghost.replicas > 1) {
     problems.warn(
       "ghost.replicas",
-      `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), so keep 1 unless you accept the risk`,
+      `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
     );
   }
 

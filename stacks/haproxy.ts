@@ -43,6 +43,12 @@ export interface LbService {
   mode?: "http" | "tcp";
   /** HTTP health check; required in http mode. */
   healthCheck?: LbHealthCheck;
+  /**
+   * More HTTP statuses replayed on another server (http mode), on top of connection failures,
+   * empty answers and 5xx. [404] for Ghost at 2+ replicas: each Ghost process learns of a new
+   * post only in the process that wrote it (or at its next start), so the others answer 404.
+   */
+  retryOnStatus?: number[];
 }
 
 export interface HaproxySettings {
@@ -67,6 +73,8 @@ export interface HaproxySettings {
 }
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** The statuses HAProxy's retry-on takes besides the 5xx that all-retryable-errors covers. */
+const RETRYABLE_STATUSES = [401, 403, 404, 408, 425, 501];
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
 /** A Host header: a name or address, optionally with a port. */
@@ -106,6 +114,13 @@ export function haproxyErrors(s: HaproxySettings): string[] {
     const mode = svc.mode ?? "http";
     if (mode === "http" && svc.healthCheck === undefined) {
       errors.push(`${where}.healthCheck: an http service needs an HTTP health check (path and expected status)`);
+    }
+    for (const status of svc.retryOnStatus ?? []) {
+      if (mode !== "http") errors.push(`${where}.retryOnStatus: only an http service can retry on a status`);
+      else if (!RETRYABLE_STATUSES.includes(status))
+        errors.push(
+          `${where}.retryOnStatus ${status}: HAProxy retries on ${RETRYABLE_STATUSES.join(", ")} (5xx always)`,
+        );
     }
     const hc = svc.healthCheck;
     if (hc !== undefined) {
@@ -177,7 +192,7 @@ export function renderHaproxyConfig(s: HaproxySettings): string {
     if (mode === "http") {
       lines.push(
         "  # idempotent requests that found a dying task (reset, empty answer, 5xx) are replayed elsewhere",
-        "  retry-on all-retryable-errors",
+        `  retry-on ${["all-retryable-errors", ...(svc.retryOnStatus ?? [])].join(" ")}`,
         "  option httpchk",
         `  http-check send meth GET uri ${hc!.path} ver HTTP/1.1 hdr Host ${hc!.host ?? svc.name}`,
         `  http-check expect status ${hc!.expectStatus ?? 200}`,

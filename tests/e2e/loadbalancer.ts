@@ -56,6 +56,8 @@ export class LoadBalancer {
           listenPort: this.port,
           targetPort: this.targetPort,
           healthCheck: { path: this.healthPath, host: `127.0.0.1:${this.port}`, interMs: 1000, fall: 2, rise: 1 },
+          // Ghost at 2 replicas: a post is known at once only to the process that wrote it.
+          retryOnStatus: [404],
         },
       ],
       statsSocket: this.socket,

@@ -569,8 +569,15 @@ describe("rolling replacement of every node, one at a time", () => {
         await lb.reload(lbNodes([...members, next.find((m) => m.name === newName)!]));
         configure(next);
         // Capacity watch: managers that are Ready and reachable, and the volume's brick count.
+        // A manager's "Reachable" is the leader's view of its Raft link, and a sample can catch
+        // Raft mid-change (demoting the departing manager elects another leader if it led). So
+        // the managers count is the level held over two samples in a row (>= 2 s); every sample
+        // below 3 is kept in the report (managerDips) with what it showed.
         let watching = true;
         let minManagers = Infinity;
+        let minManagersOneSample = Infinity;
+        let previousManagers = Infinity;
+        const managerDips: string[] = [];
         let minBricks = Infinity;
         let newReadyAt = 0;
         let oldDrainedAt = 0;
@@ -591,7 +598,14 @@ describe("rolling replacement of every node, one at a time", () => {
               const managers = rows.filter(
                 (r) => r[1] === "Ready" && ["Leader", "Reachable"].includes(r[3] ?? ""),
               ).length;
-              minManagers = Math.min(minManagers, managers);
+              minManagersOneSample = Math.min(minManagersOneSample, managers);
+              if (previousManagers !== Infinity)
+                minManagers = Math.min(minManagers, Math.max(previousManagers, managers));
+              previousManagers = managers;
+              if (managers < 3) {
+                const shown = rows.filter((r) => r[3]).map((r) => `${r[0]} ${r[1]} ${r[3]}`);
+                managerDips.push(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${managers}: ${shown.join(", ")}`);
+              }
               minBricks = Math.min(minBricks, Number(bricksPart!.trim()));
               const n = rows.find((r) => r[0] === newName);
               if (!newReadyAt && n && n[1] === "Ready") newReadyAt = Date.now();
@@ -617,6 +631,8 @@ describe("rolling replacement of every node, one at a time", () => {
         await lb.reload(lbNodes(next));
         return {
           minManagers,
+          minManagersOneSample,
+          ...(managerDips.length > 0 ? { managerDips } : {}),
           minBricks,
           newReadySeconds: newReadyAt ? (newReadyAt - t0) / 1000 : undefined,
           oldDrainedSeconds: oldDrainedAt ? (oldDrainedAt - t0) / 1000 : undefined,

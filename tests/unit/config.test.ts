@@ -473,10 +473,12 @@ describe("parseConfig warnings", () => {
     expect(config.nodes.map((n) => n.name)).toEqual(["manager-1"]);
   });
 
-  test("more than one Ghost replica warns", () => {
-    expect(find(parse({ ghost: { replicas: 2 } }).warnings, "swarmcloud:ghost.replicas: ")).toContain(
-      "Ghost is built as a single writer",
-    );
+  test("more than one Ghost replica warns, naming the stale-post 404s and the load balancer fix", () => {
+    const warning = find(parse({ ghost: { replicas: 2 } }).warnings, "swarmcloud:ghost.replicas: ");
+    expect(warning).toContain("Ghost is built as a single writer");
+    expect(warning).toContain("a new post answers 404 from the other replicas");
+    expect(warning).toContain("docs/load-balancer.md");
+    expect(parse({ ghost: { replicas: 1 } }).warnings.some((w) => w.includes("ghost.replicas"))).toBe(false);
   });
 });
 

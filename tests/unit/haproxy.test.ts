@@ -49,6 +49,21 @@ describe("renderHaproxyConfig", () => {
     expect(fewer).not.toContain("manager-1");
   });
 
+  test("more statuses to retry elsewhere: 404 for Ghost replicas that have not seen a post yet", () => {
+    const svc = { ...ghost.services[0]!, retryOnStatus: [404] };
+    const lines = renderHaproxyConfig({ ...ghost, services: [svc] }).split("\n");
+    expect(lines).toContain("  retry-on all-retryable-errors 404");
+    expect(haproxyErrors({ ...ghost, services: [{ ...svc, retryOnStatus: [418] }] })).toEqual([
+      expect.stringMatching(/^services\[0\]\.retryOnStatus 418: HAProxy retries on 401, 403, 404/),
+    ]);
+    expect(
+      haproxyErrors({
+        ...ghost,
+        services: [{ name: "db", listenPort: 3306, targetPort: 3306, mode: "tcp", retryOnStatus: [404] }],
+      }),
+    ).toEqual([expect.stringMatching(/^services\[0\]\.retryOnStatus: only an http service/)]);
+  });
+
   test("tcp services get TCP checks, settings override the defaults", () => {
     const cfg = renderHaproxyConfig({
       nodes: ghost.nodes,
@@ -102,7 +117,8 @@ describe("renderHaproxyConfig", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-haproxy-"));
     try {
       const file = path.join(dir, "haproxy.cfg");
-      fs.writeFileSync(file, renderHaproxyConfig({ ...ghost, statsSocket: path.join(dir, "admin.sock") }));
+      const services = [{ ...ghost.services[0]!, retryOnStatus: [404] }];
+      fs.writeFileSync(file, renderHaproxyConfig({ ...ghost, services, statsSocket: path.join(dir, "admin.sock") }));
       const r = spawnSync(haproxy, ["-c", "-f", file], { encoding: "utf8" });
       expect(`${r.stdout}${r.stderr}`).not.toMatch(/\[(ALERT|WARNING)\]/);
       expect(r.status).toBe(0);
