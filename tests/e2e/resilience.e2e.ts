@@ -383,6 +383,27 @@ test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a publishe
     async () => Object.values(await lb.serverStatus()).filter((s) => s === "UP").length === 2,
   );
   await converged(members, "initial deploy");
+  // Ghost keeps its routes per process: a replica that did not save the post answers 404 for it
+  // until it restarts (recorded as staleReplicasAfterPost). The faults and replacements test the
+  // cluster, not that Ghost limit (README "Known gaps"), so such a replica is restarted first,
+  // as an operator running 2+ Ghost replicas must do after publishing.
+  const stale: string[] = [];
+  for (const name of await tasksOn("ghost_ghost")) {
+    if ((await readPage(`http://${member(name).address}:2368`, slug)) === undefined) stale.push(name);
+  }
+  report.set("staleReplicasAfterPost", stale);
+  for (const name of stale) {
+    await ssh(member(name).address, "docker ps -q --filter name=ghost_ghost | xargs -r docker rm -f");
+    await until(`${name}'s Ghost replaced by one that serves the post`, 600, async () => {
+      const nodes = await tasksOn("ghost_ghost");
+      if (nodes.length !== 2) return false;
+      for (const n of nodes) {
+        if ((await readPage(`http://${member(n).address}:2368`, slug)) === undefined) return false;
+      }
+      return true;
+    });
+  }
+  await converged(members, "every Ghost replica serves the post");
   // A file on the volume from the start: every replacement must carry it to the new bricks.
   await ssh(member("worker-1").address, "echo resilience-seed > /mnt/swarmcloud/resilience-seed.txt");
   report.set("ghostTasks", await tasksOn("ghost_ghost"));
