@@ -10,11 +10,6 @@ if gluster --mode=script volume info 2>/dev/null | grep -q "^Brick[0-9]*: $PEER_
   exit 0
 fi
 # The peer by its hostname or any of its other names (it may be known by name, not address).
-if gluster --mode=script peer status | awk -v a="$PEER_ADDR" '
-  /^Hostname:/ { if ($2 == a) found = 1; others = 0; next }
-  /^Other names:/ { others = 1; next }
-  /^$/ { others = 0 }
-  others && $1 == a { found = 1 }
-  END { exit !found }'; then
+if gluster_known_peer "$PEER_ADDR"; then
   gluster --mode=script peer detach "$PEER_ADDR" force >/dev/null
 fi

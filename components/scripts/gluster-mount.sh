@@ -23,16 +23,20 @@ if ! grep -qxF "$line" /etc/fstab; then
   fi
 fi
 mkdir -p "$MOUNT_PATH"
+# Mounted is not enough: the applications need the volume to answer (a FUSE mount whose
+# client has not reached a brick yet hangs or fails with "Transport endpoint is not connected").
+answering() { mountpoint -q "$MOUNT_PATH" && timeout 10 stat -f "$MOUNT_PATH" >/dev/null 2>&1 && timeout 10 ls "$MOUNT_PATH/" >/dev/null 2>&1; }
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 for _ in $(seq 1 30); do
-  mountpoint -q "$MOUNT_PATH" && break
-  mount "$MOUNT_PATH" 2>/tmp/swarmcloud-mount.err || sleep 1
+  answering && break
+  if ! mountpoint -q "$MOUNT_PATH"; then
+    mount "$MOUNT_PATH" 2>"$err" || sleep 1
+  else
+    sleep 1
+  fi
 done
-if ! mountpoint -q "$MOUNT_PATH"; then
-  echo "could not mount $VOLUME at $MOUNT_PATH:" >&2
-  cat /tmp/swarmcloud-mount.err >&2
-  exit 1
-fi
-rm -f /tmp/swarmcloud-mount.err
+answering || fatal "could not mount $VOLUME at $MOUNT_PATH, or it does not answer: $(cat "$err")"
 for dir in $SUBDIRS; do
   mkdir -p "$MOUNT_PATH/$dir"
 done

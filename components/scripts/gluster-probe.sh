@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
 # swarmcloud: probe a peer into the trusted pool
-# Runs on the first brick node. Inputs: NODE_NAME (the peer), PEER_ADDR.
+# Runs on the first brick node. Done only when the peer and this node see each other as "Peer
+# in Cluster (Connected)": "Connected" alone comes earlier, while the handshake is still going,
+# and a volume change naming the peer then fails. Inputs: NODE_NAME (the peer), PEER_ADDR.
+# Prints PEER_ADDR.
 set -euo pipefail
 : "${NODE_NAME:?}" "${PEER_ADDR:?}"
-connected() {
-  gluster --mode=script pool list | awk -v a="$PEER_ADDR" '$2 == a && $3 == "Connected" {found=1} END {exit !found}'
-}
-for i in $(seq 0 150); do
-  if connected; then
-    echo "$PEER_ADDR"
-    exit 0
-  fi
-  # Probe at once, then again every 5 s while the peer is not connected yet.
-  if [ $((i % 25)) -eq 0 ]; then
-    gluster --mode=script peer probe "$PEER_ADDR" >/dev/null 2>&1 || true
-  fi
-  sleep 0.2
+# A probe while glusterd on the peer is still starting is refused; probe again every 5 s.
+for _ in $(seq 1 12); do
+  gluster_known_peer "$PEER_ADDR" && break
+  gluster --mode=script peer probe "$PEER_ADDR" >/dev/null 2>&1 || true
+  gluster_known_peer "$PEER_ADDR" || sleep 5
 done
-echo "peer $NODE_NAME ($PEER_ADDR) did not connect to the trusted pool:" >&2
-gluster --mode=script pool list >&2
-exit 1
+gluster_known_peer "$PEER_ADDR" || {
+  gluster --mode=script peer probe "$PEER_ADDR" >&2 || true
+  fatal "peer $NODE_NAME ($PEER_ADDR) could not be probed into the trusted pool (is glusterd running on it and port 24007 open?)"
+}
+gluster_wait_pool 60 "$PEER_ADDR" || fatal "peer $NODE_NAME ($PEER_ADDR) did not join the trusted pool"
+echo "$PEER_ADDR"

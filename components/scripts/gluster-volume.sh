@@ -2,8 +2,8 @@
 # swarmcloud: create, grow or shrink and start the replicated volume
 # Runs on the first brick node. The volume is pure replicate: one brick per brick node, so a
 # brick node added raises the replica count (add-brick) and one removed lowers it.
-# Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order), ARBITER (true|false),
-# OPTIONS ("key=value" lines).
+# Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
+# ARBITER (true|false), OPTIONS ("key=value" lines).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
 ARBITER="${ARBITER:-false}"
@@ -11,11 +11,12 @@ OPTIONS="${OPTIONS:-}"
 g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 
-# glusterd refuses volume changes while a peer is reconnecting; wait for the pool first.
-for _ in $(seq 1 300); do
-  g pool list | awk 'NR > 1 && $3 != "Connected" {down=1} END {exit down}' && break
-  sleep 0.2
-done
+# Every volume change below (create, add-brick, remove-brick, start) needs each brick's peer
+# "Peer in Cluster (Connected)", seen from here and from every other brick node; a peer that
+# has just been probed or is reconnecting is not there yet.
+peers=()
+for b in "${wanted[@]:1}"; do peers+=("${b%%:*}"); done
+gluster_wait_pool 60 "${peers[@]}" || fatal "volume $VOLUME: its bricks' nodes are not one joined pool yet; nothing was changed"
 
 if ! g volume info "$VOLUME" >/dev/null 2>&1; then
   layout=(replica "${#wanted[@]}")
@@ -30,15 +31,6 @@ has() {
   local x
   for x in "$@"; do [ "$x" = "$item" ] && return 0; done
   return 1
-}
-# A peer by its hostname or any of its other names (peer status lists both).
-known_peer() {
-  g peer status | awk -v a="$1" '
-    /^Hostname:/ { if ($2 == a) found = 1; others = 0; next }
-    /^Other names:/ { others = 1; next }
-    /^$/ { others = 0 }
-    others && $1 == a { found = 1 }
-    END { exit !found }'
 }
 add=()
 for b in "${wanted[@]}"; do has "$b" "${current[@]}" || add+=("$b"); done
@@ -77,7 +69,7 @@ done
 for b in "${remove[@]}"; do
   host="${b%%:*}"
   g volume info | grep -q "^Brick[0-9]*: $host:" && continue
-  if known_peer "$host"; then
+  if gluster_known_peer "$host"; then
     g peer detach "$host" force >/dev/null || echo "could not detach $host from the pool" >&2
   fi
 done

@@ -11,10 +11,14 @@ if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
   exit 75 # not here: the caller tries the next manager
 fi
 
-for _ in $(seq 1 150); do
-  docker node inspect "$NODE_ID" >/dev/null 2>&1 && break
+# The node's state as this manager sees it: ready once it has joined and reports in.
+node_state() { docker node inspect --format '{{.Status.State}}' "$NODE_ID" 2>/dev/null || echo unknown; }
+for _ in $(seq 1 300); do
+  [ "$(node_state)" = ready ] && break
   sleep 0.2
 done
+state=$(node_state)
+[ "$state" = ready ] || fatal "swarm node $NODE_NAME ($NODE_ID) is $state, not ready, 60 s after it joined; is its Docker running and can it reach port 2377 of the managers?"
 # Node updates race with others made at the same moment ("update out of sequence"): retry.
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
@@ -57,9 +61,12 @@ fi
 
 # Wait until a promoted manager is reachable, so later manager-side work can use it.
 if [ "$ROLE" = manager ]; then
-  for _ in $(seq 1 150); do
-    [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$NODE_ID")" = reachable ] && break
+  reachability() { docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{else}}not a manager yet{{end}}' "$NODE_ID"; }
+  for _ in $(seq 1 300); do
+    [ "$(reachability)" = reachable ] && break
     sleep 0.2
   done
+  seen=$(reachability)
+  [ "$seen" = reachable ] || fatal "swarm manager $NODE_NAME is $seen, not reachable, 60 s after its promotion"
 fi
 printf '%s %s %s\n' "$NODE_NAME" "$ROLE" "$AVAILABILITY"

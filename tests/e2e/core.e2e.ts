@@ -3,6 +3,7 @@
  * sshd, dockerd and glusterd) over SSH. Hosts, swarm, Gluster; apps are covered by apps.e2e.ts.
  */
 import * as fs from "fs";
+import { script } from "../../components/scripts";
 import {
   changes,
   engineBin,
@@ -14,6 +15,7 @@ import {
   onNode,
   PulumiCli,
   Report,
+  runOnNode,
   sshLogins,
   waitFor,
 } from "./lib";
@@ -211,6 +213,57 @@ test("a brick node that was down heals the files written meanwhile", async () =>
   });
   report.set("selfHealSeconds", (Date.now() - t0) / 1000);
 });
+
+// The race seen when the first brick node was replaced (issue 14): a peer probed a moment ago is
+// "Connected" before it is "Peer in Cluster", and add-brick naming it failed. Twenty times, a
+// fresh peer is probed and its brick added at once, on a scratch volume over the managers: even
+// rounds by a bare `gluster peer probe` right before the volume script (its own wait must hold),
+// odd rounds by the probe script, whose result must already be the joined state. Each round
+// then removes the brick and detaches the peer, so the next probe is a fresh one.
+test("a peer probed and its brick added at once, twenty times: every volume change waits for 'Peer in Cluster'", () => {
+  const [first, ...others] = inv.nodes.filter((n) => n.role === "manager");
+  const peer = node("worker-2");
+  const base = [first!, ...others].map((n) => `${n.address}:/srv/race/base`);
+  const volume = (bricks: string[]) =>
+    runOnNode(first!, script("gluster-volume"), { NODE_NAME: first!.name, VOLUME: "race", BRICKS: bricks.join(" ") });
+  const created = volume(base);
+  expect(created.stderr).toBe("");
+  expect(created.code).toBe(0);
+  const failures: string[] = [];
+  const t0 = Date.now();
+  try {
+    for (let round = 0; round < 20; round++) {
+      const brick = `${peer.address}:/srv/race/round-${round}`;
+      const probe =
+        round % 2 === 0
+          ? `gluster --mode=script peer probe ${peer.address} >/dev/null`
+          : `${script("gluster-probe")}\ngluster --mode=script peer status`;
+      const probed = runOnNode(first!, probe, { NODE_NAME: peer.name, PEER_ADDR: peer.address });
+      if (probed.code !== 0) failures.push(`round ${round}: probe failed: ${probed.stderr.trim()}`);
+      if (
+        round % 2 === 1 &&
+        !new RegExp(`Hostname: ${peer.address}\\nUuid: \\S+\\nState: Peer in Cluster \\(Connected\\)`).test(
+          probed.stdout,
+        )
+      )
+        failures.push(`round ${round}: the probe script returned before the peer joined:\n${probed.stdout}`);
+      const added = volume([...base, brick]);
+      if (added.code !== 0)
+        failures.push(`round ${round}: add-brick right after the probe failed: ${added.stderr.trim()}`);
+      const removed = volume(base);
+      if (removed.code !== 0) failures.push(`round ${round}: remove-brick failed: ${removed.stderr.trim()}`);
+      if (onNode(first!, "gluster --mode=script pool list").includes(peer.address))
+        failures.push(`round ${round}: ${peer.name} is still in the pool after its brick left`);
+    }
+  } finally {
+    report.set("peerRaceRounds", 20);
+    report.set("peerRaceFailures", failures);
+    report.set("peerRaceSeconds", (Date.now() - t0) / 1000);
+    runOnNode(first!, "gluster --mode=script volume stop race force; gluster --mode=script volume delete race");
+    for (const n of [first!, ...others, peer]) onNode(n, "rm -rf /srv/race");
+  }
+  expect(failures).toEqual([]);
+}, 900_000);
 
 test("destroy leaves every node outside any swarm, unmounted, and up -> destroy -> up works", () => {
   report.set("destroySeconds", cli.destroy());

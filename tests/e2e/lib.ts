@@ -53,26 +53,39 @@ export function inventory(): Inventory {
   return JSON.parse(fs.readFileSync(path.join(LAB_DIR, "inventory.json"), "utf8")) as Inventory;
 }
 
-/** Runs a command on a lab node as root over SSH; returns stdout, throws on failure. */
-export function onNode(node: LabNode, command: string, inv = inventory()): string {
-  const r = sh("ssh", [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "LogLevel=ERROR",
-    "-o",
-    "ConnectTimeout=5",
-    "-i",
-    inv.privateKeyPath,
+/** ssh's arguments to run COMMAND on a lab node as root (lab keys, no host key check). */
+function sshArgs(node: LabNode, inv: Inventory, command: string): string[] {
+  return [
+    ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
+    ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-i", inv.privateKeyPath],
     `root@${node.address}`,
     command,
-  ]);
+  ];
+}
+
+/** Runs a command on a lab node as root over SSH; returns stdout, throws on failure. */
+export function onNode(node: LabNode, command: string, inv = inventory()): string {
+  const r = sh("ssh", sshArgs(node, inv, command));
   if (r.code !== 0) throw new Error(`${node.name}: '${command}' failed (${r.code}): ${r.stderr}${r.stdout}`);
   return r.stdout.trim();
+}
+
+/**
+ * Runs shell on a lab node as root over SSH with the given environment exported first, the way
+ * RemoteScript does (the text goes on stdin). Returns the exit code and output; never throws on
+ * a failing script.
+ */
+export function runOnNode(
+  node: LabNode,
+  text: string,
+  env: Record<string, string> = {},
+  inv = inventory(),
+): { code: number; stdout: string; stderr: string } {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const exports = Object.entries(env)
+    .map(([k, v]) => `export ${k}=${quote(v)}`)
+    .join("\n");
+  return sh("ssh", sshArgs(node, inv, "bash -s"), { input: `${exports}\n${text}` });
 }
 
 /** Accepted SSH logins on a node so far (sshd logs to the container's log). */

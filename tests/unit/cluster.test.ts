@@ -2,8 +2,6 @@
  * The cluster graph (DockerHost, Swarm, GlusterVolume) under Pulumi mocks: what runs where, in
  * which order, with which exact script, and that secrets stay out of plain inputs.
  */
-import * as fs from "fs";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { recordedNamed, settled, setupMocks, RecordedResource, valueOf } from "./mocks";
 
@@ -19,13 +17,12 @@ setupMocks({
 
 import { parseConfig, brickNodes } from "../../components/config";
 import { GlusterVolume } from "../../components/gluster";
+import { script } from "../../components/scripts";
 import { DockerHost, hostsBlock } from "../../components/host";
 import { sshClusterNodes } from "../../components/nodes/ssh";
 import { Swarm } from "../../components/swarm";
 
 const TYPE = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
-const script = (name: string) =>
-  fs.readFileSync(path.join(__dirname, "../../components/scripts", `${name}.sh`), "utf8");
 
 const parsed = parseConfig(
   {
