@@ -52,6 +52,8 @@ for b in "${add[@]}"; do
 done
 # A brick leaves only once the new ones hold a full copy, so the number of copies never drops
 # below the configured replica count while a node is replaced.
+# A heal that does not finish stops here, before any brick leaves (the new ones stay; the next
+# `pulumi up` resumes).
 if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
   g volume heal "$VOLUME" full >/dev/null 2>&1 || true
   for _ in $(seq 1 300); do
@@ -59,6 +61,7 @@ if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
     [ "$pending" -eq 0 ] && break
     sleep 2
   done
+  [ "$pending" -eq 0 ] || fatal "volume $VOLUME: $pending entries still to heal onto the new brick(s) after 600 s, so no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
 fi
 for b in "${remove[@]}"; do
   count=$((count - 1))

@@ -90,5 +90,6 @@ if ! pgrep -x glusterd >/dev/null; then
   changed+=(glusterd-started)
 fi
 for _ in $(seq 1 30); do gluster pool list >/dev/null 2>&1 && break; sleep 1; done
+gluster pool list >/dev/null 2>&1 || fatal "glusterd on $NODE_NAME does not answer 30 s after it started (see its log in /var/log/glusterfs)"
 
 printf 'docker=%s changed=%s\n' "$(docker version --format '{{.Server.Version}}')" "${changed[*]:-none}"
