@@ -152,7 +152,10 @@ export const DEFAULT_SSH_USER: Record<Environment, string> = {
   digitalocean: "root",
 };
 
-/** Defaults of every setting; Pulumi.yaml declares the same values (a unit test keeps them equal). */
+/**
+ * Defaults of every setting. Pulumi.yaml declares the same values; tests/unit/config-defaults.test.ts
+ * fails when the two differ.
+ */
 export const DEFAULTS = {
   managers: 3,
   workers: 2,
