@@ -226,6 +226,7 @@ test("a peer probed and its brick added at once, twenty times: every volume chan
   const base = [first!, ...others].map((n) => `${n.address}:/srv/race/base`);
   const volume = (bricks: string[]) =>
     runOnNode(first!, script("gluster-volume"), { NODE_NAME: first!.name, VOLUME: "race", BRICKS: bricks.join(" ") });
+  for (const n of [first!, ...others, peer]) onNode(n, "mkdir -p /srv/race"); // glusterd makes the brick, not its parent
   const created = volume(base);
   expect(created.stderr).toBe("");
   expect(created.code).toBe(0);
