@@ -10,7 +10,7 @@ import { DockerHost } from "./components/host";
 import { ClusterNode } from "./components/nodes/types";
 import { SshNodes } from "./components/nodes/ssh";
 import { Swarm } from "./components/swarm";
-import { deployApps } from "./components/apps";
+import { APP_DIRS, deployApps } from "./components/apps";
 
 const PREFIX = "swarmcloud:";
 const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
@@ -165,7 +165,7 @@ async function main(): Promise<Record<string, unknown>> {
     bricks,
     hostReady: hosts,
     settings: config.gluster,
-    appDirs: ["ghost/content", "ghost/mysql", "portainer"],
+    appDirs: Object.values(APP_DIRS),
   });
   const apps = await deployApps(stack, config, {
     nodes,
