@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { Client as SshClient } from "ssh2";
 
 /**
  * How the program reaches a node over SSH. The same shape as @pulumi/command's
@@ -75,17 +76,27 @@ type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash"> & { stdin?: string
 /** Inputs whose change re-runs the script in place. */
 const RERUN_KEYS = ["create", "update", "stdinHash", "environment"] as const;
 
+/** Exit code (EX_TEMPFAIL) of a script that says "not here": the next connection is tried. */
+const NOT_HERE_EXIT = 75;
+
+/** Sessions one pooled connection carries at once: below sshd's default MaxSessions of 10. */
+const SESSIONS_PER_CONNECTION = 8;
+
+/** A pooled connection without a script is closed after this long. */
+const IDLE_CLOSE_MS = 10_000;
+
 /**
  * The dynamic provider that runs scripts over SSH. Kept free of captured state: everything it
- * needs is required inside the functions, so Pulumi can serialize it into the state file.
+ * needs is required inside the functions, so Pulumi can serialize it into the state file (the
+ * top-level functions and constants it uses are serialized with it; classes are not: see
+ * `RemoteError`).
  */
 export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.DiffResult> {
-    const { createHash } = require("crypto") as typeof import("crypto");
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
     const next: Record<string, unknown> = {
       ...news,
-      stdinHash: news.stdin === undefined ? undefined : createHash("sha256").update(news.stdin).digest("hex"),
+      stdinHash: news.stdin === undefined ? undefined : sha256Hex(news.stdin),
     };
     const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
@@ -122,232 +133,331 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       // A node that may be gone for good gets a few attempts, not the patience a booting one needs.
       await runRemote(props, props.delete, undefined, props.skipDeleteWhenUnreachable ? 3 : undefined);
     } catch (err) {
-      if (props.skipDeleteWhenUnreachable && err instanceof Error && err.message.includes("unreachable over SSH"))
-        return;
+      if (props.skipDeleteWhenUnreachable && isRemoteError(err, "unreachable")) return;
       throw err;
     }
   },
 };
 
 function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
-  const { createHash } = require("crypto") as typeof import("crypto");
   const { stdin, ...rest } = inputs;
   const state: ScriptState = { ...rest, stdout };
-  if (stdin !== undefined) state.stdinHash = createHash("sha256").update(stdin).digest("hex");
+  if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
   return state;
+}
+
+/** Hex SHA-256 of a text: what state keeps of stdin, and what tells private keys apart in the pool. */
+export function sha256Hex(text: string): string {
+  const { createHash } = require("crypto") as typeof import("crypto");
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** The step a script names in its `# swarmcloud: <step>` header line; `script` without one. */
+export function stepName(script: string): string {
+  const header = script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "";
+  return header.replace("# swarmcloud:", "").trim() || "script";
+}
+
+/**
+ * The command line sent over SSH: the environment exported ahead of the script, all run by
+ * `bash -c` (through `sudo -n` unless the login is root); `$0` is `swarmcloud`.
+ */
+export function commandLine(user: string, environment: Record<string, string> | undefined, script: string): string {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const exports = Object.entries(environment ?? {})
+    .map(([k, v]) => `export ${k}=${quote(String(v))}`)
+    .join("\n");
+  return `${user === "root" ? "" : "sudo -n "}bash -c ${quote(`${exports}\n${script}`)} swarmcloud`;
+}
+
+/** With SWARMCLOUD_TRACE_FILE set (benchmarks): one line per connect and per script run. */
+function trace(started: number, where: string, what: string): void {
+  const file = process.env.SWARMCLOUD_TRACE_FILE;
+  if (!file) return;
+  const seconds = ((Date.now() - started) / 1000).toFixed(2);
+  (require("fs") as typeof import("fs")).appendFileSync(
+    file,
+    `${new Date(started).toISOString()} ${seconds}s ${where} ${what}\n`,
+  );
+}
+
+/** What went wrong with a remote script, for callers that branch on it (never on the message). */
+export type RemoteFailure = "unreachable" | "failed" | "timeout" | "notHere" | "notStarted";
+
+/**
+ * A plain `Error` tagged with its `failure`. Not a subclass: Pulumi's closure serializer turns
+ * `class X extends Error` into a function that calls `Error.call(this, message)`, so once the
+ * provider is re-loaded from state its errors lose their message and are no `Error` at all. No
+ * `name`, `code`, `id` or `details` either: the provider host prints `${err}` and turns those
+ * fields into the gRPC status, and users must keep seeing exactly the texts they see today.
+ */
+export interface RemoteError extends Error {
+  failure: RemoteFailure;
+  /** For `failed`: the step from the script's header and its exit code (or signal). */
+  step?: string;
+  exitCode?: number | string;
+}
+
+export function isRemoteError(err: unknown, failure: RemoteFailure): err is RemoteError {
+  return err instanceof Error && (err as Partial<RemoteError>).failure === failure;
+}
+
+function remoteError(failure: RemoteFailure, message: string, more: Partial<RemoteError> = {}): RemoteError {
+  return Object.assign(new Error(message), { ...more, failure });
+}
+
+/** No connection to the node answered within the attempts allowed. */
+export function unreachableError(node: string, conns: Conn[], attempts: number, lastError: unknown): RemoteError {
+  const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
+  return remoteError(
+    "unreachable",
+    `node ${node} (${where}) is unreachable over SSH after ${attempts} attempts: ${String(lastError)}`,
+  );
+}
+
+/** The script ran and exited non-zero (or was killed by a signal). */
+export function scriptFailedError(node: string, script: string, exitCode: number | string, tail: string): RemoteError {
+  const step = stepName(script);
+  return remoteError("failed", `node ${node}: ${step} failed (exit ${exitCode}):\n${tail}`, { step, exitCode });
+}
+
+// One SSH connection per node and login, shared by the scripts that run on it (up to 8 at once,
+// below sshd's default MaxSessions of 10), closed after 10 s without a script. A handshake is
+// the costly part of a short script, and a first manager that serves every node's manager-side
+// steps would otherwise see a burst of logins (sshd's MaxStartups drops some of them).
+
+/** One pooled connection. */
+export interface Pooled {
+  ready: Promise<SshClient>;
+  channels: number;
+  /** Scripts started on it so far: a failure on a fresh connection is the node's, not the pool's. */
+  uses: number;
+  closed: boolean;
+  idle?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The process's pool, keyed by login, address and key. It lives in `globalThis`, not in this
+ * module: the provider is serialized and re-loaded, and must capture no state of its own.
+ */
+function sshPool(): Map<string, Pooled[]> {
+  const g = globalThis as { __swarmcloudSsh?: Map<string, Pooled[]> };
+  return (g.__swarmcloudSsh ??= new Map<string, Pooled[]>());
+}
+
+function dial(c: Conn): Promise<SshClient> {
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  return new Promise<SshClient>((resolve, reject) => {
+    const client = new Client();
+    client
+      .on("ready", () => resolve(client))
+      .on("error", (err: Error) => reject(err))
+      .connect({
+        host: c.host,
+        port: c.port ?? 22,
+        username: c.user ?? "root",
+        privateKey: c.privateKey,
+        readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+        keepaliveInterval: 10000,
+      });
+  });
+}
+
+/** A connection for one script: a pooled one with a free session, or a new one being dialled. */
+export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
+  const key = `${c.user ?? "root"}@${c.host}:${c.port ?? 22}#${sha256Hex(c.privateKey)}`;
+  const list = pool.get(key) ?? [];
+  pool.set(key, list);
+  const free = list.find((p) => !p.closed && p.channels < SESSIONS_PER_CONNECTION);
+  if (free) {
+    free.channels++;
+    free.uses++;
+    if (free.idle) clearTimeout(free.idle);
+    return free;
+  }
+  const p: Pooled = { ready: dialTo(c), channels: 1, uses: 1, closed: false };
+  const forget = () => {
+    p.closed = true;
+    const i = list.indexOf(p);
+    if (i >= 0) list.splice(i, 1);
+  };
+  list.push(p);
+  p.ready.then((client) => client.on("close", forget).on("error", forget), forget);
+  return p;
+}
+
+/** Gives a session back; `broken`: no new scripts on it, those still running finish first. */
+export function release(p: Pooled, broken = false): void {
+  p.channels--;
+  if (broken) p.closed = true;
+  if (p.channels > 0) return;
+  const close = () => {
+    p.closed = true;
+    void p.ready.then(
+      (client) => client.end(),
+      () => undefined,
+    );
+  };
+  if (p.closed) return close();
+  p.idle = setTimeout(close, IDLE_CLOSE_MS);
+  p.idle.unref?.();
+}
+
+/** How one script run on an open connection ended: exit code (or signal), stdout, stderr's tail. */
+type Ran = [code: number | string, stdout: string, tail: string];
+
+/**
+ * Runs a command over one open connection. Rejects with a `notStarted` error when no
+ * session opens within `openSeconds` (a shared connection to a node that vanished, with no reset
+ * and packets dropped, never answers: give up after perDialTimeout instead of waiting for TCP).
+ */
+export function execScript(
+  client: Pick<SshClient, "exec">,
+  run: { node: string; command: string; stdin?: string; openSeconds: number; timeoutSeconds: number },
+): Promise<Ran> {
+  const notStarted = (why: string) => remoteError("notStarted", `node ${run.node}: could not start the script: ${why}`);
+  return new Promise<Ran>((resolve, reject) => {
+    let gaveUp = false;
+    const openTimer = setTimeout(() => {
+      gaveUp = true;
+      reject(notStarted(`no answer to the session request within ${run.openSeconds} s`));
+    }, run.openSeconds * 1000);
+    client.exec(run.command, (err, stream) => {
+      clearTimeout(openTimer);
+      if (gaveUp) return stream?.close();
+      if (err) return reject(notStarted(err.message));
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      const timer = setTimeout(() => {
+        stream.close();
+        reject(remoteError("timeout", `node ${run.node}: script did not finish within ${run.timeoutSeconds}s`));
+      }, run.timeoutSeconds * 1000);
+      stream.on("data", (d: Buffer) => out.push(d));
+      stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+      stream.on("close", (code: number | null, signal?: string) => {
+        clearTimeout(timer);
+        const stdout = Buffer.concat(out).toString("utf8").trim();
+        const tail = (Buffer.concat(errOut).toString("utf8").trim() || stdout).split("\n").slice(-20).join("\n");
+        resolve([code ?? signal ?? "unknown", stdout, tail]);
+      });
+      stream.end(run.stdin ?? "");
+    });
+  });
+}
+
+/** One script for one node, whichever connection runs it. */
+interface Job {
+  node: string;
+  script: string;
+  stdin?: string;
+  environment?: Record<string, string>;
+  timeout?: number;
+  /** Other connections remain to try, so exit 75 means "not here" rather than failure. */
+  mayFallBack: boolean;
+}
+
+/** What one attempt on one connection came to (a failed script throws instead). */
+export type Attempt =
+  | { kind: "ran"; stdout: string }
+  | { kind: "notHere"; tail: string }
+  | { kind: "dialFailed"; error: unknown }
+  /** A shared connection that died while idle: not the node's fault, it has left the pool. */
+  | { kind: "stale" };
+
+/** Runs the job once over connection `c` (pooled); a failed script throws (`failed`, `timeout`). */
+async function attemptOn(c: Conn, job: Job): Promise<Attempt> {
+  const pooled = acquire(c);
+  const where = `${job.node}@${c.host}`;
+  let client: SshClient;
+  try {
+    const dialStart = Date.now();
+    client = await pooled.ready;
+    trace(dialStart, where, "ssh connect");
+  } catch (error) {
+    release(pooled, true);
+    return { kind: "dialFailed", error };
+  }
+  let broken = false;
+  try {
+    const started = Date.now();
+    const [code, stdout, tail] = await execScript(client, {
+      node: job.node,
+      command: commandLine(c.user ?? "root", job.environment, job.script),
+      stdin: job.stdin,
+      openSeconds: c.perDialTimeout ?? 15,
+      timeoutSeconds: job.timeout ?? 900,
+    });
+    trace(started, where, stepName(job.script));
+    if (code === 0) return { kind: "ran", stdout };
+    if (code === NOT_HERE_EXIT && job.mayFallBack) return { kind: "notHere", tail };
+    throw scriptFailedError(job.node, job.script, code, tail);
+  } catch (err) {
+    // On a fresh connection the failure to start is the node's: report it.
+    if (!isRemoteError(err, "notStarted") || pooled.uses <= 1) throw err;
+    broken = true;
+    return { kind: "stale" };
+  } finally {
+    release(pooled, broken);
+  }
+}
+
+/** How trying the connections in turn ended. */
+export type Tried = { stdout: string } | { notHere: string } | { unreachable: unknown };
+
+/**
+ * Tries connections 0..count-1 in turn, round after round, until one runs the script: a dead
+ * first manager costs one attempt, not all of them. Dial failures count against `limit`, with a
+ * pause between rounds (1 s, 2 s, ... at most 5 s); a connection whose script said "not here" is
+ * not tried again; a stale pooled connection is retried at once, uncounted (it has left the pool,
+ * so the retry dials afresh). Script failures are thrown by `attempt` and end it all.
+ */
+export async function tryInTurn(
+  count: number,
+  limit: number,
+  attempt: (i: number) => Promise<Attempt>,
+  pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+): Promise<Tried> {
+  const notHere = new Set<number>();
+  let lastError: unknown;
+  let lastNotHere = "";
+  let attempts = 0;
+  for (let round = 0; attempts < limit && notHere.size < count; round++) {
+    for (let i = 0; i < count && attempts < limit; i++) {
+      if (notHere.has(i)) continue;
+      attempts++;
+      let r = await attempt(i);
+      while (r.kind === "stale") r = await attempt(i);
+      if (r.kind === "ran") return { stdout: r.stdout };
+      if (r.kind === "notHere") {
+        notHere.add(i);
+        lastNotHere = r.tail;
+      } else {
+        lastError = r.error;
+      }
+    }
+    if (notHere.size < count && attempts < limit) await pause(Math.min(1000 * (round + 1), 5000));
+  }
+  return notHere.size > 0 ? { notHere: lastNotHere } : { unreachable: lastError };
 }
 
 /** Runs one script on one node; resolves to its trimmed stdout, rejects with the node named. */
 async function runRemote(
-  target: Pick<
-    ScriptState,
-    "node" | "connection" | "fallbackConnections" | "environment" | "timeout" | "skipDeleteWhenUnreachable"
-  >,
+  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout">,
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
 ): Promise<string> {
-  const { Client } = require("ssh2") as typeof import("ssh2");
   const conns = [target.connection, ...(target.fallbackConnections ?? [])];
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
-  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const exports = Object.entries(target.environment ?? {})
-    .map(([k, v]) => `export ${k}=${quote(String(v))}`)
-    .join("\n");
-  const body = `${exports}\n${script}`;
-  const commandFor = (user: string) => `${user === "root" ? "" : "sudo -n "}bash -c ${quote(body)} swarmcloud`;
-
-  // One SSH connection per node and login, shared by the scripts that run on it (up to 8 at once,
-  // below sshd's default MaxSessions of 10), closed after 10 s without a script. A handshake is
-  // the costly part of a short script, and a first manager that serves every node's manager-side
-  // steps would otherwise see a burst of logins (sshd's MaxStartups drops some of them).
-  type SshClient = InstanceType<typeof Client>;
-  interface Pooled {
-    ready: Promise<SshClient>;
-    channels: number;
-    /** Scripts started on it so far: a failure on a fresh connection is the node's, not the pool's. */
-    uses: number;
-    closed: boolean;
-    idle?: ReturnType<typeof setTimeout>;
+  const { node, environment, timeout } = target;
+  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1 };
+  const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job));
+  if ("stdout" in end) return end.stdout;
+  if ("notHere" in end) {
+    const message = `node ${target.node}: no connection could run the script (each said "not here"): ${end.notHere}`;
+    throw remoteError("notHere", message);
   }
-  const g = globalThis as { __swarmcloudSsh?: Map<string, Pooled[]> };
-  const pool = (g.__swarmcloudSsh ??= new Map<string, Pooled[]>());
-  const keyOf = (c: Conn) =>
-    `${c.user ?? "root"}@${c.host}:${c.port ?? 22}#` +
-    (require("crypto") as typeof import("crypto")).createHash("sha256").update(c.privateKey).digest("hex");
-
-  const dial = (c: Conn) =>
-    new Promise<SshClient>((resolve, reject) => {
-      const client = new Client();
-      client
-        .on("ready", () => resolve(client))
-        .on("error", (err: Error) => reject(err))
-        .connect({
-          host: c.host,
-          port: c.port ?? 22,
-          username: c.user ?? "root",
-          privateKey: c.privateKey,
-          readyTimeout: (c.perDialTimeout ?? 15) * 1000,
-          keepaliveInterval: 10000,
-        });
-    });
-
-  const acquire = (c: Conn): Pooled => {
-    const key = keyOf(c);
-    const list = pool.get(key) ?? [];
-    pool.set(key, list);
-    const free = list.find((p) => !p.closed && p.channels < 8);
-    if (free) {
-      free.channels++;
-      free.uses++;
-      if (free.idle) clearTimeout(free.idle);
-      return free;
-    }
-    const p: Pooled = { ready: dial(c), channels: 1, uses: 1, closed: false };
-    const forget = () => {
-      p.closed = true;
-      const i = list.indexOf(p);
-      if (i >= 0) list.splice(i, 1);
-    };
-    list.push(p);
-    p.ready.then((client) => client.on("close", forget).on("error", forget), forget);
-    return p;
-  };
-
-  const release = (p: Pooled, broken = false) => {
-    p.channels--;
-    if (broken) p.closed = true; // no new scripts on it; those still running finish first
-    if (p.channels > 0) return;
-    const close = () => {
-      p.closed = true;
-      void p.ready.then(
-        (client) => client.end(),
-        () => undefined,
-      );
-    };
-    if (p.closed) return close();
-    p.idle = setTimeout(close, 10_000);
-    p.idle.unref?.();
-  };
-
-  // Runs the script over one open connection; resolves to [exit code, stdout, stderr tail].
-  // Rejects with `started: false` when no channel could be opened (a connection that died idle).
-  const exec = (client: SshClient, user: string, openSeconds: number) =>
-    new Promise<[number | string, string, string]>((resolve, reject) => {
-      const notStarted = (why: string) =>
-        reject(Object.assign(new Error(`node ${target.node}: could not start the script: ${why}`), { started: false }));
-      // A shared connection to a node that vanished (no reset, packets dropped) never answers the
-      // channel request; give up on it after perDialTimeout instead of waiting for TCP to notice.
-      let gaveUp = false;
-      const openTimer = setTimeout(() => {
-        gaveUp = true;
-        notStarted(`no answer to the session request within ${openSeconds} s`);
-      }, openSeconds * 1000);
-      client.exec(commandFor(user), (err, stream) => {
-        clearTimeout(openTimer);
-        if (gaveUp) return stream?.close();
-        if (err) return notStarted(err.message);
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        const seconds = target.timeout ?? 900;
-        const timer = setTimeout(() => {
-          stream.close();
-          reject(new Error(`node ${target.node}: script did not finish within ${seconds}s`));
-        }, seconds * 1000);
-        stream.on("data", (d: Buffer) => out.push(d));
-        stream.stderr.on("data", (d: Buffer) => errOut.push(d));
-        stream.on("close", (code: number | null, signal?: string) => {
-          clearTimeout(timer);
-          const stdout = Buffer.concat(out).toString("utf8").trim();
-          const tail = (Buffer.concat(errOut).toString("utf8").trim() || stdout).split("\n").slice(-20).join("\n");
-          resolve([code ?? signal ?? "unknown", stdout, tail]);
-        });
-        stream.end(stdin ?? "");
-      });
-    });
-
-  // Connections are tried in turn, so a dead first manager costs one attempt, not all of them.
-  // A script that exits 75 (EX_TEMPFAIL) says "not here": the next connection is tried (a
-  // manager-side script that found itself on a node that is no longer a manager).
-  const notHere = new Set<number>();
-  let lastError: unknown;
-  let lastNotHere = "";
-  for (let attempt = 0, round = 0; attempt < limit && notHere.size < conns.length; round++) {
-    for (let i = 0; i < conns.length && attempt < limit; i++) {
-      if (notHere.has(i)) continue;
-      attempt++;
-      const c = conns[i]!;
-      const pooled = acquire(c);
-      let client: SshClient;
-      try {
-        const dialStart = Date.now();
-        client = await pooled.ready;
-        if (process.env.SWARMCLOUD_TRACE_FILE) {
-          require("fs").appendFileSync(
-            process.env.SWARMCLOUD_TRACE_FILE,
-            `${new Date(dialStart).toISOString()} ${((Date.now() - dialStart) / 1000).toFixed(2)}s ${target.node}@${c.host} ssh connect\n`,
-          );
-        }
-      } catch (err) {
-        release(pooled, true);
-        lastError = err;
-        continue;
-      }
-      let broken = false;
-      try {
-        const started = Date.now();
-        let result: [number | string, string, string];
-        try {
-          result = await exec(client, c.user ?? "root", c.perDialTimeout ?? 15);
-        } catch (err) {
-          // A shared connection that died while idle: not the node's fault, try again at once
-          // (the broken connection leaves the pool, so this ends).
-          if ((err as { started?: boolean }).started === false && pooled.uses > 1) {
-            broken = true;
-            attempt--;
-            i--;
-            lastError = err;
-            continue;
-          }
-          throw err;
-        }
-        const [code, stdout, tail] = result;
-        // Optional timing trace for benchmarks: one line per script run.
-        const trace = process.env.SWARMCLOUD_TRACE_FILE;
-        if (trace) {
-          const what = (script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "# swarmcloud: script").slice(
-            14,
-          );
-          require("fs").appendFileSync(
-            trace,
-            `${new Date(started).toISOString()} ${((Date.now() - started) / 1000).toFixed(2)}s ${target.node}@${c.host} ${what}\n`,
-          );
-        }
-        if (code === 0) return stdout;
-        if (code === 75 && conns.length > 1) {
-          notHere.add(i);
-          lastNotHere = tail;
-          continue;
-        }
-        const first = script.split("\n").find((l) => l.startsWith("# swarmcloud:")) ?? "";
-        throw new Error(
-          `node ${target.node}: ${first.replace("# swarmcloud:", "").trim() || "script"} failed (exit ${code}):\n${tail}`,
-        );
-      } finally {
-        release(pooled, broken);
-      }
-    }
-    if (notHere.size < conns.length && attempt < limit) {
-      await new Promise((r) => setTimeout(r, Math.min(1000 * (round + 1), 5000)));
-    }
-  }
-  if (notHere.size > 0) {
-    throw new Error(`node ${target.node}: no connection could run the script (each said "not here"): ${lastNotHere}`);
-  }
-  const where = conns.map((c) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`).join(", ");
-  throw new Error(
-    `node ${target.node} (${where}) is unreachable over SSH after ${limit} attempts: ${String(lastError)}`,
-  );
+  throw unreachableError(target.node, conns, limit, end.unreachable);
 }
 
 /**

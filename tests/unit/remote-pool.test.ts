@@ -8,6 +8,14 @@ import { spawn } from "child_process";
 import { AddressInfo } from "net";
 import { Server, utils } from "ssh2";
 import { remoteScriptProvider as provider } from "../../components/remote";
+import { mkdtempSync } from "fs";
+import { tmpdir } from "os";
+import { join } from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+/** How Pulumi's dynamic-provider host loads a serialized provider (a dependency of @pulumi/pulumi). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const requireFromString = require("require-from-string") as (code: string) => unknown;
 
 interface Lab {
   port: number;
@@ -162,4 +170,85 @@ test("a shared connection whose node stopped answering costs perDialTimeout, not
     /node worker-8.*(could not start the script: no answer|unreachable)/s,
   );
   expect((Date.now() - t0) / 1000).toBeLessThan(10);
+});
+
+// A script that exits 75 says "not here" (a manager-side step on a node that is no longer a
+// manager): the next connection in `fallbackConnections` is tried. Both servers run the script
+// on this machine; a marker directory tells the first run from the second.
+let other: Lab | undefined;
+afterEach(async () => {
+  await other?.close();
+  other = undefined;
+});
+
+function notHereOnce(): string {
+  const marker = join(mkdtempSync(join(tmpdir(), "swarmcloud-75-")), "asked");
+  return `# swarmcloud: find a manager\nif mkdir ${marker} 2>/dev/null; then echo "not a manager" >&2; exit 75; fi\necho "ran here"`;
+}
+
+const withFallback = (first: Lab, second: Lab, create: string, node = "n1") => ({
+  ...script(first, create, node),
+  fallbackConnections: [script(second, create).connection],
+});
+
+test("a script that exits 75 on the first connection runs on the next one", async () => {
+  lab = await sshServer();
+  other = await sshServer();
+  const r = await provider.create!(withFallback(lab, other, notHereOnce()));
+  expect(r.outs.stdout).toBe("ran here");
+  expect([lab.sessions, other.sessions]).toEqual([1, 1]);
+});
+
+test("when every connection says 'not here', each is asked once and the node is named", async () => {
+  lab = await sshServer();
+  other = await sshServer();
+  const create = `echo "not a manager either" >&2; exit 75`;
+  await expect(provider.create!(withFallback(lab, other, create, "worker-3"))).rejects.toThrow(
+    'node worker-3: no connection could run the script (each said "not here"): not a manager either',
+  );
+  expect([lab.sessions, other.sessions]).toEqual([1, 1]);
+});
+
+test("with no connection to fall back on, exit 75 is a failure like any other", async () => {
+  lab = await sshServer();
+  await expect(provider.create!(script(lab, notHereOnce(), "worker-4"))).rejects.toThrow(
+    "node worker-4: find a manager failed (exit 75):\nnot a manager",
+  );
+});
+
+test("a dead first connection costs one attempt: the fallback runs the script at once", async () => {
+  lab = await sshServer();
+  const dead = { ...script(lab, "").connection, port: 1 };
+  const t0 = Date.now();
+  const r = await provider.create!({
+    ...script(lab, "echo fallback"),
+    connection: dead,
+    fallbackConnections: [script(lab, "").connection],
+  });
+  expect(r.outs.stdout).toBe("fallback");
+  expect(Date.now() - t0).toBeLessThan(1000); // no pause between rounds
+});
+
+// Pulumi stores the provider as text (closure serialization) and the provider host re-loads it
+// with require-from-string: what runs in `pulumi up` is that copy, not this module.
+test("the provider, serialized and re-loaded as Pulumi does, runs, falls back and fails with the same texts", async () => {
+  const { text } = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
+  const loaded = (requireFromString(text) as { handler: () => pulumi.dynamic.ResourceProvider }).handler();
+  lab = await sshServer();
+  other = await sshServer();
+  expect((await loaded.create!(script(lab, "echo reloaded"))).outs.stdout).toBe("reloaded");
+  expect((await loaded.create!(withFallback(lab, other, notHereOnce()))).outs.stdout).toBe("ran here");
+  await expect(loaded.create!(script(lab, "# swarmcloud: fail on purpose\nexit 3", "worker-7"))).rejects.toThrow(
+    /^node worker-7: fail on purpose failed \(exit 3\):/,
+  );
+  const gone = {
+    ...script(lab, ""),
+    node: "gone",
+    connection: { ...script(lab, "").connection, port: 1, dialErrorLimit: 1 },
+  };
+  const props = { ...gone, delete: "true", stdout: "" };
+  await expect(loaded.delete!("id", props)).rejects.toThrow(
+    /^node gone \(root@127\.0\.0\.1:1\) is unreachable over SSH/,
+  );
+  await expect(loaded.delete!("id", { ...props, skipDeleteWhenUnreachable: true })).resolves.toBeUndefined();
 });
