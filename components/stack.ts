@@ -1,9 +1,8 @@
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
+import { script } from "./scripts";
 
 /** The part of a ClusterNode a stack needs: a manager to run `docker stack` on. */
 export interface StackManager {
@@ -39,11 +38,6 @@ export interface SwarmStackArgs {
   resolveImage?: ResolveImage;
   /** Resources the deploy waits for (and that outlive its removal): the shared storage mounts. Default: none. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
-}
-
-/** Read at run time so the scripts stay plain files that shellcheck and people can read. */
-export function stackScript(file: "stack-deploy.sh" | "stack-rm.sh"): string {
-  return fs.readFileSync(path.join(__dirname, "scripts", file), "utf8");
 }
 
 const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
@@ -151,8 +145,8 @@ export class SwarmStack extends pulumi.ComponentResource {
         connection: args.manager.connection,
         fallbackConnections: (args.fallbackManagers ?? []).map((m) => m.connection),
         skipDeleteWhenUnreachable: true,
-        create: stackScript("stack-deploy.sh"),
-        delete: stackScript("stack-rm.sh"),
+        create: script("stack-deploy"),
+        delete: script("stack-rm"),
         stdin,
         environment: {
           STACK: args.stackName,

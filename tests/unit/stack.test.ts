@@ -3,19 +3,11 @@
  * stdin (the secrets) versus the environment (the compose text, never a secret), and that a
  * Ghost replica change touches Ghost's deploy only.
  */
-import * as fs from "fs";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { setupMocks, settled, recordedNamed, valueOf } from "./mocks";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
-import {
-  secretLines,
-  secretsStdin,
-  secretVersion,
-  stackScript,
-  SwarmStack,
-  versionedSecretName,
-} from "../../components/stack";
+import { secretLines, secretsStdin, secretVersion, SwarmStack, versionedSecretName } from "../../components/stack";
+import { script } from "../../components/scripts";
 import { renderCompose } from "../../stacks/compose";
 import { ghostCompose } from "../../stacks/ghost";
 import { portainerCompose } from "../../stacks/portainer";
@@ -96,12 +88,10 @@ describe("SwarmStack", () => {
     expect(deploy.options.additionalSecretOutputs).toContain("connection");
   });
 
-  test("runs exactly the script files, on the manager, falling back to the other managers", () => {
+  test("runs exactly the scripts, on the manager, falling back to the other managers", () => {
     const deploy = recordedNamed("one-ghost-deploy").inputs;
-    const file = (f: string) => fs.readFileSync(path.join(__dirname, "../../components/scripts", f), "utf8");
-    expect(deploy.create).toBe(file("stack-deploy.sh"));
-    expect(deploy.delete).toBe(file("stack-rm.sh"));
-    expect(stackScript("stack-deploy.sh")).toBe(file("stack-deploy.sh"));
+    expect(deploy.create).toBe(script("stack-deploy"));
+    expect(deploy.delete).toBe(script("stack-rm"));
     expect(deploy.update).toBeUndefined();
     expect(deploy.node).toBe("manager-1");
     expect(deploy.connection.host).toBe("10.0.0.11");
