@@ -238,7 +238,7 @@ test("a peer probed and its brick added at once, twenty times: every volume chan
       const probe =
         round % 2 === 0
           ? `gluster --mode=script peer probe ${peer.address} >/dev/null`
-          : `${script("gluster-probe")}\ngluster --mode=script peer status`;
+          : `(\n${script("gluster-probe")}\n)\ngluster --mode=script peer status`; // the script may exit: a subshell
       const probed = runOnNode(first!, probe, { NODE_NAME: peer.name, PEER_ADDR: peer.address });
       if (probed.code !== 0) failures.push(`round ${round}: probe failed: ${probed.stderr.trim()}`);
       if (
