@@ -4,7 +4,16 @@
  */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { brickNodes, parseConfig, quorumProblem, RawConfig, SwarmcloudConfig } from "./components/config";
+import {
+  appPorts,
+  brickNodes,
+  parseConfig,
+  quorumProblem,
+  RawConfig,
+  SECRET_KEYS,
+  SecretKey,
+  SwarmcloudConfig,
+} from "./components/config";
 import { GlusterVolume } from "./components/gluster";
 import { DockerHost } from "./components/host";
 import { ClusterNode } from "./components/nodes/types";
@@ -13,23 +22,34 @@ import { Swarm } from "./components/swarm";
 import { APP_DIRS, deployApps } from "./components/apps";
 
 const PREFIX = "swarmcloud:";
-const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
-type SecretKey = (typeof SECRET_KEYS)[number];
 
-/** Every swarmcloud:* value the stack sets (secrets excluded), JSON-decoded where it is JSON. */
-function readRawConfig(): RawConfig {
+/** Whether the engine holds a config key encrypted (true when the SDK cannot tell). */
+function isConfigSecret(fullKey: string): boolean {
+  // isConfigSecret is not in the SDK's typings; it reads the engine's list of encrypted keys.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
+  return runtimeConfig.isConfigSecret ? runtimeConfig.isConfigSecret(fullKey) : true;
+}
+
+/**
+ * Every swarmcloud:* value the stack sets (secrets excluded), JSON-decoded where it is JSON, and
+ * the keys among them stored as secrets (a mistyped secret key), whose values no message shows.
+ */
+function readRawConfig(): { raw: RawConfig; secretKeys: string[] } {
   const raw: RawConfig = {};
+  const secretKeys: string[] = [];
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(PREFIX)) continue;
     const key = fullKey.slice(PREFIX.length);
     if ((SECRET_KEYS as readonly string[]).includes(key)) continue;
+    if (isConfigSecret(fullKey)) secretKeys.push(key);
     try {
       raw[key] = JSON.parse(value);
     } catch {
       raw[key] = value;
     }
   }
-  return raw;
+  return { raw, secretKeys };
 }
 
 /**
@@ -37,15 +57,12 @@ function readRawConfig(): RawConfig {
  * refused, so a password never sits readable in a stack file.
  */
 function readSecrets(): { values: Partial<Record<SecretKey, pulumi.Output<string>>>; errors: string[] } {
-  // isConfigSecret is not in the SDK's typings; it reads the engine's list of encrypted keys.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (k: string) => boolean };
   const values: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
   const errors: string[] = [];
   for (const key of SECRET_KEYS) {
     const value = pulumi.runtime.getConfig(`${PREFIX}${key}`);
     if (value === undefined || value === "") continue;
-    if (runtimeConfig.isConfigSecret && !runtimeConfig.isConfigSecret(`${PREFIX}${key}`)) {
+    if (!isConfigSecret(`${PREFIX}${key}`)) {
       errors.push(
         `swarmcloud:${key} is stored in plaintext: set it again with pulumi config set --secret swarmcloud:${key}`,
       );
@@ -58,7 +75,12 @@ function readSecrets(): { values: Partial<Record<SecretKey, pulumi.Output<string
 const cfg = new pulumi.Config("swarmcloud");
 const secretConfig = readSecrets();
 const secrets = secretConfig.values;
-const parsed = parseConfig(readRawConfig(), { sshPrivateKey: secrets.sshPrivateKey !== undefined });
+const { raw, secretKeys } = readRawConfig();
+const parsed = parseConfig(raw, {
+  sshPrivateKey: secrets.sshPrivateKey !== undefined,
+  digitaloceanToken: Boolean(pulumi.runtime.getConfig("digitalocean:token") ?? process.env.DIGITALOCEAN_TOKEN),
+  secretKeys,
+});
 parsed.errors.push(...secretConfig.errors);
 for (const warning of parsed.warnings) pulumi.log.warn(warning);
 if (parsed.errors.length > 0) {
@@ -105,41 +127,19 @@ async function nodeSource(c: SwarmcloudConfig): Promise<{ nodes: ClusterNode[]; 
       return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
     case "digitalocean": {
-      const token = pulumi.runtime.getConfig("digitalocean:token") ?? process.env.DIGITALOCEAN_TOKEN;
-      if (!token) {
-        throw new pulumi.RunError(
-          "swarmcloud: the digitalocean environment needs an API token: pulumi config set --secret digitalocean:token (or export DIGITALOCEAN_TOKEN)",
-        );
-      }
-      const publicKey = cfg.get("sshPublicKey");
-      if (!publicKey || secrets.sshPrivateKey === undefined) {
-        throw new pulumi.RunError(
-          'swarmcloud: the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519',
-        );
-      }
+      // parseConfig has reported a missing token or key pair, so both are set here.
       const { DigitalOceanNodes } = await import("./components/nodes/digitalocean");
       const src = new DigitalOceanNodes(stack, {
         nodes: c.nodes,
         settings: c.digitalocean,
-        sshPublicKey: publicKey,
-        sshPrivateKey: secrets.sshPrivateKey,
+        sshPublicKey: cfg.require("sshPublicKey"),
+        sshPrivateKey: secrets.sshPrivateKey!,
         dataPathPort: c.swarm.dataPathPort,
-        publicPorts: publicPorts(c),
+        publicPorts: appPorts(c).map(([, port]) => port),
       });
       return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
   }
-}
-
-/** Ports the applications publish, for firewalls. */
-function publicPorts(c: SwarmcloudConfig): number[] {
-  const ports: number[] = [];
-  if (c.ghost.enabled) ports.push(c.ghost.port);
-  if (c.portainer.enabled) {
-    ports.push(c.portainer.httpsPort);
-    if (c.portainer.httpPort !== undefined) ports.push(c.portainer.httpPort);
-  }
-  return ports;
 }
 
 /** The node list this stack exported last time (undefined on its first update). */

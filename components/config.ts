@@ -6,14 +6,14 @@
  * Every problem names the config key, the bad value and the fix, and all of them are reported
  * at once so a user fixes a stack file in one pass.
  */
+import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../stacks/compose";
+import { PORTAINER_AGENT_PORT } from "../stacks/portainer";
 
 export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
 export type Role = "manager" | "worker";
 export type Availability = "active" | "pause" | "drain";
-export type PublishMode = "ingress" | "host";
-export type EndpointMode = "vip" | "dnsrr";
 
 /** One node as the user describes it; sources fill in what they create themselves. */
 export interface NodeSpec {
@@ -139,6 +139,16 @@ export interface SwarmcloudConfig {
 /** Raw config values as `pulumi.Config` returns them (key without the project prefix). */
 export type RawConfig = Record<string, unknown>;
 
+/** What parseConfig needs to know beyond the raw values; index.ts reads it from the engine. */
+export interface ConfigInputs {
+  /** Whether `swarmcloud:sshPrivateKey` is set (the key itself never reaches the parser). */
+  sshPrivateKey: boolean;
+  /** Whether `digitalocean:token` (or DIGITALOCEAN_TOKEN) is set; absent means not set. */
+  digitaloceanToken?: boolean;
+  /** Raw keys the engine holds as secrets: their values show as [secret] in every message. */
+  secretKeys?: readonly string[];
+}
+
 export interface ParseResult {
   config: SwarmcloudConfig;
   errors: string[];
@@ -226,13 +236,53 @@ export const DEFAULTS = {
   } satisfies PortainerSettings,
 };
 
+/** The secret settings: index.ts reads them as secrets, and the parser never sees their values. */
+export const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** Words of a key name that holds a secret. */
+const SECRET_NAME = /pas+w|pwd|secret|token|private.?key/i;
+
+/**
+ * Whether a key's name says it holds a secret: a secret word in it, or a typo (two edits or
+ * fewer) of a secret setting, so a mistyped secret key is never echoed, stored in plaintext or not.
+ */
+function secretName(key: string): boolean {
+  const name = key.slice(key.lastIndexOf(".") + 1).toLowerCase();
+  return SECRET_NAME.test(key) || SECRET_KEYS.some((k) => editDistance(name, k.toLowerCase()) <= 2);
+}
+
+/** Levenshtein distance: the fewest inserts, deletes and substitutions that turn a into b. */
+export function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /** Collects problems while the parser walks the raw values. */
 class Problems {
   readonly errors: string[] = [];
   readonly warnings: string[] = [];
-  error(key: string, value: unknown, fix: string): void {
-    this.errors.push(`swarmcloud:${key} = ${show(value)}: ${fix}`);
+  constructor(private readonly secretKeys: readonly string[] = []) {}
+
+  /** `<namespace>:<key> = <value>: <fix>`; a value under a secret key is shown as [secret]. */
+  error(key: string, value: unknown, fix: string, namespace = "swarmcloud"): void {
+    const shown = value !== undefined && this.isSecret(key) ? "[secret]" : show(value);
+    this.errors.push(`${namespace}:${key} = ${shown}: ${fix}`);
   }
+
+  /** True for a key stored as a secret, a key below one, or a key named like a secret. */
+  isSecret(key: string): boolean {
+    const root = key.split(/[.[]/)[0] ?? key;
+    return this.secretKeys.includes(root) || secretName(key);
+  }
+
   warn(key: string, message: string): void {
     this.warnings.push(`swarmcloud:${key}: ${message}`);
   }
@@ -291,6 +341,16 @@ class Reader {
 
   has(name: string): boolean {
     return this.raw[name] !== undefined && this.raw[name] !== null;
+  }
+
+  /** Reports a problem with the setting `name` of this object. */
+  error(name: string, value: unknown, fix: string): void {
+    this.problems.error(this.key(name), value, fix);
+  }
+
+  /** Warns about the setting `name` of this object. */
+  warn(name: string, message: string): void {
+    this.problems.warn(this.key(name), message);
   }
 
   string(name: string, fallback: string): string {
@@ -503,180 +563,255 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
   return node;
 }
 
-/** Parses and validates every setting; never throws. */
-export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean }): ParseResult {
-  const problems = new Problems();
-  const r = new Reader(raw, "", problems);
-  r.rejectUnknown([
-    "environment",
-    "managers",
-    "workers",
-    "nodes",
-    "sshUser",
-    "sshPort",
-    "sshPrivateKey",
-    "sshPublicKey",
-    "local",
-    "vagrant",
-    "digitalocean",
-    "swarm",
-    "gluster",
-    "ghost",
-    "portainer",
-    "deployTimeout",
-    "ghostDbPassword",
-    "dbRootPassword",
-    "portainerAdminPassword",
-  ]);
+/** Every top-level key, in the order the unknown-key message lists them. */
+const TOP_LEVEL_KEYS = [
+  "environment",
+  "managers",
+  "workers",
+  "nodes",
+  "sshUser",
+  "sshPort",
+  "sshPrivateKey",
+  "sshPublicKey",
+  "local",
+  "vagrant",
+  "digitalocean",
+  "swarm",
+  "gluster",
+  "ghost",
+  "portainer",
+  "deployTimeout",
+  "ghostDbPassword",
+  "dbRootPassword",
+  "portainerAdminPassword",
+];
 
+/** Parses and validates every setting; never throws. */
+export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
+  const problems = new Problems(inputs.secretKeys);
+  const r = new Reader(raw, "", problems);
+  r.rejectUnknown(TOP_LEVEL_KEYS);
   const environment = r.oneOf<Environment>("environment", ENVIRONMENTS, "local");
   const nodes = parseNodes(r, environment, problems);
-
-  const local = r.object("local");
-  local.rejectUnknown(Object.keys(DEFAULTS.local));
-  const localSettings: LocalSettings = {
-    subnet: local.string("subnet", DEFAULTS.local.subnet),
-    image: local.string("image", DEFAULTS.local.image),
-    ghostHostPort: local.port("ghostHostPort", DEFAULTS.local.ghostHostPort),
-    portainerHostPort: local.port("portainerHostPort", DEFAULTS.local.portainerHostPort),
+  const sections = {
+    local: parseLocal(r),
+    vagrant: parseVagrant(r),
+    digitalocean: parseDigitalOcean(r),
+    swarm: parseSwarm(r),
+    gluster: parseGluster(r),
+    ghost: parseGhost(r),
+    portainer: parsePortainer(r),
   };
-  if (!isCidr(localSettings.subnet)) {
-    problems.error("local.subnet", localSettings.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
-  }
-
-  const vg = r.object("vagrant");
-  vg.rejectUnknown(Object.keys(DEFAULTS.vagrant));
-  const vagrant: VagrantSettings = {
-    box: vg.string("box", DEFAULTS.vagrant.box),
-    memory: vg.integer("memory", DEFAULTS.vagrant.memory, 512),
-    cpus: vg.integer("cpus", DEFAULTS.vagrant.cpus, 1),
-    networkPrefix: vg.string("networkPrefix", DEFAULTS.vagrant.networkPrefix),
-    firstHost: vg.integer("firstHost", DEFAULTS.vagrant.firstHost, 2, 200),
-    forwardedPorts: vg.portMap("forwardedPorts", DEFAULTS.vagrant.forwardedPorts),
-  };
-  if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
-    problems.error("vagrant.networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
-  }
-
-  const d = r.object("digitalocean");
-  d.rejectUnknown(Object.keys(DEFAULTS.digitalocean));
-  const digitalocean: DigitalOceanSettings = {
-    region: d.string("region", DEFAULTS.digitalocean.region),
-    size: d.string("size", DEFAULTS.digitalocean.size),
-    image: d.string("image", DEFAULTS.digitalocean.image),
-    vpcCidr: d.string("vpcCidr", DEFAULTS.digitalocean.vpcCidr),
-    adminCidrs: d.strings("adminCidrs", DEFAULTS.digitalocean.adminCidrs),
-    tags: d.strings("tags", DEFAULTS.digitalocean.tags),
-  };
-  if (!isCidr(digitalocean.vpcCidr)) {
-    problems.error("digitalocean.vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
-  }
-  digitalocean.adminCidrs.forEach((c, i) => {
-    if (!isCidr(c)) problems.error(`digitalocean.adminCidrs[${i}]`, c, "must be an IPv4 CIDR such as 203.0.113.7/32");
-  });
-
-  const s = r.object("swarm");
-  s.rejectUnknown(Object.keys(DEFAULTS.swarm));
-  const swarm: SwarmSettings = {
-    dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
-    defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
-    encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
-    resolveImage: s.oneOf<ResolveImage>("resolveImage", ["always", "changed", "never"], "always"),
-  };
-  swarm.defaultAddrPool.forEach((c, i) => {
-    if (!isCidr(c)) problems.error(`swarm.defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
-  });
-
-  const g = r.object("gluster");
-  g.rejectUnknown(Object.keys(DEFAULTS.gluster));
-  const gluster: GlusterSettings = {
-    volume: g.string("volume", DEFAULTS.gluster.volume),
-    replica: g.integer("replica", DEFAULTS.gluster.replica, 1),
-    arbiter: g.boolean("arbiter", DEFAULTS.gluster.arbiter),
-    brickNodes: g.strings("brickNodes", DEFAULTS.gluster.brickNodes),
-    brickPath: g.string("brickPath", DEFAULTS.gluster.brickPath),
-    mountPath: g.string("mountPath", DEFAULTS.gluster.mountPath),
-    options: { ...DEFAULTS.gluster.options, ...g.stringMap("options", {}) },
-    purgeOnDestroy: g.boolean("purgeOnDestroy", DEFAULTS.gluster.purgeOnDestroy),
-  };
-  for (const k of ["brickPath", "mountPath"] as const) {
-    if (!/^\/[A-Za-z0-9._/-]+$/.test(gluster[k]) || gluster[k] === "/") {
-      problems.error(`gluster.${k}`, gluster[k], "must be an absolute path below / (letters, digits, . _ - /)");
-    }
-  }
-  if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
-    problems.error("gluster.volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
-  }
-
-  const gh = r.object("ghost");
-  gh.rejectUnknown([...Object.keys(DEFAULTS.ghost), "url"]);
-  const ghost: GhostSettings = {
-    enabled: gh.boolean("enabled", DEFAULTS.ghost.enabled),
-    image: gh.string("image", DEFAULTS.ghost.image),
-    dbImage: gh.string("dbImage", DEFAULTS.ghost.dbImage),
-    replicas: gh.integer("replicas", DEFAULTS.ghost.replicas, 0),
-    dbReplicas: gh.integer("dbReplicas", DEFAULTS.ghost.dbReplicas, 0),
-    port: gh.port("port", DEFAULTS.ghost.port),
-    dbPlacement: gh.strings("dbPlacement", DEFAULTS.ghost.dbPlacement),
-    publishMode: gh.oneOf<PublishMode>("publishMode", ["ingress", "host"], "ingress"),
-    endpointMode: gh.oneOf<EndpointMode>("endpointMode", ["vip", "dnsrr"], "vip"),
-  };
-  const ghostUrl = gh.optionalString("url");
-  if (ghostUrl !== undefined) {
-    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(ghostUrl)) {
-      problems.error("ghost.url", ghostUrl, "must be an http:// or https:// URL such as https://blog.example.com");
-    }
-    ghost.url = ghostUrl;
-  }
-  if (ghost.dbReplicas !== 1) {
-    problems.error(
-      "ghost.dbReplicas",
-      ghost.dbReplicas,
-      "must be 1: two MySQL servers on the same shared files corrupt each other; remove the setting",
-    );
-  }
-  if (ghost.replicas > 1) {
-    problems.warn(
-      "ghost.replicas",
-      `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
-    );
-  }
-
-  const p = r.object("portainer");
-  p.rejectUnknown([...Object.keys(DEFAULTS.portainer), "httpPort"]);
-  const portainer: PortainerSettings = {
-    enabled: p.boolean("enabled", DEFAULTS.portainer.enabled),
-    image: p.string("image", DEFAULTS.portainer.image),
-    agentImage: p.string("agentImage", DEFAULTS.portainer.agentImage),
-    httpsPort: p.port("httpsPort", DEFAULTS.portainer.httpsPort),
-    publishMode: p.oneOf<PublishMode>("publishMode", ["ingress", "host"], "ingress"),
-    endpointMode: p.oneOf<EndpointMode>("endpointMode", ["vip", "dnsrr"], "vip"),
-  };
-  if (p.has("httpPort")) portainer.httpPort = p.port("httpPort", 9000);
-
   const config: SwarmcloudConfig = {
     environment,
     nodes,
     sshUser:
       r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
     sshPort: r.port("sshPort", DEFAULTS.sshPort),
-    hasSshPrivateKey: secrets.sshPrivateKey,
-    local: localSettings,
-    vagrant,
-    digitalocean,
-    swarm,
-    gluster,
-    ghost,
-    portainer,
+    hasSshPrivateKey: inputs.sshPrivateKey,
+    ...sections,
     deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
   };
-
-  validateCluster(config, problems);
+  const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
+  validateCluster(config, { ...inputs, sshPublicKey }, problems);
   return { config, errors: problems.errors, warnings: problems.warnings };
 }
 
+type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer";
+
+/**
+ * The raw object of one settings section, with its unknown keys reported: the known keys are
+ * those of its DEFAULTS and the `optional` ones (settings without a default).
+ */
+function section(r: Reader, name: Section, optional: readonly string[] = []): Reader {
+  const s = r.object(name);
+  s.rejectUnknown([...Object.keys(DEFAULTS[name]), ...optional]);
+  return s;
+}
+
+function parseLocal(r: Reader): LocalSettings {
+  const s = section(r, "local");
+  const local: LocalSettings = {
+    subnet: s.string("subnet", DEFAULTS.local.subnet),
+    image: s.string("image", DEFAULTS.local.image),
+    ghostHostPort: s.port("ghostHostPort", DEFAULTS.local.ghostHostPort),
+    portainerHostPort: s.port("portainerHostPort", DEFAULTS.local.portainerHostPort),
+  };
+  if (!isCidr(local.subnet)) s.error("subnet", local.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
+  return local;
+}
+
+function parseVagrant(r: Reader): VagrantSettings {
+  const s = section(r, "vagrant");
+  const vagrant: VagrantSettings = {
+    box: s.string("box", DEFAULTS.vagrant.box),
+    memory: s.integer("memory", DEFAULTS.vagrant.memory, 512),
+    cpus: s.integer("cpus", DEFAULTS.vagrant.cpus, 1),
+    networkPrefix: s.string("networkPrefix", DEFAULTS.vagrant.networkPrefix),
+    firstHost: s.integer("firstHost", DEFAULTS.vagrant.firstHost, 2, 200),
+    forwardedPorts: s.portMap("forwardedPorts", DEFAULTS.vagrant.forwardedPorts),
+  };
+  if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
+    s.error("networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
+  }
+  return vagrant;
+}
+
+function parseDigitalOcean(r: Reader): DigitalOceanSettings {
+  const s = section(r, "digitalocean");
+  const digitalocean: DigitalOceanSettings = {
+    region: s.string("region", DEFAULTS.digitalocean.region),
+    size: s.string("size", DEFAULTS.digitalocean.size),
+    image: s.string("image", DEFAULTS.digitalocean.image),
+    vpcCidr: s.string("vpcCidr", DEFAULTS.digitalocean.vpcCidr),
+    adminCidrs: s.strings("adminCidrs", DEFAULTS.digitalocean.adminCidrs),
+    tags: s.strings("tags", DEFAULTS.digitalocean.tags),
+  };
+  if (!isCidr(digitalocean.vpcCidr)) {
+    s.error("vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
+  }
+  digitalocean.adminCidrs.forEach((c, i) => {
+    if (!isCidr(c)) s.error(`adminCidrs[${i}]`, c, "must be an IPv4 CIDR such as 203.0.113.7/32");
+  });
+  return digitalocean;
+}
+
+function parseSwarm(r: Reader): SwarmSettings {
+  const s = section(r, "swarm");
+  const swarm: SwarmSettings = {
+    dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
+    defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
+    encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
+    resolveImage: s.oneOf<ResolveImage>("resolveImage", ["always", "changed", "never"], DEFAULTS.swarm.resolveImage),
+  };
+  swarm.defaultAddrPool.forEach((c, i) => {
+    if (!isCidr(c)) s.error(`defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
+  });
+  return swarm;
+}
+
+function parseGluster(r: Reader): GlusterSettings {
+  const s = section(r, "gluster");
+  const gluster: GlusterSettings = {
+    volume: s.string("volume", DEFAULTS.gluster.volume),
+    replica: s.integer("replica", DEFAULTS.gluster.replica, 1),
+    arbiter: s.boolean("arbiter", DEFAULTS.gluster.arbiter),
+    brickNodes: s.strings("brickNodes", DEFAULTS.gluster.brickNodes),
+    brickPath: s.string("brickPath", DEFAULTS.gluster.brickPath),
+    mountPath: s.string("mountPath", DEFAULTS.gluster.mountPath),
+    options: { ...DEFAULTS.gluster.options, ...s.stringMap("options", {}) },
+    purgeOnDestroy: s.boolean("purgeOnDestroy", DEFAULTS.gluster.purgeOnDestroy),
+  };
+  for (const k of ["brickPath", "mountPath"] as const) {
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(gluster[k]) || gluster[k] === "/") {
+      s.error(k, gluster[k], "must be an absolute path below / (letters, digits, . _ - /)");
+    }
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
+    s.error("volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
+  }
+  return gluster;
+}
+
+/** An app's publish and endpoint modes; whether they go together is checked by validatePorts. */
+function parseNetworking(s: Reader, defaults: ServiceNetworking): ServiceNetworking {
+  return {
+    publishMode: s.oneOf<PublishMode>("publishMode", PUBLISH_MODES, defaults.publishMode),
+    endpointMode: s.oneOf<EndpointMode>("endpointMode", ENDPOINT_MODES, defaults.endpointMode),
+  };
+}
+
+function parseGhost(r: Reader): GhostSettings {
+  const s = section(r, "ghost", ["url"]);
+  const ghost: GhostSettings = {
+    enabled: s.boolean("enabled", DEFAULTS.ghost.enabled),
+    image: s.string("image", DEFAULTS.ghost.image),
+    dbImage: s.string("dbImage", DEFAULTS.ghost.dbImage),
+    replicas: s.integer("replicas", DEFAULTS.ghost.replicas, 0),
+    dbReplicas: s.integer("dbReplicas", DEFAULTS.ghost.dbReplicas, 0),
+    port: s.port("port", DEFAULTS.ghost.port),
+    dbPlacement: s.strings("dbPlacement", DEFAULTS.ghost.dbPlacement),
+    ...parseNetworking(s, DEFAULTS.ghost),
+  };
+  const url = s.optionalString("url");
+  if (url !== undefined) {
+    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
+      s.error("url", url, "must be an http:// or https:// URL such as https://blog.example.com");
+    }
+    ghost.url = url;
+  }
+  if (ghost.dbReplicas !== 1) {
+    s.error(
+      "dbReplicas",
+      ghost.dbReplicas,
+      "must be 1: two MySQL servers on the same shared files corrupt each other; remove the setting",
+    );
+  }
+  if (ghost.replicas > 1) {
+    s.warn(
+      "replicas",
+      `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
+    );
+  }
+  return ghost;
+}
+
+function parsePortainer(r: Reader): PortainerSettings {
+  const s = section(r, "portainer", ["httpPort"]);
+  const portainer: PortainerSettings = {
+    enabled: s.boolean("enabled", DEFAULTS.portainer.enabled),
+    image: s.string("image", DEFAULTS.portainer.image),
+    agentImage: s.string("agentImage", DEFAULTS.portainer.agentImage),
+    httpsPort: s.port("httpsPort", DEFAULTS.portainer.httpsPort),
+    ...parseNetworking(s, DEFAULTS.portainer),
+  };
+  if (s.has("httpPort")) portainer.httpPort = s.port("httpPort", 9000);
+  return portainer;
+}
+
+/** Whether each credential the environments need is set; the values themselves stay in index.ts. */
+interface Credentials {
+  sshPrivateKey: boolean;
+  sshPublicKey: boolean;
+  digitaloceanToken?: boolean;
+}
+
 /** Checks that span several settings: quorum, names, addresses, ports, bricks, credentials. */
-function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
+function validateCluster(c: SwarmcloudConfig, credentials: Credentials, problems: Problems): void {
+  validateManagers(c, problems);
+  const seen = new Map<string, number>();
+  c.nodes.forEach((n, i) => {
+    const first = seen.get(n.name);
+    if (first !== undefined) {
+      problems.error(`nodes[${i}].name`, n.name, `duplicates nodes[${first}].name; every node needs its own name`);
+    } else {
+      seen.set(n.name, i);
+    }
+  });
+  const addresses = new Map<string, string>();
+  for (const n of c.nodes) {
+    const a = n.privateAddress ?? n.address;
+    if (a === undefined) continue;
+    const other = addresses.get(a);
+    if (other !== undefined) {
+      problems.error(`nodes`, a, `nodes ${other} and ${n.name} share the address ${a}; give each its own`);
+    }
+    addresses.set(a, n.name);
+  }
+  validateCredentials(c.environment, credentials, problems);
+  if (c.environment === "digitalocean" && c.digitalocean.adminCidrs.length === 0) {
+    problems.error(
+      "digitalocean.adminCidrs",
+      [],
+      'the program provisions droplets over SSH from your machine, and the firewall admits SSH only from these CIDRs; add your address, e.g. ["203.0.113.7/32"]',
+    );
+  }
+  validateGluster(c, problems);
+  validatePorts(c, problems);
+}
+
+/** A swarm needs managers, and an odd count of at most 7 of them. */
+function validateManagers(c: SwarmcloudConfig, problems: Problems): void {
   const managers = c.nodes.filter((n) => n.role === "manager");
   if (c.nodes.length === 0) {
     // The ssh environment already reported its missing host list.
@@ -697,45 +832,33 @@ function validateCluster(c: SwarmcloudConfig, problems: Problems): void {
   if (managers.length > 7) {
     problems.warn("managers", `${managers.length} managers slow every Raft write; Docker recommends at most 7`);
   }
+}
 
-  const seen = new Map<string, number>();
-  c.nodes.forEach((n, i) => {
-    const first = seen.get(n.name);
-    if (first !== undefined) {
-      problems.error(`nodes[${i}].name`, n.name, `duplicates nodes[${first}].name; every node needs its own name`);
-    } else {
-      seen.set(n.name, i);
-    }
-  });
-  const addresses = new Map<string, string>();
-  for (const n of c.nodes) {
-    const a = n.privateAddress ?? n.address;
-    if (a === undefined) continue;
-    const other = addresses.get(a);
-    if (other !== undefined) {
-      problems.error(`nodes`, a, `nodes ${other} and ${n.name} share the address ${a}; give each its own`);
-    }
-    addresses.set(a, n.name);
-  }
-
-  if (c.environment === "ssh" && !c.hasSshPrivateKey) {
+/** The credentials an environment cannot start without: the ssh key, DigitalOcean's token and key pair. */
+function validateCredentials(environment: Environment, credentials: Credentials, problems: Problems): void {
+  if (environment === "ssh" && !credentials.sshPrivateKey) {
     problems.error(
       "sshPrivateKey",
       undefined,
       "the ssh environment needs a private key: pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519",
     );
   }
-
-  if (c.environment === "digitalocean" && c.digitalocean.adminCidrs.length === 0) {
+  if (environment !== "digitalocean") return;
+  if (!credentials.digitaloceanToken) {
     problems.error(
-      "digitalocean.adminCidrs",
-      [],
-      'the program provisions droplets over SSH from your machine, and the firewall admits SSH only from these CIDRs; add your address, e.g. ["203.0.113.7/32"]',
+      "token",
+      undefined,
+      "the digitalocean environment needs an API token: pulumi config set --secret digitalocean:token (or export DIGITALOCEAN_TOKEN)",
+      "digitalocean",
     );
   }
-
-  validateGluster(c, problems);
-  validatePorts(c, problems);
+  if (!credentials.sshPublicKey || !credentials.sshPrivateKey) {
+    problems.error(
+      credentials.sshPublicKey ? "sshPrivateKey" : "sshPublicKey",
+      undefined,
+      'the digitalocean environment needs an SSH key pair: pulumi config set swarmcloud:sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)" and pulumi config set --secret swarmcloud:sshPrivateKey < ~/.ssh/id_ed25519',
+    );
+  }
 }
 
 function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
@@ -779,15 +902,24 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
   }
 }
 
-function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
-  const published: [string, number][] = [];
-  if (c.ghost.enabled) published.push(["ghost.port", c.ghost.port]);
+/**
+ * The ports the enabled apps publish on every node, each with the key that sets it: the
+ * DigitalOcean firewall opens these (index.ts), and validatePorts keeps them apart.
+ */
+export function appPorts(c: Pick<SwarmcloudConfig, "ghost" | "portainer">): [key: string, port: number][] {
+  const ports: [string, number][] = [];
+  if (c.ghost.enabled) ports.push(["ghost.port", c.ghost.port]);
   if (c.portainer.enabled) {
-    published.push(["portainer.httpsPort", c.portainer.httpsPort]);
-    if (c.portainer.httpPort !== undefined) published.push(["portainer.httpPort", c.portainer.httpPort]);
-    // The Portainer agent listens on 9001 on every node.
-    published.push(["portainer agent", 9001]);
+    ports.push(["portainer.httpsPort", c.portainer.httpsPort]);
+    if (c.portainer.httpPort !== undefined) ports.push(["portainer.httpPort", c.portainer.httpPort]);
   }
+  return ports;
+}
+
+function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
+  const published = appPorts(c);
+  // The Portainer agent listens on its port on every node.
+  if (c.portainer.enabled) published.push(["portainer agent", PORTAINER_AGENT_PORT]);
   published.push(["swarm.dataPathPort", c.swarm.dataPathPort]);
   const reserved: [string, number][] = [
     ["swarm management (2377)", 2377],
@@ -807,13 +939,7 @@ function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
     ["ghost", c.ghost],
     ["portainer", c.portainer],
   ] as const) {
-    if (settings.enabled && settings.endpointMode === "dnsrr" && settings.publishMode === "ingress") {
-      problems.error(
-        `${key}.endpointMode`,
-        "dnsrr",
-        `cannot be combined with ${key}.publishMode ingress (Docker refuses ingress-published ports on a dnsrr service); set ${key}.publishMode: host, or ${key}.endpointMode: vip`,
-      );
-    }
+    if (settings.enabled) problems.errors.push(...networkingErrors(key, settings));
   }
   if (c.environment === "local") {
     const l = c.local;

@@ -12,8 +12,12 @@
  * container exactly as typed.
  */
 
-export type PortMode = "ingress" | "host";
-export type EndpointMode = "vip" | "dnsrr";
+/** How a port is published: on every node through the routing mesh, or on the task's node only. */
+export const PUBLISH_MODES = ["ingress", "host"] as const;
+export type PublishMode = (typeof PUBLISH_MODES)[number];
+/** How a service is reached inside the swarm: one virtual IP, or DNS round-robin over its tasks. */
+export const ENDPOINT_MODES = ["vip", "dnsrr"] as const;
+export type EndpointMode = (typeof ENDPOINT_MODES)[number];
 
 export interface ComposePort {
   /** Port inside the container. */
@@ -21,7 +25,7 @@ export interface ComposePort {
   /** Port on the node (host mode) or on every node through the routing mesh (ingress mode). */
   published?: number;
   protocol?: "tcp" | "udp";
-  mode?: PortMode;
+  mode?: PublishMode;
 }
 
 /** A bind mount: a path on the node mounted into the container. */
@@ -143,8 +147,7 @@ export function validateCompose(file: ComposeFile): string[] {
       errors.push(`${where}: deploy.replicas must be a whole number, 0 or more`);
     }
     for (const p of svc.ports ?? []) {
-      const mode = p.mode ?? "ingress";
-      if (d.endpoint_mode === "dnsrr" && mode === "ingress" && p.published !== undefined) {
+      if (p.published !== undefined && dnsrrRefusesIngress(d.endpoint_mode, p.mode ?? "ingress")) {
         errors.push(
           `${where}: endpoint_mode dnsrr cannot be combined with a port published in ingress mode ` +
             `(${p.published}->${p.target}); publish in host mode or use endpoint_mode vip`,
@@ -191,16 +194,20 @@ export function validateCompose(file: ComposeFile): string[] {
 
 /**
  * The one networking rule a stack setting can break: Docker refuses `endpoint_mode: dnsrr` on a
- * service whose ports are published through the ingress routing mesh. For config validation.
+ * service whose ports are published through the ingress routing mesh. validateCompose,
+ * networkingErrors and the config parser all ask this function.
  */
-export function networkingErrors(key: string, s: { publishMode: PortMode; endpointMode: EndpointMode }): string[] {
-  if (s.endpointMode === "dnsrr" && s.publishMode === "ingress") {
-    return [
-      `swarmcloud:${key}.endpointMode = "dnsrr": cannot be combined with ${key}.publishMode "ingress" ` +
-        `(Docker refuses ingress-published ports on a dnsrr service); set ${key}.publishMode: host, or ${key}.endpointMode: vip`,
-    ];
-  }
-  return [];
+export function dnsrrRefusesIngress(endpointMode: EndpointMode | undefined, publishMode: PublishMode): boolean {
+  return endpointMode === "dnsrr" && publishMode === "ingress";
+}
+
+/** The networking rule as a config error of the settings under `key` (`ghost`, `portainer`). */
+export function networkingErrors(key: string, s: { publishMode: PublishMode; endpointMode: EndpointMode }): string[] {
+  if (!dnsrrRefusesIngress(s.endpointMode, s.publishMode)) return [];
+  return [
+    `swarmcloud:${key}.endpointMode = "dnsrr": cannot be combined with ${key}.publishMode ingress ` +
+      `(Docker refuses ingress-published ports on a dnsrr service); set ${key}.publishMode: host, or ${key}.endpointMode: vip`,
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------

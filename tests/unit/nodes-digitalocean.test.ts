@@ -14,12 +14,16 @@ import { recorded, RecordedResource, recordedNamed, settled, setupMocks, valueOf
 
 setupMocks();
 
+const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKey me@laptop";
 const parsed = parseConfig(
-  { environment: "digitalocean", digitalocean: { adminCidrs: ["198.51.100.7/32", "203.0.113.0/28"] } },
-  { sshPrivateKey: true },
+  {
+    environment: "digitalocean",
+    sshPublicKey: PUBLIC_KEY,
+    digitalocean: { adminCidrs: ["198.51.100.7/32", "203.0.113.0/28"] },
+  },
+  { sshPrivateKey: true, digitaloceanToken: true },
 );
 const { config } = parsed;
-const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKey me@laptop";
 const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n";
 const ANY = ["0.0.0.0/0", "::/0"];
 const VPC = ["10.20.0.0/24"];
