@@ -5,11 +5,14 @@
  * `pulumi up` does (names, parents, dependsOn, inputs, options) must leave this snapshot alone.
  * Also snapshots parseConfig's result for a full config and a broken one, problems in order.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import { brickNodes, parseConfig } from "../../components/config";
 import { GlusterVolume } from "../../components/gluster";
 import { DockerHost } from "../../components/host";
 import { LocalNodes } from "../../components/nodes/local";
+import { sshClusterNodes } from "../../components/nodes/ssh";
+import { SwarmStack } from "../../components/stack";
 import { Swarm } from "../../components/swarm";
 import { recorded, settled, setupMocks } from "./mocks";
 
@@ -112,4 +115,33 @@ test("parseConfig: a full config and a broken one, every problem in order", () =
     { sshPrivateKey: false },
   );
   expect({ full, broken }).toMatchSnapshot();
+});
+
+test("components refuse bad args with a pulumi.ResourceError that names the component", () => {
+  const { config } = parseConfig({ environment: "local" }, { sshPrivateKey: false });
+  const [worker] = sshClusterNodes({
+    nodes: [{ name: "w1", role: "worker", address: "10.0.0.9", labels: {}, availability: "active" }],
+    privateKey: "KEY",
+  });
+  const attempts: [() => unknown, RegExp][] = [
+    [
+      () => new Swarm("bad-swarm", { nodes: [worker!], hostReady: {}, settings: config.swarm }),
+      /a swarm needs at least one manager/,
+    ],
+    [
+      () => new GlusterVolume("bad-gluster", { nodes: [worker!], bricks: [], hostReady: {}, settings: config.gluster }),
+      /a Gluster volume needs at least one brick node/,
+    ],
+    [() => new SwarmStack("bad-stack", { manager: worker!, stackName: "Bad", compose: "" }), /stack name "Bad"/],
+  ];
+  for (const [attempt, message] of attempts) {
+    let thrown: unknown;
+    try {
+      attempt();
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(pulumi.ResourceError);
+    expect((thrown as Error).message).toMatch(message);
+  }
 });
