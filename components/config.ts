@@ -410,6 +410,13 @@ class Reader {
     return new Reader(obj, this.key(name), this.problems);
   }
 
+  /** A nested object of settings whose keys must be among `known` (see `rejectUnknown`). */
+  section(name: string, known: readonly string[]): Reader {
+    const section = this.object(name);
+    section.rejectUnknown(known);
+    return section;
+  }
+
   /** Reports keys the program does not know, so a typo does not silently fall back to a default. */
   rejectUnknown(known: readonly string[]): void {
     for (const k of Object.keys(this.raw)) {
@@ -530,22 +537,53 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   ]);
 
   const environment = r.oneOf<Environment>("environment", ENVIRONMENTS, "local");
-  const nodes = parseNodes(r, environment, problems);
+  const config: SwarmcloudConfig = {
+    environment,
+    nodes: parseNodes(r, environment, problems),
+    local: parseLocal(r.section("local", Object.keys(DEFAULTS.local)), problems),
+    vagrant: parseVagrant(r.section("vagrant", Object.keys(DEFAULTS.vagrant)), problems),
+    digitalocean: parseDigitalOcean(r.section("digitalocean", Object.keys(DEFAULTS.digitalocean)), problems),
+    swarm: parseSwarm(r.section("swarm", Object.keys(DEFAULTS.swarm)), problems),
+    gluster: parseGluster(r.section("gluster", Object.keys(DEFAULTS.gluster)), problems),
+    ghost: parseGhost(r.section("ghost", [...Object.keys(DEFAULTS.ghost), "url"]), problems),
+    portainer: parsePortainer(r.section("portainer", [...Object.keys(DEFAULTS.portainer), "httpPort"])),
+    sshUser:
+      r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
+    sshPort: r.port("sshPort", DEFAULTS.sshPort),
+    hasSshPrivateKey: secrets.sshPrivateKey,
+    deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
+  };
 
-  const local = r.object("local");
-  local.rejectUnknown(Object.keys(DEFAULTS.local));
-  const localSettings: LocalSettings = {
+  validateCluster(config, problems);
+  return { config, errors: problems.errors, warnings: problems.warnings };
+}
+
+/** Reports `value` (or each of a list, as `key[i]`) when it is not an IPv4 CIDR; `example` shows one. */
+function checkCidrs(problems: Problems, key: string, value: string | string[], example: string): void {
+  const fix = `must be an IPv4 CIDR such as ${example}`;
+  if (typeof value === "string") {
+    if (!isCidr(value)) problems.error(key, value, fix);
+    return;
+  }
+  value.forEach((c, i) => {
+    if (!isCidr(c)) problems.error(`${key}[${i}]`, c, fix);
+  });
+}
+
+/** `swarmcloud:local`: the bridge network's subnet, the node image and the host ports. */
+function parseLocal(local: Reader, problems: Problems): LocalSettings {
+  const settings: LocalSettings = {
     subnet: local.string("subnet", DEFAULTS.local.subnet),
     image: local.string("image", DEFAULTS.local.image),
     ghostHostPort: local.port("ghostHostPort", DEFAULTS.local.ghostHostPort),
     portainerHostPort: local.port("portainerHostPort", DEFAULTS.local.portainerHostPort),
   };
-  if (!isCidr(localSettings.subnet)) {
-    problems.error("local.subnet", localSettings.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
-  }
+  checkCidrs(problems, "local.subnet", settings.subnet, "172.30.0.0/24");
+  return settings;
+}
 
-  const vg = r.object("vagrant");
-  vg.rejectUnknown(Object.keys(DEFAULTS.vagrant));
+/** `swarmcloud:vagrant`: box, VM size, host-only network and forwarded ports. */
+function parseVagrant(vg: Reader, problems: Problems): VagrantSettings {
   const vagrant: VagrantSettings = {
     box: vg.string("box", DEFAULTS.vagrant.box),
     memory: vg.integer("memory", DEFAULTS.vagrant.memory, 512),
@@ -557,9 +595,11 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
     problems.error("vagrant.networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
   }
+  return vagrant;
+}
 
-  const d = r.object("digitalocean");
-  d.rejectUnknown(Object.keys(DEFAULTS.digitalocean));
+/** `swarmcloud:digitalocean`: region, droplet size and image, VPC range, admin ranges, tags. */
+function parseDigitalOcean(d: Reader, problems: Problems): DigitalOceanSettings {
   const digitalocean: DigitalOceanSettings = {
     region: d.string("region", DEFAULTS.digitalocean.region),
     size: d.string("size", DEFAULTS.digitalocean.size),
@@ -568,27 +608,25 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
     adminCidrs: d.strings("adminCidrs", DEFAULTS.digitalocean.adminCidrs),
     tags: d.strings("tags", DEFAULTS.digitalocean.tags),
   };
-  if (!isCidr(digitalocean.vpcCidr)) {
-    problems.error("digitalocean.vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
-  }
-  digitalocean.adminCidrs.forEach((c, i) => {
-    if (!isCidr(c)) problems.error(`digitalocean.adminCidrs[${i}]`, c, "must be an IPv4 CIDR such as 203.0.113.7/32");
-  });
+  checkCidrs(problems, "digitalocean.vpcCidr", digitalocean.vpcCidr, "10.20.0.0/24");
+  checkCidrs(problems, "digitalocean.adminCidrs", digitalocean.adminCidrs, "203.0.113.7/32");
+  return digitalocean;
+}
 
-  const s = r.object("swarm");
-  s.rejectUnknown(Object.keys(DEFAULTS.swarm));
+/** `swarmcloud:swarm`: data-path port, address pools, overlay encryption, image resolution. */
+function parseSwarm(s: Reader, problems: Problems): SwarmSettings {
   const swarm: SwarmSettings = {
     dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
     defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
     encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
     resolveImage: s.oneOf<ResolveImage>("resolveImage", ["always", "changed", "never"], "always"),
   };
-  swarm.defaultAddrPool.forEach((c, i) => {
-    if (!isCidr(c)) problems.error(`swarm.defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
-  });
+  checkCidrs(problems, "swarm.defaultAddrPool", swarm.defaultAddrPool, "10.10.0.0/16");
+  return swarm;
+}
 
-  const g = r.object("gluster");
-  g.rejectUnknown(Object.keys(DEFAULTS.gluster));
+/** `swarmcloud:gluster`: volume name, replica, arbiter, brick nodes, paths, options, purge. */
+function parseGluster(g: Reader, problems: Problems): GlusterSettings {
   const gluster: GlusterSettings = {
     volume: g.string("volume", DEFAULTS.gluster.volume),
     replica: g.integer("replica", DEFAULTS.gluster.replica, 1),
@@ -607,9 +645,11 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
   if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
     problems.error("gluster.volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
   }
+  return gluster;
+}
 
-  const gh = r.object("ghost");
-  gh.rejectUnknown([...Object.keys(DEFAULTS.ghost), "url"]);
+/** `swarmcloud:ghost`: images, replicas (one database), port, placement, networking, URL. */
+function parseGhost(gh: Reader, problems: Problems): GhostSettings {
   const ghost: GhostSettings = {
     enabled: gh.boolean("enabled", DEFAULTS.ghost.enabled),
     image: gh.string("image", DEFAULTS.ghost.image),
@@ -641,9 +681,11 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
       `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
     );
   }
+  return ghost;
+}
 
-  const p = r.object("portainer");
-  p.rejectUnknown([...Object.keys(DEFAULTS.portainer), "httpPort"]);
+/** `swarmcloud:portainer`: images, ports (HTTP only when set), networking. */
+function parsePortainer(p: Reader): PortainerSettings {
   const portainer: PortainerSettings = {
     enabled: p.boolean("enabled", DEFAULTS.portainer.enabled),
     image: p.string("image", DEFAULTS.portainer.image),
@@ -653,26 +695,7 @@ export function parseConfig(raw: RawConfig, secrets: { sshPrivateKey: boolean })
     endpointMode: p.oneOf<EndpointMode>("endpointMode", ["vip", "dnsrr"], "vip"),
   };
   if (p.has("httpPort")) portainer.httpPort = p.port("httpPort", 9000);
-
-  const config: SwarmcloudConfig = {
-    environment,
-    nodes,
-    sshUser:
-      r.value("sshUser") === "" ? DEFAULT_SSH_USER[environment] : r.string("sshUser", DEFAULT_SSH_USER[environment]),
-    sshPort: r.port("sshPort", DEFAULTS.sshPort),
-    hasSshPrivateKey: secrets.sshPrivateKey,
-    local: localSettings,
-    vagrant,
-    digitalocean,
-    swarm,
-    gluster,
-    ghost,
-    portainer,
-    deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
-  };
-
-  validateCluster(config, problems);
-  return { config, errors: problems.errors, warnings: problems.warnings };
+  return portainer;
 }
 
 /** Checks that span several settings: quorum, names, addresses, ports, bricks, credentials. */
