@@ -34,89 +34,143 @@ export class GlusterVolume extends pulumi.ComponentResource {
     super("swarmcloud:storage:GlusterVolume", name, {}, opts);
     const s = args.settings;
     const first = args.bricks[0];
-    if (first === undefined) throw new Error("swarmcloud: a Gluster volume needs at least one brick node");
-    const parent = { parent: this };
+    if (first === undefined) {
+      throw new pulumi.ResourceError("swarmcloud: a Gluster volume needs at least one brick node", this);
+    }
+    const hostReady = (node: ClusterNode) => args.hostReady[node.name]!;
 
-    const bricks = args.bricks.map(
-      (node) =>
-        new RemoteScript(
-          `${name}-${node.name}-brick`,
-          {
-            node: node.name,
-            connection: node.connection,
-            create: script("gluster-brick"),
-            delete: script("gluster-brick-delete"),
-            environment: {
-              NODE_NAME: node.name,
-              BRICK_PATH: s.brickPath,
-              VOLUME: s.volume,
-              PURGE: String(s.purgeOnDestroy),
-            },
-            skipDeleteWhenUnreachable: true,
-          },
-          { ...parent, dependsOn: [args.hostReady[node.name]!] },
-        ),
+    const bricks = args.bricks.map((node) =>
+      createBrick(`${name}-${node.name}`, { node, settings: s, hostReady: hostReady(node) }, this),
     );
-    const probes = args.bricks.slice(1).map(
-      (node) =>
-        new RemoteScript(
-          `${name}-${node.name}-peer`,
-          {
-            node: node.name,
-            connection: first.connection,
-            create: script("gluster-probe"),
-            delete: script("gluster-detach"),
-            environment: { NODE_NAME: node.name, PEER_ADDR: node.privateAddress },
-          },
-          { ...parent, dependsOn: [args.hostReady[node.name]!, args.hostReady[first.name]!] },
-        ),
-    );
-    const brickList = words(args.bricks.map((b) => pulumi.interpolate`${b.privateAddress}:${s.brickPath}`));
-    const volume = new RemoteScript(
-      `${name}-volume`,
-      {
-        node: first.name,
-        connection: first.connection,
-        create: script("gluster-volume"),
-        delete: script("gluster-volume-delete"),
-        environment: {
-          NODE_NAME: first.name,
-          VOLUME: s.volume,
-          BRICKS: brickList,
-          ARBITER: String(s.arbiter),
-          OPTIONS: keyValueLines(s.options),
-        },
-      },
-      { ...parent, dependsOn: [...bricks, ...probes] },
-    );
+    const probes = args.bricks
+      .slice(1)
+      .map((node) =>
+        createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
+      );
+    const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
     const servers = words(args.bricks.map((b) => b.privateAddress));
     const subdirs = (args.appDirs ?? []).join(" ");
-    this.ready = args.nodes.map(
-      (node) =>
-        new RemoteScript(
-          `${name}-${node.name}-mount`,
-          {
-            node: node.name,
-            connection: node.connection,
-            create: script("gluster-mount"),
-            delete: script("gluster-unmount"),
-            environment: {
-              NODE_NAME: node.name,
-              VOLUME: s.volume,
-              SERVERS: servers,
-              MOUNT_PATH: s.mountPath,
-              SUBDIRS: subdirs,
-            },
-            skipDeleteWhenUnreachable: true,
-          },
-          { ...parent, dependsOn: [volume, args.hostReady[node.name]!] },
-        ),
+    const mounts = args.nodes.map((node) =>
+      createMount(
+        `${name}-${node.name}`,
+        { node, settings: s, servers, subdirs, dependsOn: [volume, hostReady(node)] },
+        this,
+      ),
     );
-    const mounted = pulumi.all(this.ready.map((m) => (m as RemoteScript).stdout));
+    this.ready = mounts;
+
+    const mounted = pulumi.all(mounts.map((m) => m.stdout));
     this.mountPath = mounted.apply(() => s.mountPath);
     this.appPaths = mounted.apply(() =>
       Object.fromEntries((args.appDirs ?? []).map((d) => [d, `${s.mountPath}/${d}`])),
     );
     this.registerOutputs({ mountPath: this.mountPath, appPaths: this.appPaths });
   }
+}
+
+/** The node's brick folder, made ready for the volume; removed (purged when asked) on delete. */
+function createBrick(
+  name: string,
+  args: { node: ClusterNode; settings: GlusterSettings; hostReady: pulumi.Resource },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const { node, settings: s } = args;
+  return new RemoteScript(
+    `${name}-brick`,
+    {
+      node: node.name,
+      connection: node.connection,
+      create: script("gluster-brick"),
+      delete: script("gluster-brick-delete"),
+      environment: {
+        NODE_NAME: node.name,
+        BRICK_PATH: s.brickPath,
+        VOLUME: s.volume,
+        PURGE: String(s.purgeOnDestroy),
+      },
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: [args.hostReady] },
+  );
+}
+
+/** Probes the node into the pool from the first brick node; detaches it on delete. */
+function createPeerProbe(
+  name: string,
+  args: { node: ClusterNode; first: ClusterNode; dependsOn: pulumi.Resource[] },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const { node } = args;
+  return new RemoteScript(
+    `${name}-peer`,
+    {
+      node: node.name,
+      connection: args.first.connection,
+      create: script("gluster-probe"),
+      delete: script("gluster-detach"),
+      environment: { NODE_NAME: node.name, PEER_ADDR: node.privateAddress },
+    },
+    { parent, dependsOn: args.dependsOn },
+  );
+}
+
+/** The volume over every brick (replica = brick count), created and started from the first brick node. */
+function createVolume(
+  name: string,
+  args: { bricks: ClusterNode[]; settings: GlusterSettings; dependsOn: pulumi.Resource[] },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const s = args.settings;
+  const first = args.bricks[0]!;
+  const brickList = words(args.bricks.map((b) => pulumi.interpolate`${b.privateAddress}:${s.brickPath}`));
+  return new RemoteScript(
+    `${name}-volume`,
+    {
+      node: first.name,
+      connection: first.connection,
+      create: script("gluster-volume"),
+      delete: script("gluster-volume-delete"),
+      environment: {
+        NODE_NAME: first.name,
+        VOLUME: s.volume,
+        BRICKS: brickList,
+        ARBITER: String(s.arbiter),
+        OPTIONS: keyValueLines(s.options),
+      },
+    },
+    { parent, dependsOn: args.dependsOn },
+  );
+}
+
+interface MountArgs {
+  node: ClusterNode;
+  settings: GlusterSettings;
+  /** The brick nodes' addresses, space-separated: the volfile server and its backups. */
+  servers: pulumi.Input<string>;
+  /** Application folders to make under the mount path, space-separated. */
+  subdirs: string;
+  dependsOn: pulumi.Resource[];
+}
+
+/** Mounts the volume on the node (fstab with backup volfile servers) and makes the app folders. */
+function createMount(name: string, args: MountArgs, parent: pulumi.Resource): RemoteScript {
+  const { node, settings: s } = args;
+  return new RemoteScript(
+    `${name}-mount`,
+    {
+      node: node.name,
+      connection: node.connection,
+      create: script("gluster-mount"),
+      delete: script("gluster-unmount"),
+      environment: {
+        NODE_NAME: node.name,
+        VOLUME: s.volume,
+        SERVERS: args.servers,
+        MOUNT_PATH: s.mountPath,
+        SUBDIRS: args.subdirs,
+      },
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: args.dependsOn },
+  );
 }

@@ -112,21 +112,23 @@ export class SwarmStack extends pulumi.ComponentResource {
     super("swarmcloud:stack:SwarmStack", name, {}, opts);
 
     if (!STACK_NAME.test(args.stackName)) {
-      throw new Error(
+      throw new pulumi.ResourceError(
         `stack name ${JSON.stringify(args.stackName)} must be 1-40 lowercase letters, digits, _ or -, starting with a letter or digit`,
+        this,
       );
     }
     const secrets = args.secrets ?? {};
     for (const s of Object.keys(secrets)) {
       if (!SECRET_BASE.test(s)) {
-        throw new Error(
+        throw new pulumi.ResourceError(
           `stack ${args.stackName}: secret base name ${JSON.stringify(s)} must be 1-51 letters, digits, _ . - and start with a letter or digit`,
+          this,
         );
       }
     }
     const timeout = args.timeout ?? 300;
     if (!Number.isInteger(timeout) || timeout < 10)
-      throw new Error(`stack ${args.stackName}: timeout must be 10 seconds or more`);
+      throw new pulumi.ResourceError(`stack ${args.stackName}: timeout must be 10 seconds or more`, this);
 
     const stdin = secretsStdin(secrets);
     // One-way digests of the values (see secretVersion): safe to show, and shown in the diff.

@@ -42,89 +42,30 @@ export class Swarm extends pulumi.ComponentResource {
     super("swarmcloud:swarm:Swarm", name, {}, opts);
     const managers = args.nodes.filter((n) => n.role === "manager");
     const first = managers[0];
-    if (first === undefined) throw new Error("swarmcloud: a swarm needs at least one manager");
-    const managerSide = {
+    if (first === undefined) throw new pulumi.ResourceError("swarmcloud: a swarm needs at least one manager", this);
+    const managerSide: ManagerSide = {
       connection: first.connection,
       fallbackConnections: managers.slice(1).map((m) => m.connection),
     };
-    const parent = { parent: this };
 
-    // Ensures a swarm exists (init on the first manager, or adopt the one it manages) and
-    // reads the join tokens. It is not tied to one node: with the first manager replaced or
-    // down, it runs on another manager, which already manages the same swarm.
-    const bootstrap = new RemoteScript(
-      `${name}-bootstrap`,
-      {
-        node: first.name,
-        ...managerSide,
-        create: script("swarm-init"),
-        delete: script("swarm-teardown"),
-        environment: {
-          NODE_NAME: first.name,
-          ADVERTISE_ADDR: first.privateAddress,
-          DATA_PATH_PORT: String(args.settings.dataPathPort),
-          DEFAULT_ADDR_POOL: args.settings.defaultAddrPool.join(" "),
-        },
-        secretStdout: true,
-        skipDeleteWhenUnreachable: true,
-      },
-      { ...parent, dependsOn: managers.map((m) => args.hostReady[m.name]!) },
-    );
+    const bootstrap = createBootstrap(name, { ...args, first, managers, managerSide }, this);
     const fields = bootstrap.stdout.apply((s) => s.split(/\s+/));
     this.clusterId = pulumi.unsecret(fields.apply((f) => f[0] ?? ""));
     this.workerToken = pulumi.secret(fields.apply((f) => f[2] ?? ""));
     this.managerToken = pulumi.secret(fields.apply((f) => f[3] ?? ""));
     const managerAddrs = words(managers.map((m) => m.privateAddress));
+    const joinSecret = pulumi.secret(pulumi.interpolate`${this.clusterId} ${this.workerToken}\n`);
 
     // Every node, the first manager included, has the same three steps, so any node can be
     // removed or replaced the same way: slot (created first, deleted last: removes the node
     // from the list after it left), join (on the node: join, or leave on delete) and member
     // (on a manager: role, availability, labels; drain and demote on delete).
     this.ready = args.nodes.map((node) => {
-      const slot = new RemoteScript(
-        `${name}-${node.name}-slot`,
-        {
-          node: node.name,
-          ...managerSide,
-          // Nothing to do on create: the slot exists to remove the node from the list last.
-          create: "",
-          delete: script("swarm-forget"),
-          environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
-          skipDeleteWhenUnreachable: true,
-        },
-        { ...parent, dependsOn: [bootstrap] },
-      );
-      const join = new RemoteScript(
-        `${name}-${node.name}-join`,
-        {
-          node: node.name,
-          connection: node.connection,
-          create: script("swarm-join"),
-          delete: script("swarm-leave"),
-          stdin: pulumi.secret(pulumi.interpolate`${this.clusterId} ${this.workerToken}\n`),
-          environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: managerAddrs },
-          skipDeleteWhenUnreachable: true,
-        },
-        { ...parent, dependsOn: [slot, args.hostReady[node.name]!] },
-      );
-      return new RemoteScript(
-        `${name}-${node.name}-member`,
-        {
-          node: node.name,
-          ...managerSide,
-          create: script("swarm-member"),
-          delete: script("swarm-release"),
-          environment: {
-            NODE_NAME: node.name,
-            NODE_ID: join.stdout,
-            ROLE: node.role,
-            AVAILABILITY: node.availability,
-            LABELS: keyValueLines(node.labels),
-          },
-          skipDeleteWhenUnreachable: true,
-        },
-        { ...parent, dependsOn: [join] },
-      );
+      const nodeName = `${name}-${node.name}`;
+      const slot = createSlot(nodeName, { node, managerSide, bootstrap }, this);
+      const hostReady = args.hostReady[node.name]!;
+      const join = createJoin(nodeName, { node, joinSecret, managerAddrs, slot, hostReady }, this);
+      return createMember(nodeName, { node, managerSide, join }, this);
     });
 
     this.managerAddress = pulumi.output(first.privateAddress);
@@ -140,4 +81,121 @@ export class Swarm extends pulumi.ComponentResource {
       managerToken: this.managerToken,
     });
   }
+}
+
+/** Where manager-side scripts run: the first manager, the other managers when it cannot. */
+interface ManagerSide {
+  connection: ClusterNode["connection"];
+  fallbackConnections: ClusterNode["connection"][];
+}
+
+interface BootstrapArgs extends SwarmArgs {
+  first: ClusterNode;
+  managers: ClusterNode[];
+  managerSide: ManagerSide;
+}
+
+/**
+ * Ensures a swarm exists (init on the first manager, or adopt the one it manages) and reads the
+ * join tokens. It is not tied to one node: with the first manager replaced or down, it runs on
+ * another manager, which already manages the same swarm.
+ */
+function createBootstrap(name: string, args: BootstrapArgs, parent: pulumi.Resource): RemoteScript {
+  const { first, settings } = args;
+  return new RemoteScript(
+    `${name}-bootstrap`,
+    {
+      node: first.name,
+      ...args.managerSide,
+      create: script("swarm-init"),
+      delete: script("swarm-teardown"),
+      environment: {
+        NODE_NAME: first.name,
+        ADVERTISE_ADDR: first.privateAddress,
+        DATA_PATH_PORT: String(settings.dataPathPort),
+        DEFAULT_ADDR_POOL: settings.defaultAddrPool.join(" "),
+      },
+      secretStdout: true,
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: args.managers.map((m) => args.hostReady[m.name]!) },
+  );
+}
+
+/** The node's place in the node list: nothing on create, removes the node from the list on delete (last). */
+function createSlot(
+  name: string,
+  args: { node: ClusterNode; managerSide: ManagerSide; bootstrap: RemoteScript },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const { node } = args;
+  return new RemoteScript(
+    `${name}-slot`,
+    {
+      node: node.name,
+      ...args.managerSide,
+      // Nothing to do on create: the slot exists to remove the node from the list last.
+      create: "",
+      delete: script("swarm-forget"),
+      environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: [args.bootstrap] },
+  );
+}
+
+interface JoinArgs {
+  node: ClusterNode;
+  /** `<cluster id> <worker token>\n`, a secret, for stdin. */
+  joinSecret: pulumi.Output<string>;
+  /** The managers' addresses, space-separated. */
+  managerAddrs: pulumi.Input<string>;
+  slot: RemoteScript;
+  /** The resource after which Docker is ready on the node. */
+  hostReady: pulumi.Resource;
+}
+
+/** On the node itself: joins the swarm (the token on stdin), leaves it on delete; prints the node ID. */
+function createJoin(name: string, args: JoinArgs, parent: pulumi.Resource): RemoteScript {
+  const { node } = args;
+  return new RemoteScript(
+    `${name}-join`,
+    {
+      node: node.name,
+      connection: node.connection,
+      create: script("swarm-join"),
+      delete: script("swarm-leave"),
+      stdin: args.joinSecret,
+      environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: args.managerAddrs },
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: [args.slot, args.hostReady] },
+  );
+}
+
+/** On a manager: the node's role, availability and labels; drain and demote on delete. */
+function createMember(
+  name: string,
+  args: { node: ClusterNode; managerSide: ManagerSide; join: RemoteScript },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const { node } = args;
+  return new RemoteScript(
+    `${name}-member`,
+    {
+      node: node.name,
+      ...args.managerSide,
+      create: script("swarm-member"),
+      delete: script("swarm-release"),
+      environment: {
+        NODE_NAME: node.name,
+        NODE_ID: args.join.stdout,
+        ROLE: node.role,
+        AVAILABILITY: node.availability,
+        LABELS: keyValueLines(node.labels),
+      },
+      skipDeleteWhenUnreachable: true,
+    },
+    { parent, dependsOn: [args.join] },
+  );
 }

@@ -52,6 +52,9 @@ export interface ComposeRestartPolicy {
   window?: string;
 }
 
+/** The apps' restart policy: whatever stopped a task, start it again 5 s later. */
+export const RESTART_ANY: ComposeRestartPolicy = { condition: "any", delay: "5s" };
+
 export interface ComposeUpdateConfig {
   parallelism?: number;
   delay?: string;

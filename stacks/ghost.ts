@@ -1,5 +1,5 @@
 import type { GhostSettings } from "../components/config";
-import { ComposeFile, ComposeNetwork, networkingErrors } from "./compose";
+import { ComposeFile, ComposeNetwork, networkingErrors, RESTART_ANY } from "./compose";
 
 export interface GhostContext {
   /** Ghost's content folder on the shared (Gluster) mount, e.g. /mnt/swarmcloud/ghost/content. */
@@ -91,7 +91,6 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
   const errors = networkingErrors("ghost", settings);
   if (errors.length > 0) throw new Error(errors.join("\n"));
 
-  const restart = { condition: "any" as const, delay: "5s" };
   return {
     version: "3.8",
     services: {
@@ -110,7 +109,7 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           replicas: 1,
           endpoint_mode: settings.endpointMode,
           placement: { constraints: [...settings.dbPlacement] },
-          restart_policy: restart,
+          restart_policy: RESTART_ANY,
           update_config: { parallelism: 1, order: "stop-first", failure_action: "pause" },
         },
         healthcheck: { test: DB_HEALTHCHECK, interval: "10s", timeout: "5s", retries: 6, start_period: "180s" },
@@ -136,7 +135,7 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
         deploy: {
           replicas: settings.replicas,
           endpoint_mode: settings.endpointMode,
-          restart_policy: restart,
+          restart_policy: RESTART_ANY,
           update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback", monitor: "30s" },
         },
         healthcheck: { test: GHOST_HEALTHCHECK, interval: "15s", timeout: "5s", retries: 5, start_period: "180s" },

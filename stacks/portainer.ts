@@ -1,5 +1,5 @@
 import type { PortainerSettings } from "../components/config";
-import { ComposeFile, ComposePort, networkingErrors } from "./compose";
+import { ComposeFile, ComposePort, networkingErrors, RESTART_ANY } from "./compose";
 
 export interface PortainerContext {
   /** Portainer's data folder on the shared mount, e.g. /mnt/swarmcloud/portainer. */
@@ -46,7 +46,6 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
       mode: settings.publishMode,
     });
   }
-  const restart = { condition: "any" as const, delay: "5s" };
   return {
     version: "3.8",
     services: {
@@ -61,7 +60,7 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
           mode: "global",
           endpoint_mode: settings.endpointMode,
           placement: { constraints: ["node.platform.os==linux"] },
-          restart_policy: restart,
+          restart_policy: RESTART_ANY,
         },
       },
       portainer: {
@@ -81,7 +80,7 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
           replicas: 1,
           endpoint_mode: settings.endpointMode,
           placement: { constraints: ["node.role==manager"] },
-          restart_policy: restart,
+          restart_policy: RESTART_ANY,
           update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback" },
         },
       },

@@ -69,105 +69,31 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
 
   constructor(name: string, args: LocalNodesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:nodes:LocalNodes", name, {}, opts);
-    const parent = { parent: this };
     const s = args.settings;
     const addresses = args.nodes.map((_, i) => nodeAddress(s.subnet, i));
     const firstManager = args.nodes.find((n) => n.role === "manager");
 
-    const key = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, parent);
+    const key = new tls.PrivateKey(`${name}-ssh`, { algorithm: "ED25519" }, { parent: this });
     this.sshPrivateKey = pulumi.secret(key.privateKeyOpenssh);
     this.sshPublicKey = key.publicKeyOpenssh.apply((k) => k.trim());
-
-    const network = new docker.Network(
-      `${name}-net`,
-      {
-        name,
-        driver: "bridge",
-        ipamConfigs: [{ subnet: s.subnet, gateway: subnetHost(s.subnet, 1) }],
-        labels: [{ label: "swarmcloud.network", value: name }],
-      },
-      // A fixed subnet cannot exist twice: remove the old network before making the new one.
-      { ...parent, deleteBeforeReplace: true },
-    );
-
-    const image = new docker.Image(
-      `${name}-image`,
-      {
-        imageName: s.image,
-        // `dockerfile` is left out on purpose: the provider then uses <context>/Dockerfile;
-        // a relative `dockerfile` would be resolved against the working directory instead.
-        build: { context: args.contextDir },
-        skipPush: true,
-      },
-      parent,
-    );
+    const network = createNetwork(name, { subnet: s.subnet }, this);
+    const image = createImage(name, { imageName: s.image, contextDir: args.contextDir }, this);
 
     this.nodes = args.nodes.map((node, i) => {
-      const ip = addresses[i]!;
-      const containerName = `${name}-${node.name}`;
-      const volumes = ["docker", "glusterd"].map(
-        (v) =>
-          new docker.Volume(
-            `${name}-${node.name}-${v}`,
-            {
-              name: `${containerName}-${v}`,
-              labels: [
-                { label: "swarmcloud.node", value: node.name },
-                { label: "swarmcloud.volume", value: v },
-              ],
-            },
-            parent,
-          ),
-      );
-      const [dockerVolume, glusterdVolume] = volumes as [docker.Volume, docker.Volume];
-      const isEntry = node === firstManager;
-      const container = new docker.Container(
+      const container = createNodeContainer(
         `${name}-${node.name}`,
         {
-          name: containerName,
-          hostname: node.name,
-          // The image ID: a rebuilt image replaces the container (its volumes stay).
-          image: image.repoDigest,
-          restart: "unless-stopped",
-          networksAdvanced: [{ name: network.name, ipv4Address: ip }],
-          envs: [
-            pulumi.interpolate`SSH_AUTHORIZED_KEY=${this.sshPublicKey}`,
-            `SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud/${containerName}`,
-          ],
-          capabilities: { adds: ["ALL"], drops: ["SYS_RESOURCE"] },
-          securityOpts: ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
-          devices: [{ hostPath: "/dev/fuse", containerPath: "/dev/fuse", permissions: "rwm" }],
-          cgroupnsMode: "host",
-          tmpfs: { "/run": "rw,nosuid,nodev,exec,size=256m" },
-          mounts: [
-            { type: "bind", source: "/sys/fs/cgroup", target: "/sys/fs/cgroup", readOnly: false },
-            { type: "volume", source: dockerVolume.name, target: "/var/lib/docker" },
-            { type: "volume", source: glusterdVolume.name, target: "/var/lib/glusterd" },
-          ],
-          ports: isEntry
-            ? [
-                { internal: args.ghostPort ?? 2368, external: s.ghostHostPort, ip: "127.0.0.1", protocol: "tcp" },
-                {
-                  internal: args.portainerPort ?? 9443,
-                  external: s.portainerHostPort,
-                  ip: "127.0.0.1",
-                  protocol: "tcp",
-                },
-              ]
-            : [],
-          labels: [
-            { label: "swarmcloud.node", value: node.name },
-            { label: "swarmcloud.role", value: node.role },
-          ],
-          // dockerd and glusterd inside need time to stop cleanly.
-          stopTimeout: 30,
-          destroyGraceSeconds: 30,
+          node,
+          address: addresses[i]!,
+          network,
+          image,
+          sshPublicKey: this.sshPublicKey,
+          ports: node === firstManager ? entryPorts(args) : [],
         },
-        // The fixed address (and name) cannot be held twice: delete before replacing.
-        { ...parent, deleteBeforeReplace: true },
+        this,
       );
       return clusterNode(node, {
-        host: ip,
+        host: addresses[i]!,
         user: "root",
         privateKey: this.sshPrivateKey,
         dialErrorLimit: 20,
@@ -183,4 +109,127 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
       addresses,
     });
   }
+}
+
+/** The bridge network `name` with its fixed subnet; the gateway is the subnet's first host. */
+function createNetwork(name: string, args: { subnet: string }, parent: pulumi.Resource): docker.Network {
+  return new docker.Network(
+    `${name}-net`,
+    {
+      name,
+      driver: "bridge",
+      ipamConfigs: [{ subnet: args.subnet, gateway: subnetHost(args.subnet, 1) }],
+      labels: [{ label: "swarmcloud.network", value: name }],
+    },
+    // A fixed subnet cannot exist twice: remove the old network before making the new one.
+    { parent, deleteBeforeReplace: true },
+  );
+}
+
+/** The node image, built from `contextDir` on the local engine and never pushed. */
+function createImage(
+  name: string,
+  args: { imageName: string; contextDir: string },
+  parent: pulumi.Resource,
+): docker.Image {
+  return new docker.Image(
+    `${name}-image`,
+    {
+      imageName: args.imageName,
+      // `dockerfile` is left out on purpose: the provider then uses <context>/Dockerfile;
+      // a relative `dockerfile` would be resolved against the working directory instead.
+      build: { context: args.contextDir },
+      skipPush: true,
+    },
+    { parent },
+  );
+}
+
+/** A host port mapping of the entry node, reachable from the user's machine only. */
+type PortMapping = { internal: number; external: number; ip: string; protocol: string };
+
+/** Ghost's and Portainer's ports, published on 127.0.0.1 of the user's machine. */
+function entryPorts(args: LocalNodesArgs): PortMapping[] {
+  const s = args.settings;
+  return [
+    { internal: args.ghostPort ?? 2368, external: s.ghostHostPort, ip: "127.0.0.1", protocol: "tcp" },
+    { internal: args.portainerPort ?? 9443, external: s.portainerHostPort, ip: "127.0.0.1", protocol: "tcp" },
+  ];
+}
+
+/** The named volumes that keep a node's Docker and glusterd state across container replacements. */
+function createNodeVolumes(
+  containerName: string,
+  args: { node: NodeSpec },
+  parent: pulumi.Resource,
+): { docker: docker.Volume; glusterd: docker.Volume } {
+  const volume = (v: "docker" | "glusterd") =>
+    new docker.Volume(
+      `${containerName}-${v}`,
+      {
+        name: `${containerName}-${v}`,
+        labels: [
+          { label: "swarmcloud.node", value: args.node.name },
+          { label: "swarmcloud.volume", value: v },
+        ],
+      },
+      { parent },
+    );
+  return { docker: volume("docker"), glusterd: volume("glusterd") };
+}
+
+interface NodeContainerArgs {
+  node: NodeSpec;
+  /** Its fixed address on the bridge network. */
+  address: string;
+  network: docker.Network;
+  image: docker.Image;
+  sshPublicKey: pulumi.Output<string>;
+  /** Host ports to publish (the entry node's; none elsewhere). */
+  ports: PortMapping[];
+}
+
+/** One node: its volumes and the container named `containerName` (sshd + dockerd + glusterd inside). */
+function createNodeContainer(
+  containerName: string,
+  args: NodeContainerArgs,
+  parent: pulumi.Resource,
+): docker.Container {
+  const { node } = args;
+  const volumes = createNodeVolumes(containerName, { node }, parent);
+  return new docker.Container(
+    containerName,
+    {
+      name: containerName,
+      hostname: node.name,
+      // The image ID: a rebuilt image replaces the container (its volumes stay).
+      image: args.image.repoDigest,
+      restart: "unless-stopped",
+      networksAdvanced: [{ name: args.network.name, ipv4Address: args.address }],
+      envs: [
+        pulumi.interpolate`SSH_AUTHORIZED_KEY=${args.sshPublicKey}`,
+        `SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud/${containerName}`,
+      ],
+      capabilities: { adds: ["ALL"], drops: ["SYS_RESOURCE"] },
+      securityOpts: ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
+      devices: [{ hostPath: "/dev/fuse", containerPath: "/dev/fuse", permissions: "rwm" }],
+      cgroupnsMode: "host",
+      tmpfs: { "/run": "rw,nosuid,nodev,exec,size=256m" },
+      mounts: [
+        { type: "bind", source: "/sys/fs/cgroup", target: "/sys/fs/cgroup", readOnly: false },
+        { type: "volume", source: volumes.docker.name, target: "/var/lib/docker" },
+        { type: "volume", source: volumes.glusterd.name, target: "/var/lib/glusterd" },
+      ],
+      ports: args.ports,
+      labels: [
+        { label: "swarmcloud.node", value: node.name },
+        { label: "swarmcloud.role", value: node.role },
+      ],
+      // dockerd and glusterd inside need time to stop cleanly.
+      stopTimeout: 30,
+      destroyGraceSeconds: 30,
+    },
+    // The fixed address (and name) cannot be held twice: delete before replacing.
+    { parent, deleteBeforeReplace: true },
+  );
 }
