@@ -267,6 +267,12 @@ async function bricks(list: Member[]): Promise<string[]> {
   throw new Error(`no node answered gluster volume info: ${String(last)}`);
 }
 
+/** The entries `heal info` lists per brick (paths or gfids, with their status words). */
+async function healEntries(address: string): Promise<string[]> {
+  const out = await ssh(address, `gluster --mode=script volume heal ${VOLUME} info`);
+  return out.split("\n").filter((l) => l.startsWith("/") || l.startsWith("<gfid:") || l.startsWith("Brick "));
+}
+
 async function healPending(address: string): Promise<number> {
   const out = await ssh(
     address,
@@ -678,7 +684,18 @@ describe("rolling replacement of every node, one at a time", () => {
         expect(after.some((b) => b.startsWith(`${fresh.address}:`))).toBe(true);
         expect(await ssh(fresh.address, "cat /srv/swarmcloud/brick/resilience-seed.txt")).toBe("resilience-seed");
       }
-      expect(await healPending(watcher.address)).toBe(0);
+      // Healed: self-heal is asynchronous, and the database and Ghost write to the volume all
+      // along (seen once: 3 entries pending as the `up` returned), so what must hold is that
+      // every pending entry heals, not that none is pending at that instant. The entries seen
+      // and the seconds they took are kept in the report.
+      const pendingAfterUp = await healPending(watcher.address);
+      if (pendingAfterUp > 0) {
+        record.pendingHealAfterUp = { count: pendingAfterUp, entries: await healEntries(watcher.address) };
+        const t1 = Date.now();
+        await until("the pending heal entries to heal", 180, async () => (await healPending(watcher.address)) === 0);
+        record.healSettleSeconds = (Date.now() - t1) / 1000;
+        report.write();
+      }
       expect(await postIntact()).toBe(true);
       // With Ghost at 2 replicas, a node without the database costs no request.
       if (!record.hostedDb) expect(record.failed).toBe(0);
