@@ -22,11 +22,10 @@ gofmt_bin="$("$go_bin" env GOROOT)/bin/gofmt"
 
 cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
 
+# shellcheck source=repo-files.sh
+source scripts/repo-files.sh
 files=()
-while IFS= read -r -d '' file; do
-  # ls-files -c still lists a tracked file that was deleted from the work tree.
-  [[ -f "$file" ]] && files+=("$file")
-done < <(git ls-files -z -co --exclude-standard -- '*.go' | sort -zu)
+repo_files files '*.go'
 
 if [[ ${#files[@]} -eq 0 ]]; then
   echo "golint.sh: no *.go files found"

@@ -15,11 +15,10 @@ fi
 
 cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
 
+# shellcheck source=repo-files.sh
+source scripts/repo-files.sh
 scripts=()
-while IFS= read -r -d '' file; do
-  # ls-files -c still lists a tracked file that was deleted from the work tree.
-  [[ -f "$file" ]] && scripts+=("$file")
-done < <(git ls-files -z -co --exclude-standard -- '*.sh' | sort -zu)
+repo_files scripts '*.sh'
 
 if [[ ${#scripts[@]} -eq 0 ]]; then
   echo "shellcheck.sh: no *.sh files found"
