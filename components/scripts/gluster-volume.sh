@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # swarmcloud: create, grow or shrink and start the replicated volume
-# Runs on the first brick node. The volume is pure replicate: one brick per brick node, so a
+# Runs on the first brick node (a swarm manager by default: it drains the node of a brick
+# before removing the brick, see below). The volume is pure replicate: one brick per brick node, so a
 # brick node added raises the replica count (add-brick) and one removed lowers it.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
 # ARBITER (true|false), OPTIONS ("key=value" lines).
@@ -54,6 +55,33 @@ done
 # below the configured replica count while a node is replaced.
 # A heal that does not finish stops here, before any brick leaves (the new ones stay; the next
 # `pulumi up` resumes).
+# Nothing may write through a leaving brick's node while its brick is removed: writes in flight
+# at that moment leave heal markers that name brick positions from before the removal, and the
+# entries stayed unhealed (seen in the lab: a database's table file after its node was replaced).
+# So its node is drained first (its tasks stop and run elsewhere, with all bricks present) and
+# gets its availability back once its brick is gone: a node that leaves the cluster is released
+# by its own swarm resource afterwards; one that stays keeps serving.
+restore=()
+restore_availability() {
+  local pair
+  for pair in "${restore[@]}"; do
+    docker node update --availability "${pair#*:}" "${pair%%:*}" >/dev/null || true
+  done
+}
+trap restore_availability EXIT
+if [ "${#remove[@]}" -gt 0 ]; then
+  if swarm_is_manager; then
+    for b in "${remove[@]}"; do
+      id=$(swarm_node_at "${b%%:*}")
+      [ -n "$id" ] || continue
+      availability=$(docker node inspect --format '{{.Spec.Availability}}' "$id")
+      [ "$availability" = drain ] || restore+=("$id:$availability")
+      swarm_drain "$id" "${b%%:*}"
+    done
+  else
+    echo "$NODE_NAME is not a swarm manager: the nodes of the bricks to remove are not drained first" >&2
+  fi
+fi
 if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
   g volume heal "$VOLUME" full >/dev/null 2>&1 || true
   for _ in $(seq 1 300); do
@@ -67,6 +95,13 @@ for b in "${remove[@]}"; do
   count=$((count - 1))
   g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null
 done
+restore_availability
+restore=()
+# Whatever a removal left to heal is healed now, not at the self-heal daemon's next crawl
+# (cluster.heal-timeout, 600 s by default).
+if [ "${#remove[@]}" -gt 0 ]; then
+  g volume heal "$VOLUME" >/dev/null 2>&1 || true
+fi
 # A node whose brick left and that holds no other brick leaves the pool too (its own probe
 # resource cannot do it when it was the first brick node, which has none).
 for b in "${remove[@]}"; do

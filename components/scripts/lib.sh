@@ -96,3 +96,48 @@ gluster_wait_pool() {
   done
   gluster_wait_joined "$limit" "${pairs[@]}"
 }
+
+# swarm_is_manager: this node is a swarm manager and can run `docker node` commands.
+swarm_is_manager() {
+  [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ]
+}
+
+# swarm_node_at ADDR: the swarm ID of the node whose address is ADDR; nothing if none is. A
+# manager is also matched by its Raft address (the leader may report 0.0.0.0 as its own).
+swarm_node_at() {
+  docker node ls -q |
+    xargs -r docker node inspect --format '{{.ID}} {{.Status.Addr}} {{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}' |
+    awk -v a="$1" '$2 == a || index($3, a ":") == 1 { print $1; exit }'
+}
+
+# swarm_drain NODE_ID NAME: on a manager, set the node to drain and wait until its tasks have
+# stopped (up to 180 s: a database flushes for up to its stop_grace_period, and leaving before
+# that would kill it while its replacement starts elsewhere on the same files), then until every
+# service's tasks run again elsewhere (up to 120 s; tasks that cannot be placed are not waited
+# for beyond that). A node that is down has nothing left to stop.
+swarm_drain() {
+  local id=$1 name=$2 i live starting
+  for _ in $(seq 1 10); do
+    docker node update --availability drain "$id" >/dev/null 2>&1 && break
+    sleep "0.$((RANDOM % 9 + 1))" # another update at the same moment ("update out of sequence")
+  done
+  for i in $(seq 1 180); do
+    [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ] && break
+    live=$(docker node ps --format '{{.CurrentState}}' "$id" |
+      grep -cE '^(New|Pending|Assigned|Accepted|Preparing|Ready|Starting|Running)' || true)
+    [ "$live" -eq 0 ] && break
+    if [ "$i" -eq 180 ]; then
+      echo "$name: $live task(s) still running after 180 s of draining; going on" >&2
+    fi
+    sleep 1
+  done
+  # The replacements must run elsewhere before the node demotes or leaves: agents connected to a
+  # departing manager lose their session, and a task starting at that moment can come up without
+  # its DNS record on the overlay network (seen with Docker 20.10: a database nobody could resolve).
+  for _ in $(seq 1 120); do
+    starting=$(docker service ls -q | xargs -r docker service ps --filter desired-state=running \
+      --format '{{.CurrentState}}' | grep -cvE '^Running' || true)
+    [ "$starting" -eq 0 ] && break
+    sleep 1
+  done
+}
