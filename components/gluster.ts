@@ -47,7 +47,12 @@ export class GlusterVolume extends pulumi.ComponentResource {
       .map((node) =>
         createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
       );
-    const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
+    const members = words(args.nodes.map((n) => n.privateAddress));
+    const volume = createVolume(
+      name,
+      { bricks: args.bricks, members, settings: s, dependsOn: [...bricks, ...probes] },
+      this,
+    );
     const servers = words(args.bricks.map((b) => b.privateAddress));
     const subdirs = (args.appDirs ?? []).join(" ");
     const mounts = args.nodes.map((node) =>
@@ -117,7 +122,13 @@ function createPeerProbe(
 /** The volume over every brick (replica = brick count), created and started from the first brick node. */
 function createVolume(
   name: string,
-  args: { bricks: ClusterNode[]; settings: GlusterSettings; dependsOn: pulumi.Resource[] },
+  args: {
+    bricks: ClusterNode[];
+    /** Every node's address, space-separated: tells a brick node that leaves from one that stays. */
+    members: pulumi.Input<string>;
+    settings: GlusterSettings;
+    dependsOn: pulumi.Resource[];
+  },
   parent: pulumi.Resource,
 ): RemoteScript {
   const s = args.settings;
@@ -137,6 +148,8 @@ function createVolume(
         ARBITER: String(s.arbiter),
         OPTIONS: keyValueLines(s.options),
       },
+      // Consulted only when a brick leaves; adding a node does not re-run the volume step.
+      context: { MEMBERS: args.members },
     },
     { parent, dependsOn: args.dependsOn },
   );
