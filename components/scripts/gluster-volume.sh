@@ -67,7 +67,7 @@ restore=()
 restore_availability() {
   local pair
   for pair in "${restore[@]}"; do
-    docker node update --availability "${pair#*:}" "${pair%%:*}" >/dev/null || true
+    RETRY_ON=. retry docker node update --availability "${pair#*:}" "${pair%%:*}" || true
   done
 }
 trap restore_availability EXIT
@@ -83,17 +83,19 @@ if [ "${#remove[@]}" -gt 0 ]; then
       swarm_drain "$id" "${b%%:*}"
     done
   else
-    echo "$NODE_NAME is not a swarm manager: the nodes of the bricks to remove are not drained first" >&2
+    info "$NODE_NAME is not a swarm manager: the nodes of the bricks to remove are not drained first"
   fi
 fi
 if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
   g volume heal "$VOLUME" full >/dev/null 2>&1 || true
-  for _ in $(seq 1 300); do
+  healed() {
+    local pending
     pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
-    [ "$pending" -eq 0 ] && break
-    sleep 2
-  done
-  [ "$pending" -eq 0 ] || fatal "volume $VOLUME: $pending entries still to heal onto the new brick(s) after 600 s, so no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
+    printf '%s entries still to heal\n' "$pending"
+    [ "$pending" -eq 0 ]
+  }
+  WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal onto the new brick(s)" healed ||
+    fatal "volume $VOLUME: no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
 fi
 for b in "${remove[@]}"; do
   count=$((count - 1))
@@ -112,7 +114,7 @@ for b in "${remove[@]}"; do
   host="${b%%:*}"
   g volume info | grep -q "^Brick[0-9]*: $host:" && continue
   if gluster_known_peer "$host"; then
-    g peer detach "$host" force >/dev/null || echo "could not detach $host from the pool" >&2
+    g peer detach "$host" force >/dev/null || info "could not detach $host from the pool"
   fi
 done
 

@@ -5,10 +5,7 @@
 # manager is left as it is). Inputs: NODE_NAME, NODE_ID.
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}"
-if ! swarm_is_manager; then
-  echo "$(hostname) is not a swarm manager" >&2
-  exit 75
-fi
+require_manager
 if ! docker node inspect "$NODE_ID" >/dev/null 2>&1; then
   exit 0
 fi
