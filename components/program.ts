@@ -41,7 +41,7 @@ const PREFIX = "swarmcloud:";
  * Every swarmcloud:* value the stack sets (secrets excluded), JSON-decoded where it is JSON, and
  * the keys among them stored as secrets (a mistyped secret key), whose values no message shows.
  */
-export function readRawConfig(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
+function readRawConfig(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
   raw: RawConfig;
   secretKeys: string[];
 } {
@@ -65,7 +65,7 @@ export function readRawConfig(inputs: Pick<ProgramInputs, "config" | "isSecret">
  * Secret settings: empty (the declared default) means unset. A value stored in plaintext is
  * refused, so a password never sits readable in a stack file.
  */
-export function readSecrets(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
+function readSecrets(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
   values: Secrets;
   errors: string[];
 } {
