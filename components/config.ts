@@ -8,6 +8,7 @@
  */
 import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../stacks/compose";
 import { PORTAINER_AGENT_PORT } from "../stacks/portainer";
+import { parseHostKey } from "./hostkey";
 
 export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -27,6 +28,8 @@ export interface NodeSpec {
   user?: string;
   /** SSH port for this node; defaults to `sshPort`. */
   port?: number;
+  /** The SSH host key the node must show (`<type> <base64>`); none: trusted on first use and recorded. */
+  hostKey?: string;
   labels: Record<string, string>;
   availability: Availability;
 }
@@ -513,7 +516,7 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
     return defaultNode(`invalid-${i}`, "worker");
   }
   const r = new Reader(item as Record<string, unknown>, key, problems);
-  r.rejectUnknown(["name", "role", "address", "privateAddress", "user", "port", "labels", "availability"]);
+  r.rejectUnknown(["name", "role", "address", "privateAddress", "user", "port", "hostKey", "labels", "availability"]);
   const name = r.string("name", `invalid-${i}`);
   if (r.has("name") && !NODE_NAME.test(name)) {
     problems.error(`${key}.name`, name, "must be a lowercase hostname label (a-z, 0-9, '-'), at most 63 characters");
@@ -560,7 +563,24 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
   const user = r.optionalString("user");
   if (user !== undefined) node.user = user;
   if (r.has("port")) node.port = r.port("port", DEFAULTS.sshPort);
+  const hostKey = parseNodeHostKey(r, name, address);
+  if (hostKey !== undefined) node.hostKey = hostKey;
   return node;
+}
+
+/** A node's `hostKey`: an OpenSSH public key line, kept as `<type> <base64>`. */
+function parseNodeHostKey(r: Reader, name: string, address: string | undefined): string | undefined {
+  const text = r.optionalString("hostKey");
+  if (text === undefined) return undefined;
+  const key = parseHostKey(text);
+  if (!("problem" in key)) return key.line;
+  const scan = `ssh-keyscan -t ed25519 ${address ?? "<address>"}`;
+  r.error(
+    "hostKey",
+    text,
+    `node ${name}: ${key.problem}; use the line \`${scan}\` prints (without the address), or /etc/ssh/ssh_host_ed25519_key.pub on the node, or remove hostKey to trust the key seen first`,
+  );
+  return undefined;
 }
 
 /** Every top-level key, in the order the unknown-key message lists them. */

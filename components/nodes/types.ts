@@ -43,13 +43,19 @@ export interface NodeReach {
   privateAddress?: pulumi.Input<string>;
   /** Resources that must exist before the node answers SSH. Default none. */
   dependsOn?: pulumi.Resource[];
+  /** The SSH host key the node must show. Default: the spec's `hostKey`, else none (trust on first use). */
+  hostKey?: pulumi.Input<string>;
 }
 
-/** The ClusterNode every source builds: name, role, labels and availability from the spec, the rest from `reach`. */
+/**
+ * The ClusterNode every source builds: name, role, labels, availability and the pinned host key
+ * from the spec, the rest from `reach`.
+ */
 export function clusterNode(
-  spec: Pick<NodeSpec, "name" | "role" | "labels" | "availability">,
+  spec: Pick<NodeSpec, "name" | "role" | "labels" | "availability" | "hostKey">,
   reach: NodeReach,
 ): ClusterNode {
+  const hostKey = reach.hostKey ?? spec.hostKey;
   return {
     name: spec.name,
     role: spec.role,
@@ -60,6 +66,7 @@ export function clusterNode(
       privateKey: reach.privateKey,
       dialErrorLimit: reach.dialErrorLimit,
       perDialTimeout: 15,
+      ...(hostKey === undefined ? {} : { hostKey }),
     },
     privateAddress: reach.privateAddress ?? reach.host,
     publicAddress: reach.host,
