@@ -563,15 +563,31 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
   const user = r.optionalString("user");
   if (user !== undefined) node.user = user;
   if (r.has("port")) node.port = r.port("port", DEFAULTS.sshPort);
-  const hostKey = parseNodeHostKey(r, name, address);
+  const hostKey = parseNodeHostKey(r, name, address, environment);
   if (hostKey !== undefined) node.hostKey = hostKey;
   return node;
 }
 
+/** Environments whose nodes the program makes, with a host key it makes and pins itself. */
+const MADE_HOST_KEYS: readonly Environment[] = ["local", "digitalocean"];
+
 /** A node's `hostKey`: an OpenSSH public key line, kept as `<type> <base64>`. */
-function parseNodeHostKey(r: Reader, name: string, address: string | undefined): string | undefined {
+function parseNodeHostKey(
+  r: Reader,
+  name: string,
+  address: string | undefined,
+  environment: Environment,
+): string | undefined {
   const text = r.optionalString("hostKey");
   if (text === undefined) return undefined;
+  if (MADE_HOST_KEYS.includes(environment)) {
+    r.error(
+      "hostKey",
+      text,
+      `node ${name}: the ${environment} environment makes each node's host key itself, gives it to the node and pins it; remove hostKey`,
+    );
+    return undefined;
+  }
   const key = parseHostKey(text);
   if (!("problem" in key)) return key.line;
   const scan = `ssh-keyscan -t ed25519 ${address ?? "<address>"}`;

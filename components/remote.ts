@@ -24,7 +24,18 @@ export interface SshConnection {
    * none, and the key seen on the first connection is recorded in state and enforced from then on.
    */
   hostKey?: pulumi.Input<string>;
+  /**
+   * Where `hostKey` comes from, for the error that refuses another key: `config` (the node's
+   * `hostKey` in swarmcloud:nodes) or `program` (made by this program and given to the node when
+   * it was created: local containers, droplets). Default `config`.
+   */
+  hostKeySource?: pulumi.Input<HostKeySource>;
+  /** Name of the node this connection reaches, for errors about it (its host key). Default: the script's node. */
+  node?: pulumi.Input<string>;
 }
+
+/** Where a pinned host key comes from. */
+export type HostKeySource = "config" | "program";
 
 export interface RemoteScriptArgs {
   /** Node name, used in error messages and progress. */
@@ -61,6 +72,8 @@ interface Conn {
   dialErrorLimit?: number;
   perDialTimeout?: number;
   hostKey?: string;
+  hostKeySource?: HostKeySource;
+  node?: string;
 }
 
 interface ScriptState {
@@ -110,7 +123,13 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
-    if (!same(olds.connection, news.connection) || !same(olds.fallbackConnections, news.fallbackConnections)) {
+    // `node` and `hostKeySource` only shape messages: a connection that gains them (an upgraded
+    // stack) is no change.
+    const reach = (c: Conn | undefined) => c && { ...c, node: undefined, hostKeySource: undefined };
+    if (
+      !same(reach(olds.connection), reach(news.connection)) ||
+      !same(olds.fallbackConnections?.map(reach), news.fallbackConnections?.map(reach))
+    ) {
       changed.push("connection");
     }
     if (!same(olds.skipDeleteWhenUnreachable, news.skipDeleteWhenUnreachable))
@@ -140,6 +159,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       const ran = await runRemote({ ...news, hostKeys: recorded }, news.update ?? news.create, news.stdin);
       next.stdout = ran.stdout;
       next.hostKeys = { ...next.hostKeys, ...ran.seen };
+    } else {
+      next.hostKeys = { ...next.hostKeys, ...(await relearnForgotten(olds.hostKeys, news, next.hostKeys!)) };
     }
     return { outs: next };
   },
@@ -185,6 +206,28 @@ function recordedHostKeys(
 ): Record<string, string> {
   const current = new Set([target.connection, ...(target.fallbackConnections ?? [])].map(hostAddress));
   return Object.fromEntries(Object.entries(recorded ?? {}).filter(([a]) => current.has(a) && !forgetsHostKey(a)));
+}
+
+/**
+ * The keys of forgotten addresses (SWARMCLOUD_FORGET_HOST_KEYS) that this resource recorded and
+ * still uses, learnt again now by a key exchange without login (`scanHostKey`), so that the
+ * resource does not wait, unpinned, for its next run. An address that does not answer is left
+ * out: its next connection records the key it sees.
+ */
+async function relearnForgotten(
+  recorded: Record<string, string> | undefined,
+  target: Pick<ScriptState, "connection" | "fallbackConnections">,
+  known: Record<string, string>,
+): Promise<Record<string, string>> {
+  const learnt: Record<string, string> = {};
+  for (const c of [target.connection, ...(target.fallbackConnections ?? [])]) {
+    const address = hostAddress(c);
+    const old = recorded?.[address];
+    if (!old || known[address] || learnt[address] || !forgetsHostKey(address)) continue;
+    const key = await scanHostKey(c, old.split(" ")[0]!);
+    if (key) learnt[address] = key;
+  }
+  return learnt;
 }
 
 /** Keys pinned in config, as recorded keys: a pin later removed leaves its key enforced. */
@@ -267,10 +310,10 @@ export function unreachableError(node: string, conns: Conn[], attempts: number, 
   );
 }
 
-/** The key a connection must show: pinned in config, else recorded in state; none before the first. */
+/** The key a connection must show: pinned (in config, or made by the program), else recorded in state. */
 interface Expected {
   line: string;
-  from: "config" | "state";
+  from: HostKeySource | "state";
 }
 
 /** A connection as it is dialled: with the host key it must show, when one is known. */
@@ -281,7 +324,7 @@ function expectedKey(c: Conn, recorded: Record<string, string> | undefined): Exp
   if (c.hostKey) {
     const k = parseHostKey(c.hostKey);
     if ("problem" in k) throw new Error(`hostKey of ${hostAddress(c)} = ${JSON.stringify(c.hostKey)}: ${k.problem}`);
-    return { line: k.line, from: "config" };
+    return { line: k.line, from: c.hostKeySource ?? "config" };
   }
   const line = recorded?.[hostAddress(c)];
   return line ? { line, from: "state" } : undefined;
@@ -294,24 +337,38 @@ function fingerprintOf(line: string): string {
 
 /**
  * The server at `c` showed another host key than the expected one: refused before login, so no
- * credentials and no stdin reached it. Says both fingerprints and how to accept a changed key.
+ * credentials and no stdin reached it. Names the node the connection reaches (and the node whose
+ * step it was, when another), says both fingerprints and how to accept a changed key.
  */
 export function hostKeyError(node: string, c: Dial, seenKey: string): RemoteError {
   const expected = c.expect!;
+  const owner = c.node ?? node;
+  const address = hostAddress(c);
   const [seenType] = seenKey.split(" ");
   const file = `/etc/ssh/ssh_host_${(seenType ?? "").replace(/^ssh-|-sha2-.*$/g, "")}_key.pub`;
+  const check = `check the fingerprint on the node itself (ssh-keygen -lf ${file})`;
   const pin = `set hostKey: "${seenKey}" on the node at ${c.host} in swarmcloud:nodes`;
-  const accept =
-    expected.from === "config"
-      ? pin
-      : `run \`SWARMCLOUD_FORGET_HOST_KEYS=${hostAddress(c)} pulumi up\` (forgets the recorded key; the next connection records the key it sees), or pin it: ${pin}`;
+  const origin = {
+    config: "pinned in swarmcloud:nodes",
+    program: "made by this program and given to the node when it was created",
+    state: "recorded on the first connection",
+  }[expected.from];
+  const fix = {
+    config: `If the node's key changed for a good reason (reinstalled, re-created), ${check} and pin it: ${pin}`,
+    state:
+      `If the node's key changed for a good reason (reinstalled, re-created), ${check} and accept it: ` +
+      `run \`SWARMCLOUD_FORGET_HOST_KEYS=${address} pulumi up\` (forgets the recorded key; the next connection records the key it sees), or pin it: ${pin}`,
+    program:
+      "The node gets that key whenever Pulumi creates it, so it shows another only when it was re-created " +
+      "outside Pulumi or is not the node: re-create it with Pulumi, `pulumi up --replace <URN of its container or droplet>` " +
+      "(`pulumi stack --show-urns` lists them), and it has its key again",
+  }[expected.from];
+  const via = owner === node ? "" : ` (for a step of node ${node})`;
   return remoteError(
     "hostKey",
-    `node ${node}: refused ${c.user ?? "root"}@${hostAddress(c)}: it shows the SSH host key ${fingerprintOf(seenKey)} ` +
-      `but ${fingerprintOf(expected.line)} was expected (${expected.from === "config" ? "pinned in swarmcloud:nodes" : "recorded on the first connection"}). ` +
-      `Nothing was sent: no login, no script. Another machine may be answering on that address. ` +
-      `If the node's key changed for a good reason (reinstalled, re-created), check the fingerprint on the node ` +
-      `(ssh-keygen -lf ${file}) and accept it: ${accept}`,
+    `node ${owner}: refused ${c.user ?? "root"}@${address}${via}: it shows the SSH host key ${fingerprintOf(seenKey)} ` +
+      `but ${fingerprintOf(expected.line)} was expected (${origin}). ` +
+      `Nothing was sent: no login, no script. Another machine may be answering on that address. ${fix}`,
     { seenKey },
   );
 }
@@ -385,6 +442,47 @@ function dial(c: Dial, seen: (key: string) => void): Promise<SshClient> {
         keepaliveInterval: 10000,
       });
   });
+}
+
+/**
+ * The host key the server at `c` shows for key type `type`, read during a key exchange that is
+ * then broken off: no login, nothing sent (what `ssh-keyscan -t <type>` does). Undefined when
+ * the server does not answer or has no key of that type. One scan per address and type per
+ * process: the resources that forgot an address in one `pulumi up` share it.
+ */
+function scanHostKey(c: Conn, type: string): Promise<string | undefined> {
+  const g = globalThis as { __swarmcloudScans?: Map<string, Promise<string | undefined>> };
+  const scans = (g.__swarmcloudScans ??= new Map<string, Promise<string | undefined>>());
+  const id = `${hostAddress(c)}#${type}`;
+  const known = scans.get(id);
+  if (known) return known;
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  const scan = new Promise<string | undefined>((resolve) => {
+    const client = new Client();
+    let key: string | undefined;
+    const done = () => {
+      client.end();
+      resolve(key);
+    };
+    const serverHostKey = hostKeyAlgorithms(type);
+    client
+      .on("error", done)
+      .on("close", done)
+      .on("ready", done)
+      .connect({
+        host: c.host,
+        port: c.port ?? 22,
+        username: c.user ?? "root",
+        hostVerifier: (blob: Buffer) => {
+          key = hostKeyOfBlob(blob).line;
+          return false;
+        },
+        ...(serverHostKey ? { algorithms: { serverHostKey } as ConnectConfig["algorithms"] } : {}),
+        readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+      });
+  });
+  scans.set(id, scan);
+  return scan;
 }
 
 /**

@@ -145,6 +145,27 @@ describe("parseConfig ssh environment", () => {
     );
   });
 
+  test("a hostKey in an environment that makes its nodes' keys is an error: the program pins them itself", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZrKH1OAtkn2SogC3YLDkb/+iSABClMOmOoH5ma6dxE";
+    const nodes = [{ name: "manager-1", role: "manager", hostKey: key }];
+    for (const environment of ["local", "digitalocean"]) {
+      const raw = {
+        environment,
+        nodes,
+        sshPublicKey: key,
+        gluster: { replica: 1 },
+        digitalocean: { adminCidrs: ["203.0.113.7/32"] },
+      };
+      const { errors } = parseConfig(raw, { ...WITH_KEY, digitaloceanToken: true });
+      expect(errors).toHaveLength(1);
+      expect(find(errors, "swarmcloud:nodes[0].hostKey = ")).toMatch(
+        `: node manager-1: the ${environment} environment makes each node's host key itself, gives it to the node and pins it; remove hostKey`,
+      );
+    }
+    // Vagrant VMs make their own keys: a pin is the user's to set.
+    expect(parse({ environment: "vagrant", nodes }).config.nodes[0]!.hostKey).toBe(key);
+  });
+
   test("without a private key it is an error that shows the command to set one", () => {
     const { errors } = parse(sshConfig(), NO_KEY);
     expect(errors).toHaveLength(1);

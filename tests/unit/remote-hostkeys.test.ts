@@ -51,7 +51,7 @@ describe("parseHostKey", () => {
   });
 });
 
-test("a node's hostKey goes into its connection; without one the connection has no hostKey at all", () => {
+test("a node's hostKey goes into its connection, pinned from config; without one there is no hostKey at all", () => {
   const nodes = sshClusterNodes({
     nodes: [
       { name: "pi-1", role: "manager", address: "10.0.0.1", hostKey: OPENSSH_KEY, labels: {}, availability: "active" },
@@ -59,9 +59,20 @@ test("a node's hostKey goes into its connection; without one the connection has 
     ],
     privateKey: "KEY",
   });
-  expect(nodes[0]!.connection.hostKey).toBe(OPENSSH_KEY);
-  // Connections of existing stacks stay exactly as they were: no diff after an upgrade.
+  expect(nodes[0]!.connection).toMatchObject({ hostKey: OPENSSH_KEY, hostKeySource: "config", node: "pi-1" });
   expect(Object.keys(nodes[1]!.connection)).not.toContain("hostKey");
+  expect(Object.keys(nodes[1]!.connection)).not.toContain("hostKeySource");
+  expect(nodes[1]!.connection.node).toBe("pi-2");
+});
+
+test("a connection that gains its node's name (an upgraded stack) is no change; one that gains a pin is", async () => {
+  const conn = { host: "10.0.0.1", port: 22, user: "root", privateKey: "KEY", dialErrorLimit: 10, perDialTimeout: 15 };
+  const olds = { node: "n1", connection: conn, fallbackConnections: [conn], create: "true", stdout: "" };
+  const named = { ...conn, node: "pi-1" };
+  const news = { node: "n1", connection: named, fallbackConnections: [named], create: "true" };
+  expect((await provider.diff!("id", olds, news)).changes).toBe(false);
+  const pinned = { ...named, hostKey: OPENSSH_KEY, hostKeySource: "config" as const };
+  expect(await provider.diff!("id", olds, { ...news, connection: pinned })).toMatchObject({ changes: true });
 });
 
 test("SWARMCLOUD_FORGET_HOST_KEYS names addresses, or hosts on any port", () => {
@@ -75,6 +86,8 @@ let labs: Lab[] = [];
 afterEach(async () => {
   await Promise.all(labs.map((l) => l.close()));
   labs = [];
+  // Host key scans are kept per process (one per address in a `pulumi up`); tests reuse ports.
+  delete (globalThis as { __swarmcloudScans?: unknown }).__swarmcloudScans;
 });
 async function server(opts: Parameters<typeof sshServer>[0] = {}): Promise<Lab> {
   const lab = await sshServer(opts);
@@ -171,6 +184,61 @@ test("the recorded key alone changes nothing; forgetting it is a change, and the
   } finally {
     delete process.env.SWARMCLOUD_FORGET_HOST_KEYS;
   }
+});
+
+test("forgetting a key without a re-run learns the new one at once, by a key exchange without login", async () => {
+  const first = await server();
+  const inputs = script(first, "echo first");
+  const created = await provider.create!(inputs);
+  await first.close();
+  labs = [];
+  const replaced = await server({ port: first.port });
+  process.env.SWARMCLOUD_FORGET_HOST_KEYS = address(first);
+  try {
+    const updated = await provider.update!("id", created.outs, inputs);
+    expect(updated.outs.stdout).toBe("first");
+    expect(updated.outs.hostKeys).toEqual({ [address(first)]: replaced.hostKey.line });
+    // The scan saw the key and broke off: no login, no session, nothing sent.
+    expect([replaced.connections, replaced.authAttempts, replaced.sessions]).toEqual([1, 0, 0]);
+  } finally {
+    delete process.env.SWARMCLOUD_FORGET_HOST_KEYS;
+  }
+  // From now on the new key is enforced like any recorded one.
+  expect((await provider.diff!("id", created.outs, inputs)).changes).toBe(false);
+});
+
+test("a forgotten address that does not answer is left unrecorded: its next connection records the key", async () => {
+  const first = await server();
+  const inputs = script(first, "echo first");
+  const created = await provider.create!(inputs);
+  await first.close();
+  labs = [];
+  process.env.SWARMCLOUD_FORGET_HOST_KEYS = address(first);
+  try {
+    const updated = await provider.update!("id", created.outs, inputs);
+    expect(updated.outs.hostKeys).toEqual({});
+  } finally {
+    delete process.env.SWARMCLOUD_FORGET_HOST_KEYS;
+  }
+});
+
+test("a wrong key on a manager reached for another node's step names that manager, and the step's node", async () => {
+  const manager = await server();
+  const error = await provider.create!({
+    node: "worker-2",
+    connection: { ...connection(manager, keyPair().line), node: "manager-1" },
+    create: "echo member",
+    stdin: "SECRET-PASSWORD",
+  }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  expect(error?.message).toMatch(
+    new RegExp(
+      `^node manager-1: refused root@127\\.0\\.0\\.1:${manager.port} \\(for a step of node worker-2\\): it shows`,
+    ),
+  );
+  expectRefusedBeforeLogin(manager);
 });
 
 test("a pin removed later leaves its key enforced; keys of connections no longer used are dropped", async () => {
