@@ -81,7 +81,7 @@ install_host_key() {
     sshd_host_keys=()
     return 0
   fi
-  chmod 600 "$given"
+  chmod 600 "$given" 2>/dev/null || true # a read-only mount keeps its own mode
   install -m 600 "$given" "$key"
   if ! ssh-keygen -y -f "$key" >"$key.pub.tmp"; then
     rm -f "$key.pub.tmp"
