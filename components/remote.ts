@@ -357,7 +357,7 @@ export function hostKeyError(node: string, c: Dial, seenKey: string): RemoteErro
     config: `If the node's key changed for a good reason (reinstalled, re-created), ${check} and pin it: ${pin}`,
     state:
       `If the node's key changed for a good reason (reinstalled, re-created), ${check} and accept it: ` +
-      `run \`SWARMCLOUD_FORGET_HOST_KEYS=${address} pulumi up\` (forgets the recorded key; the next connection records the key it sees), or pin it: ${pin}`,
+      `run \`SWARMCLOUD_FORGET_HOST_KEYS=${address} pulumi up\` (forgets the recorded key and records the one the node shows now), or pin it: ${pin}`,
     program:
       "The node gets that key whenever Pulumi creates it, so it shows another only when it was re-created " +
       "outside Pulumi or is not the node: re-create it with Pulumi, `pulumi up --replace <URN of its container or droplet>` " +
