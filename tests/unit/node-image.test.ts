@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "f
 import { tmpdir } from "os";
 import { join, resolve } from "path";
 import { generateEd25519 } from "../../components/generated-key";
+import { HOST_KEY_FILE } from "../../components/nodes/local";
 
 const ENTRYPOINT = resolve(__dirname, "../../node-image/entrypoint.sh");
 
@@ -61,4 +62,13 @@ test("a given file that is no private key stops the node, saying so", () => {
   const r = installHostKey(given, dir);
   expect(r.stdout.trim()).toBe("rc=1 args=");
   expect(r.stderr).toContain(`the host key in ${given} is not an OpenSSH private key`);
+});
+
+test("the entrypoint reads the key where LocalNodes copies it and lab.sh mounts it", () => {
+  const entrypoint = readFileSync(ENTRYPOINT, "utf8");
+  expect(entrypoint).toContain(`readonly GIVEN_HOST_KEY=${HOST_KEY_FILE}\n`);
+  expect(entrypoint).toContain('install_host_key "$GIVEN_HOST_KEY" /etc/ssh');
+  const labSh = readFileSync(resolve(__dirname, "../../tests/lab/lab.sh"), "utf8");
+  expect(labSh).toContain(`readonly NODE_HOST_KEY=${HOST_KEY_FILE}\n`);
+  expect(labSh).toContain('--mount "type=bind,src=$HOST_KEYS/$c,dst=$NODE_HOST_KEY,readonly"');
 });
