@@ -55,6 +55,12 @@ export interface RemoteScriptArgs {
   stdin?: pulumi.Input<string>;
   /** Exported before the script runs (not for secrets). */
   environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /**
+   * Exported like `environment` whenever the script runs, but a change here alone runs nothing:
+   * facts a script may consult when it acts for another reason (which nodes the cluster has),
+   * not reasons to act (so adding a node does not re-run every script that looks at the list).
+   */
+  context?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** Any change here replaces the resource (delete, then create). */
   triggers?: pulumi.Input<unknown[]>;
   /** Treat the script's output as a secret (join tokens, passwords). Default false. */
@@ -86,6 +92,7 @@ interface ScriptState {
   delete?: string;
   stdinHash?: string;
   environment?: Record<string, string>;
+  context?: Record<string, string>;
   triggers?: unknown[];
   timeout?: number;
   stdout: string;
@@ -685,7 +692,10 @@ export async function tryInTurn(
  * else the one in `hostKeys`; with neither, the key it shows is trusted (first use).
  */
 async function runRemote(
-  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout" | "hostKeys">,
+  target: Pick<
+    ScriptState,
+    "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout" | "hostKeys"
+  >,
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
@@ -696,7 +706,8 @@ async function runRemote(
   });
   const seen: Record<string, string> = {};
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
-  const { node, environment, timeout } = target;
+  const { node, timeout } = target;
+  const environment = target.context ? { ...target.context, ...target.environment } : target.environment;
   const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1 };
   const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job, seen));
   if ("stdout" in end) return { stdout: end.stdout, seen };

@@ -1,3 +1,5 @@
+import * as fs from "fs";
+import * as path from "path";
 import { local } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { isIPv4, NodeSpec, Role, VagrantSettings } from "../config";
@@ -138,35 +140,33 @@ export function parseVagrantSshConfig(stdout: string): VagrantSshConfig {
   };
 }
 
+const VAGRANT_SCRIPT_DIR = path.join(__dirname, "vagrant");
+
+/**
+ * The shell of components/nodes/vagrant/<name>.sh (run by a local.Command under /bin/sh, on the
+ * machine that runs Pulumi), from its `set -eu` line to its end: the shebang and the header
+ * comments stay in the file, where shellcheck reads them, and out of the command's inputs.
+ */
+export function vagrantScript(name: string): string {
+  const text = fs.readFileSync(path.join(VAGRANT_SCRIPT_DIR, `${name}.sh`), "utf8");
+  return fromStrictMode(`components/nodes/vagrant/${name}.sh`, text);
+}
+
+/** TEXT from its `set -eu` line to its end, without the final newline; FILE names it in the error. */
+export function fromStrictMode(file: string, text: string): string {
+  const at = text.search(/^set -eu\n/m);
+  if (at < 0) throw new Error(`swarmcloud: ${file} has no "set -eu" line`);
+  return text.slice(at).trimEnd();
+}
+
 /** Writes the Vagrantfile (from stdin) into the work dir and brings every machine up. */
-export const UP_SCRIPT = [
-  "set -eu",
-  'mkdir -p "$SWARMCLOUD_VAGRANT_DIR"',
-  'cd "$SWARMCLOUD_VAGRANT_DIR"',
-  "cat > Vagrantfile",
-  "vagrant up --provider=virtualbox",
-].join("\n");
+export const UP_SCRIPT = vagrantScript("up");
 
 /** Destroys every machine; nothing to do when the work dir or its Vagrantfile is gone. */
-export const DESTROY_SCRIPT = [
-  "set -eu",
-  'cd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0',
-  "[ -f Vagrantfile ] || exit 0",
-  "vagrant destroy -f",
-  "rm -f Vagrantfile",
-].join("\n");
+export const DESTROY_SCRIPT = vagrantScript("destroy");
 
 /** Prints `vagrant ssh-config <node>`, the marker, then the key its IdentityFile names. */
-export const SSH_CONFIG_SCRIPT = [
-  "set -eu",
-  'cd "$SWARMCLOUD_VAGRANT_DIR"',
-  'config="$(vagrant ssh-config "$SWARMCLOUD_NODE")"',
-  "printf '%s\\n' \"$config\"",
-  `key="$(printf '%s\\n' "$config" | awk '$1 == "IdentityFile" { sub(/^[ \\t]*IdentityFile[ \\t]+/, ""); gsub(/"/, ""); print; exit }')"`,
-  '[ -n "$key" ] || { echo "vagrant ssh-config $SWARMCLOUD_NODE printed no IdentityFile" >&2; exit 1; }',
-  `printf '%s\\n' '${KEY_MARKER}'`,
-  'cat "$key"',
-].join("\n");
+export const SSH_CONFIG_SCRIPT = vagrantScript("ssh-config");
 
 /**
  * The tutorial's own cluster as VirtualBox VMs: renders the Vagrantfile into a per-stack work

@@ -10,7 +10,7 @@ if [ -d "$BRICK_PATH" ] && ! gluster volume info "$VOLUME" >/dev/null 2>&1; then
     getfattr --absolute-names -n trusted.glusterfs.volume-id "$BRICK_PATH" >/dev/null 2>&1; }; then
     aside="$BRICK_PATH.old-$(date +%Y%m%d%H%M%S)"
     mv "$BRICK_PATH" "$aside"
-    echo "moved the brick of an earlier volume aside to $aside" >&2
+    info "moved the brick of an earlier volume aside to $aside"
   fi
 fi
 mkdir -p "$BRICK_PATH"

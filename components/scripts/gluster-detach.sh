@@ -6,7 +6,7 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${PEER_ADDR:?}"
 if gluster --mode=script volume info 2>/dev/null | grep -q "^Brick[0-9]*: $PEER_ADDR:"; then
-  echo "$NODE_NAME ($PEER_ADDR) still holds a brick; it stays in the pool" >&2
+  info "$NODE_NAME ($PEER_ADDR) still holds a brick; it stays in the pool"
   exit 0
 fi
 # The peer by its hostname or any of its other names (it may be known by name, not address).

@@ -9,16 +9,20 @@ set -euo pipefail
 g() { gluster --mode=script "$@"; }
 g volume info "$VOLUME" >/dev/null 2>&1 || exit 0
 down() { g pool list | awk 'NR > 1 && $3 != "Connected" {print $2}'; }
-for _ in $(seq 1 150); do
-  [ -z "$(down)" ] && break
-  sleep 0.2
-done
+none_down() {
+  local peers
+  peers=$(down)
+  [ -z "$peers" ] && return 0
+  printf 'down: %s\n' "$(printf '%s\n' "$peers" | paste -sd' ')"
+  return 1
+}
+wait_for 30 "every peer of the pool to be connected" none_down || true
 bricks() { g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p'; }
 for peer in $(down); do
   for brick in $(bricks | grep "^$peer:" || true); do
     count=$(bricks | wc -l)
     [ "$count" -gt 1 ] || break
-    echo "peer $peer is down: dropping its brick $brick before the delete" >&2
+    info "peer $peer is down: dropping its brick $brick before the delete"
     g volume remove-brick "$VOLUME" replica $((count - 1)) "$brick" force >/dev/null
   done
 done
@@ -33,6 +37,4 @@ for attempt in $(seq 1 10); do
   fi
   [ "$attempt" -lt 10 ] && sleep 3
 done
-echo "could not delete volume $VOLUME:" >&2
-cat "$err" >&2
-exit 1
+fatal "could not delete volume $VOLUME:" "$(cat "$err")"

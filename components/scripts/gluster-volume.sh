@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# swarmcloud: create, grow or shrink and start the replicated volume
+# swarmcloud: create, grow and start the replicated volume
 # Runs on the first brick node. The volume is pure replicate: one brick per brick node, so a
-# brick node added raises the replica count (add-brick) and one removed lowers it.
+# brick node added raises the replica count (add-brick). Bricks that leave are removed later, by
+# gluster-shrink.sh, once every node has mounted the volume.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
 # ARBITER (true|false), OPTIONS ("key=value" lines).
 set -euo pipefail
@@ -11,7 +12,7 @@ OPTIONS="${OPTIONS:-}"
 g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 
-# Every volume change below (create, add-brick, remove-brick, start) needs each brick's peer
+# Every volume change below (create, add-brick, start) needs each brick's peer
 # "Peer in Cluster (Connected)", seen from here and from every other brick node; a peer that
 # has just been probed or is reconnecting is not there yet.
 peers=()
@@ -25,58 +26,14 @@ if ! g volume info "$VOLUME" >/dev/null 2>&1; then
 fi
 
 mapfile -t current < <(g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p')
-has() {
-  local item=$1
-  shift
-  local x
-  for x in "$@"; do [ "$x" = "$item" ] && return 0; done
-  return 1
-}
 add=()
-for b in "${wanted[@]}"; do has "$b" "${current[@]}" || add+=("$b"); done
-remove=()
-for b in "${current[@]}"; do has "$b" "${wanted[@]}" || remove+=("$b"); done
-
-# This node may know a peer by the name it probed from (its hostname), not by the address in
-# the brick list; glusterd then refuses "Incorrect brick". Probing the address of a peer
-# already in the pool adds it as another name of that peer (Gluster's own advice for the first
-# server), so remove-brick can name it.
-for b in "${remove[@]}"; do
-  g peer probe "${b%%:*}" >/dev/null 2>&1 || true
-done
+for b in "${wanted[@]}"; do in_list "$b" "${current[@]}" || add+=("$b"); done
 
 count=${#current[@]}
 for b in "${add[@]}"; do
   count=$((count + 1))
   g volume add-brick "$VOLUME" replica "$count" "$b" force >/dev/null
 done
-# A brick leaves only once the new ones hold a full copy, so the number of copies never drops
-# below the configured replica count while a node is replaced.
-# A heal that does not finish stops here, before any brick leaves (the new ones stay; the next
-# `pulumi up` resumes).
-if [ "${#add[@]}" -gt 0 ] && [ "${#remove[@]}" -gt 0 ]; then
-  g volume heal "$VOLUME" full >/dev/null 2>&1 || true
-  for _ in $(seq 1 300); do
-    pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
-    [ "$pending" -eq 0 ] && break
-    sleep 2
-  done
-  [ "$pending" -eq 0 ] || fatal "volume $VOLUME: $pending entries still to heal onto the new brick(s) after 600 s, so no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
-fi
-for b in "${remove[@]}"; do
-  count=$((count - 1))
-  g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null
-done
-# A node whose brick left and that holds no other brick leaves the pool too (its own probe
-# resource cannot do it when it was the first brick node, which has none).
-for b in "${remove[@]}"; do
-  host="${b%%:*}"
-  g volume info | grep -q "^Brick[0-9]*: $host:" && continue
-  if gluster_known_peer "$host"; then
-    g peer detach "$host" force >/dev/null || echo "could not detach $host from the pool" >&2
-  fi
-done
-
 while IFS= read -r pair; do
   [ -n "$pair" ] || continue
   g volume set "$VOLUME" "${pair%%=*}" "${pair#*=}" >/dev/null

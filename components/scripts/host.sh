@@ -9,6 +9,9 @@ changed=()
 
 have() { command -v "$1" >/dev/null 2>&1; }
 with_systemd() { [ -d /run/systemd/system ] && have systemctl; }
+# Print the daemon's error while it does not answer (wait_for shows the last one).
+docker_answers() { { docker info >/dev/null; } 2>&1; }
+gluster_answers() { gluster pool list 2>&1; }
 
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
@@ -64,8 +67,7 @@ if ! docker info >/dev/null 2>&1; then
   else
     nohup dockerd >/var/log/dockerd.log 2>&1 &
   fi
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null
+  WAIT_EVERY=1 wait_for 60 "Docker on $NODE_NAME to answer" docker_answers || exit 1
   changed+=(docker-started)
 fi
 if with_systemd && [ "$(systemctl is-enabled docker 2>/dev/null || true)" != enabled ]; then
@@ -89,7 +91,7 @@ if ! pgrep -x glusterd >/dev/null; then
   fi
   changed+=(glusterd-started)
 fi
-for _ in $(seq 1 30); do gluster pool list >/dev/null 2>&1 && break; sleep 1; done
-gluster pool list >/dev/null 2>&1 || fatal "glusterd on $NODE_NAME does not answer 30 s after it started (see its log in /var/log/glusterfs)"
+WAIT_EVERY=1 wait_for 30 "glusterd on $NODE_NAME to answer after it started" gluster_answers ||
+  fatal "see the log of glusterd in /var/log/glusterfs"
 
 printf 'docker=%s changed=%s\n' "$(docker version --format '{{.Server.Version}}')" "${changed[*]:-none}"

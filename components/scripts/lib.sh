@@ -4,10 +4,89 @@
 # names a script's step in error messages and must stay the script's own.
 # shellcheck shell=bash
 
-# fatal MESSAGE...: print the message on stderr and end the script with exit 1.
+# info LINE...: progress and diagnostics, each argument a line on stderr (stdout is the
+# script's result, which the caller reads).
+info() {
+  printf '%s\n' "$@" >&2
+}
+
+# fatal LINE...: print the lines on stderr (as info) and end the script with exit 1.
 fatal() {
-  printf '%s\n' "$*" >&2
+  info "$@"
   exit 1
+}
+
+# swarm_state: this node's "<LocalNodeState> <ControlAvailable>" from one `docker info`:
+# "active true" on a manager, "active false" on a worker, "inactive false" in no swarm
+# ("pending", "error" or "locked" in between). Fails, with Docker's error, when Docker does not
+# answer.
+swarm_state() {
+  docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'
+}
+
+# not_here MESSAGE...: print why this node is the wrong one and exit 75, which sends the script
+# to the next manager (RemoteScript's fallbackConnections; with none left, 75 fails like 1).
+not_here() {
+  info "$@"
+  exit 75 # not here: the caller tries the next manager
+}
+
+# require_manager [WHY]: go on only on a swarm manager. Anywhere else print
+# "<hostname> is not a swarm manager (<what docker info says>)[; WHY]" and exit 75 (not_here).
+require_manager() {
+  local state seen
+  state=$(swarm_state) || state=""
+  [ "$state" = "active true" ] && return 0
+  if [ -n "$state" ]; then
+    seen="Swarm.LocalNodeState=${state%% *}, Swarm.ControlAvailable=${state#* }"
+  else
+    seen="docker info did not answer"
+  fi
+  not_here "$(hostname) is not a swarm manager ($seen)${1:+; $1}"
+}
+
+# retry CMD...: run CMD (its stdout discarded) up to 10 times, 0.1-0.9 s apart (at random, so
+# scripts racing each other spread out), while its error matches RETRY_ON (grep -E on its stderr;
+# default "out of sequence": another update of the same swarm object at the same moment). Any
+# other error ends at once. On failure prints CMD's last stderr and returns 1.
+retry() {
+  local pattern="${RETRY_ON:-out of sequence}" err attempt
+  for attempt in $(seq 1 10); do
+    err=$("$@" 2>&1 >/dev/null) && return 0
+    printf '%s\n' "$err" | grep -qE -- "$pattern" || break
+    [ "$attempt" -lt 10 ] && sleep "0.$((RANDOM % 9 + 1))"
+  done
+  printf '%s\n' "$err" >&2
+  return 1
+}
+
+# wait_for SECONDS WHAT CMD...: run CMD until it succeeds, every WAIT_EVERY seconds (default
+# 0.2), for at most SECONDS. CMD prints the state it sees; when SECONDS have passed without
+# success, print "timed out after SECONDS s waiting for WHAT; last seen: <its last output>" on
+# stderr and return 1.
+wait_for() {
+  local limit=$1 what=$2 seen
+  local deadline=$((SECONDS + limit))
+  shift 2
+  while :; do
+    seen=$("$@") && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      case "$seen" in
+        *$'\n'*) printf 'timed out after %s s waiting for %s; last seen:\n%s\n' "$limit" "$what" "$(printf '%s\n' "$seen" | sed 's/^/  /')" >&2 ;;
+        *) printf 'timed out after %s s waiting for %s; last seen: %s\n' "$limit" "$what" "${seen:-nothing}" >&2 ;;
+      esac
+      return 1
+    fi
+    sleep "${WAIT_EVERY:-0.2}"
+  done
+}
+
+# in_list ITEM WORD...: ITEM is one of the WORDs.
+in_list() {
+  local item=$1 word
+  shift
+  for word in "$@"; do [ "$word" = "$item" ] && return 0; done
+  return 1
 }
 
 # The state in which glusterd lets a peer take part in volume changes (create, add-brick,
@@ -95,4 +174,54 @@ gluster_wait_pool() {
     done
   done
   gluster_wait_joined "$limit" "${pairs[@]}"
+}
+
+# swarm_is_manager: this node is a swarm manager and can run `docker node` commands.
+swarm_is_manager() {
+  [ "$(swarm_state 2>/dev/null)" = "active true" ]
+}
+
+# swarm_node_at ADDR: the swarm ID of the node whose address is ADDR; nothing if none is. A
+# manager is also matched by its Raft address (the leader may report 0.0.0.0 as its own).
+swarm_node_at() {
+  docker node ls -q |
+    xargs -r docker node inspect --format '{{.ID}} {{.Status.Addr}} {{if .ManagerStatus}}{{.ManagerStatus.Addr}}{{end}}' |
+    awk -v a="$1" '$2 == a || index($3, a ":") == 1 { print $1; exit }'
+}
+
+# swarm_tasks_stopped NODE_ID: the node is down or none of its tasks runs or is about to;
+# prints how many still do.
+swarm_tasks_stopped() {
+  local live
+  [ "$(docker node inspect --format '{{.Status.State}}' "$1")" = down ] && return 0
+  live=$(docker node ps --format '{{.CurrentState}}' "$1" |
+    grep -cE '^(New|Pending|Assigned|Accepted|Preparing|Ready|Starting|Running)' || true)
+  printf '%s task(s) still running\n' "$live"
+  [ "$live" -eq 0 ]
+}
+
+# swarm_tasks_running: every task the swarm wants running is running; prints how many are not.
+swarm_tasks_running() {
+  local starting
+  starting=$(docker service ls -q | xargs -r docker service ps --filter desired-state=running \
+    --format '{{.CurrentState}}' | grep -cvE '^Running' || true)
+  printf '%s task(s) not running yet\n' "$starting"
+  [ "$starting" -eq 0 ]
+}
+
+# swarm_drain NODE_ID NAME: on a manager, set the node to drain and wait until its tasks have
+# stopped (up to 180 s: a database flushes for up to its stop_grace_period, and leaving before
+# that would kill it while its replacement starts elsewhere on the same files), then until every
+# service's tasks run again elsewhere (up to 120 s: the agents connected to a departing manager
+# lose their session, and a task starting at that moment can come up without its DNS record on
+# the overlay network, seen with Docker 20.10; tasks that cannot be placed are not waited for
+# beyond that). A node that is down has nothing left to stop. Never fails: a drain that could not
+# be set or waited for is reported and the caller goes on.
+swarm_drain() {
+  local id=$1 name=$2
+  # Another update at the same moment ("update out of sequence"), or a leader election while
+  # another release demotes a manager: any error is tried again.
+  RETRY_ON=. retry docker node update --availability drain "$id" 2>/dev/null || info "$name: could not set it to drain"
+  WAIT_EVERY=1 wait_for 180 "the tasks of $name to stop after draining" swarm_tasks_stopped "$id" || info "$name: going on"
+  WAIT_EVERY=1 wait_for 120 "the tasks of the swarm to run elsewhere" swarm_tasks_running || true
 }

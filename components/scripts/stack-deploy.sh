@@ -18,42 +18,31 @@ RESOLVE_IMAGE="${RESOLVE_IMAGE:-always}"
 OWNER_LABEL="com.swarmcloud.stack=$STACK"
 NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
 
-log() { printf '%s\n' "$*" >&2; }
-
-if ! command -v docker >/dev/null 2>&1; then
-  log "docker is not installed on this node"
-  exit 1
-fi
-control="$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null || true)"
-if [[ "$control" != "true" ]]; then
-  log "$(hostname) is not a swarm manager (Swarm.ControlAvailable=${control:-unknown}); stacks deploy from a manager"
-  exit 75 # not here: the caller tries the next manager
-fi
+command -v docker >/dev/null 2>&1 || fatal "docker is not installed on this node"
+require_manager "stacks deploy from a manager"
 
 # 1. Secrets, from stdin. Never echoed: only names are logged.
 wanted=()
-while IFS= read -r line || [[ -n "$line" ]]; do
-  [[ -n "$line" ]] || continue
-  name="${line%%=*}"
-  if [[ "$line" != *=* || ! "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]]; then
-    log "stdin: a secret line is not NAME=BASE64 (name ${name:0:64})"
-    exit 1
+while IFS= read -r line || [ -n "$line" ]; do
+  [ -n "$line" ] || continue
+  name=${line%%=*}
+  if [ "$name" = "$line" ] || ! printf '%s\n' "$name" | grep -qxE '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}'; then
+    fatal "stdin: a secret line is not NAME=BASE64 (name ${name:0:64})"
   fi
   wanted+=("$name")
   if docker secret inspect "$name" >/dev/null 2>&1; then
     continue
   fi
   if printf '%s' "${line#*=}" | base64 -d | docker secret create --label "$OWNER_LABEL" "$name" - >/dev/null; then
-    log "created secret $name"
+    info "created secret $name"
   elif ! docker secret inspect "$name" >/dev/null 2>&1; then
     # (a concurrent run creating the same name is fine; anything else is not)
-    log "could not create secret $name"
-    exit 1
+    fatal "could not create secret $name"
   fi
 done
 
 # 2. The stack itself.
-log "docker stack deploy $STACK"
+info "docker stack deploy $STACK"
 printf '%s\n' "$COMPOSE" |
   docker stack deploy --prune --with-registry-auth --resolve-image "$RESOLVE_IMAGE" -c - "$STACK" >&2
 
@@ -64,9 +53,9 @@ pending() {
   local id name replicas running desired state
   docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.ID}} {{.Name}} {{.Replicas}}' |
     while read -r id name replicas _; do
-      running="${replicas%%/*}"
-      desired="${replicas#*/}"
-      state="$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$id" 2>/dev/null || true)"
+      running=${replicas%%/*}
+      desired=${replicas#*/}
+      state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$id" 2>/dev/null || true)
       case "$state" in
         paused | rollback_paused | rollback_completed)
           printf 'FAILED %s: update %s: %s\n' "$name" "$state" \
@@ -78,7 +67,7 @@ pending() {
           continue
           ;;
       esac
-      if [[ "$running" != "$desired" ]]; then
+      if [ "$running" != "$desired" ]; then
         printf '%s %s\n' "$name" "$replicas"
       fi
     done
@@ -86,10 +75,10 @@ pending() {
 
 report() {
   local name
-  log "stack $STACK did not converge:"
+  info "stack $STACK did not converge:"
   printf '%s\n' "$1" | sed 's/^/  /' >&2
   for name in $(docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.Name}}'); do
-    log "tasks of $name (newest first):"
+    info "tasks of $name (newest first):"
     docker service ps --no-trunc --format '  {{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}' "$name" 2>&1 |
       head -n 8 >&2 || true
   done
@@ -98,19 +87,21 @@ report() {
 deadline=$((SECONDS + TIMEOUT))
 clean=0
 while :; do
-  waiting="$(pending)" || waiting="(could not list the services of $STACK; retrying)"
-  if [[ "$waiting" == *FAILED* ]]; then
-    report "$waiting"
-    exit 1
-  fi
-  if [[ -z "$waiting" ]]; then
+  waiting=$(pending) || waiting="(could not list the services of $STACK; retrying)"
+  case "$waiting" in
+    *FAILED*)
+      report "$waiting"
+      exit 1
+      ;;
+  esac
+  if [ -z "$waiting" ]; then
     clean=$((clean + 1))
-    [[ $clean -ge 2 ]] && break
+    [ "$clean" -ge 2 ] && break
   else
     clean=0
   fi
-  if ((SECONDS >= deadline)); then
-    log "timed out after ${TIMEOUT}s"
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    info "timed out after ${TIMEOUT}s"
     report "$waiting"
     exit 1
   fi
@@ -122,13 +113,13 @@ done
 is_wanted() {
   local w
   for w in "${wanted[@]}"; do
-    [[ "$w" == "$1" ]] && return 0
+    [ "$w" = "$1" ] && return 0
   done
   return 1
 }
 for old in $(docker secret ls --filter "label=$OWNER_LABEL" --format '{{.Name}}'); do
   if ! is_wanted "$old" && docker secret rm "$old" >/dev/null 2>&1; then
-    log "removed old secret $old"
+    info "removed old secret $old"
   fi
 done
 

@@ -12,21 +12,16 @@ TIMEOUT="${TIMEOUT:-300}"
 OWNER_LABEL="com.swarmcloud.stack=$STACK"
 NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
 
-log() { printf '%s\n' "$*" >&2; }
-
 if ! command -v docker >/dev/null 2>&1; then
-  log "docker is not installed here any more: stack $STACK is already gone"
+  info "docker is not installed here any more: stack $STACK is already gone"
   exit 0
 fi
-state="$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null || true)"
+state=$(swarm_state 2>/dev/null || true)
 case "$state" in
   "active true") ;;
-  "active "*)
-    log "$(hostname) is not a swarm manager; stack $STACK is removed from a manager"
-    exit 75 # not here: the caller tries the next manager
-    ;;
+  "active "*) require_manager "stack $STACK is removed from a manager" ;;
   *)
-    log "this node is in no swarm (${state:-docker not answering}): stack $STACK is already gone"
+    info "this node is in no swarm (${state:-docker not answering}): stack $STACK is already gone"
     exit 0
     ;;
 esac
@@ -36,23 +31,23 @@ leftovers() {
   docker network ls -q --filter "label=$NAMESPACE_LABEL"
 }
 
-if [[ -n "$(leftovers)" ]]; then
+if [ -n "$(leftovers)" ]; then
   # stack rm removes services first; a network whose tasks are still stopping is retried below.
-  docker stack rm "$STACK" >&2 || log "docker stack rm left something behind; retrying below"
+  docker stack rm "$STACK" >&2 || info "docker stack rm left something behind; retrying below"
 else
-  log "stack $STACK is already gone"
+  info "stack $STACK is already gone"
 fi
 
 deadline=$((SECONDS + TIMEOUT))
-while [[ -n "$(leftovers)" ]]; do
-  if ((SECONDS >= deadline)); then
-    log "stack $STACK still has services or networks after ${TIMEOUT}s:"
+while [ -n "$(leftovers)" ]; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    info "stack $STACK still has services or networks after ${TIMEOUT}s:"
     docker service ls --filter "label=$NAMESPACE_LABEL" >&2 || true
     docker network ls --filter "label=$NAMESPACE_LABEL" >&2 || true
     exit 1
   fi
   sleep 2
-  if [[ -z "$(docker service ls -q --filter "label=$NAMESPACE_LABEL")" ]]; then
+  if [ -z "$(docker service ls -q --filter "label=$NAMESPACE_LABEL")" ]; then
     for net in $(docker network ls -q --filter "label=$NAMESPACE_LABEL"); do
       docker network rm "$net" >/dev/null 2>&1 || true
     done
@@ -62,11 +57,8 @@ done
 # The secrets the deploy script made for this stack (every version).
 for secret in $(docker secret ls -q --filter "label=$OWNER_LABEL"); do
   until docker secret rm "$secret" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      log "could not remove secret $secret"
-      exit 1
-    fi
+    [ "$SECONDS" -lt "$deadline" ] || fatal "could not remove secret $secret"
     sleep 2
   done
 done
-log "stack $STACK removed"
+info "stack $STACK removed"

@@ -9,16 +9,12 @@ set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}" "${DATA_PATH_PORT:?}"
 DEFAULT_ADDR_POOL="${DEFAULT_ADDR_POOL:-}"
 
-state=$(docker info --format '{{.Swarm.LocalNodeState}}')
-if [ "$state" = active ]; then
-  if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
-    echo "$(hostname) is a swarm worker, not a manager" >&2
-    exit 75 # not here: the caller tries the next manager
-  fi
+state=$(swarm_state)
+if [ "${state%% *}" = active ]; then
+  require_manager
 else
   if ! ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
-    echo "$(hostname) is in no swarm and only $NODE_NAME ($ADVERTISE_ADDR) may start one" >&2
-    exit 75 # not here: the caller tries the next manager
+    not_here "$(hostname) is in no swarm and only $NODE_NAME ($ADVERTISE_ADDR) may start one"
   fi
   args=(--advertise-addr "$ADVERTISE_ADDR" --data-path-port "$DATA_PATH_PORT")
   for pool in $DEFAULT_ADDR_POOL; do

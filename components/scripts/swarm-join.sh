@@ -36,8 +36,7 @@ in_this_swarm() {
 
 if [ "$state" = active ]; then
   if ! in_this_swarm; then
-    echo "$NODE_NAME is already part of another swarm; run 'docker swarm leave --force' on it or remove it from swarmcloud:nodes" >&2
-    exit 1
+    fatal "$NODE_NAME is already part of another swarm; run 'docker swarm leave --force' on it or remove it from swarmcloud:nodes"
   fi
   echo "$node_id"
   exit 0
@@ -54,6 +53,4 @@ for _ in 1 2 3; do
   done
   sleep 2
 done
-echo "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" >&2
-cat "$err" >&2
-exit 1
+fatal "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" "$(cat "$err")"

@@ -6,32 +6,27 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}" "${ROLE:?}" "${AVAILABILITY:?}"
 LABELS="${LABELS:-}"
-if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
-  echo "$(hostname) is not a swarm manager" >&2
-  exit 75 # not here: the caller tries the next manager
-fi
+require_manager
 
 # The node's state as this manager sees it: ready once it has joined and reports in.
-node_state() { docker node inspect --format '{{.Status.State}}' "$NODE_ID" 2>/dev/null || echo unknown; }
-for _ in $(seq 1 300); do
-  [ "$(node_state)" = ready ] && break
-  sleep 0.2
-done
-state=$(node_state)
-[ "$state" = ready ] || fatal "swarm node $NODE_NAME ($NODE_ID) is $state, not ready, 60 s after it joined; is its Docker running and can it reach port 2377 of the managers?"
-# Node updates race with others made at the same moment ("update out of sequence"): retry.
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
-retry() {
-  for _ in $(seq 1 10); do
-    "$@" >/dev/null 2>"$err" && return 0
-    grep -q 'out of sequence' "$err" || break
-    sleep "0.$((RANDOM % 9 + 1))"
-  done
-  cat "$err" >&2
-  return 1
+node_ready() {
+  local state
+  state=$(docker node inspect --format '{{.Status.State}}' "$NODE_ID" 2>/dev/null || echo unknown)
+  printf '%s\n' "$state"
+  [ "$state" = ready ]
+}
+# A promoted node's reachability as a manager.
+manager_reachable() {
+  local seen
+  seen=$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{else}}not a manager yet{{end}}' "$NODE_ID")
+  printf '%s\n' "$seen"
+  [ "$seen" = reachable ]
 }
 
+wait_for 60 "swarm node $NODE_NAME ($NODE_ID) to be ready after it joined" node_ready ||
+  fatal "swarm node $NODE_NAME: is its Docker running and can it reach port 2377 of the managers?"
+
+# Node updates race with others made at the same moment ("update out of sequence"): retry.
 read -r role availability <<<"$(docker node inspect --format '{{.Spec.Role}} {{.Spec.Availability}}' "$NODE_ID")"
 if [ "$role" != "$ROLE" ]; then
   if [ "$ROLE" = manager ]; then
@@ -61,12 +56,6 @@ fi
 
 # Wait until a promoted manager is reachable, so later manager-side work can use it.
 if [ "$ROLE" = manager ]; then
-  reachability() { docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{else}}not a manager yet{{end}}' "$NODE_ID"; }
-  for _ in $(seq 1 300); do
-    [ "$(reachability)" = reachable ] && break
-    sleep 0.2
-  done
-  seen=$(reachability)
-  [ "$seen" = reachable ] || fatal "swarm manager $NODE_NAME is $seen, not reachable, 60 s after its promotion"
+  wait_for 60 "swarm manager $NODE_NAME to be reachable after its promotion" manager_reachable || exit 1
 fi
 printf '%s %s %s\n' "$NODE_NAME" "$ROLE" "$AVAILABILITY"

@@ -10,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { NodeSpec, parseConfig, VagrantSettings } from "../../components/config";
 import {
   DESTROY_SCRIPT,
+  fromStrictMode,
   KEY_MARKER,
   parseVagrantSshConfig,
   renderVagrantfile,
@@ -209,6 +210,28 @@ describe("parseVagrantSshConfig", () => {
     expect(() => parseVagrantSshConfig(`Host m\n${KEY_MARKER}\n${FAKE_KEY}`)).toThrow(/no IdentityFile/);
     expect(() => parseVagrantSshConfig(`${sshConfigOutput("m", "/k")}${KEY_MARKER}\ncat: /k: No such file\n`)).toThrow(
       /\/k does not hold a private key/,
+    );
+  });
+});
+
+describe("the scripts' files (components/nodes/vagrant/*.sh)", () => {
+  it("hand the commands the shell from `set -eu` on: the same text as when it was written in vagrant.ts", () => {
+    // Pinned: a change here changes every vagrant stack's command inputs (and reruns `vagrant up`).
+    expect(UP_SCRIPT).toBe(
+      'set -eu\nmkdir -p "$SWARMCLOUD_VAGRANT_DIR"\ncd "$SWARMCLOUD_VAGRANT_DIR"\ncat > Vagrantfile\nvagrant up --provider=virtualbox',
+    );
+    expect(DESTROY_SCRIPT).toBe(
+      'set -eu\ncd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0\n[ -f Vagrantfile ] || exit 0\nvagrant destroy -f\nrm -f Vagrantfile',
+    );
+    expect(SSH_CONFIG_SCRIPT.split("\n")[0]).toBe("set -eu");
+    expect(SSH_CONFIG_SCRIPT).toContain(`printf '%s\\n' '${KEY_MARKER}'\ncat "$key"`);
+    expect(SSH_CONFIG_SCRIPT).not.toMatch(/^#/m);
+  });
+
+  it("refuses a file without a `set -eu` line, naming it", () => {
+    expect(fromStrictMode("a.sh", "#!/bin/sh\n# x\nset -eu\necho hi\n")).toBe("set -eu\necho hi");
+    expect(() => fromStrictMode("x/y.sh", "#!/bin/sh\n# set -eu\necho hi\n")).toThrow(
+      'swarmcloud: x/y.sh has no "set -eu" line',
     );
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The remote scripts as components/scripts.ts renders them: the shared helpers of lib.sh inside
- * every script, and those helpers run for real in bash against a stand-in `gluster` command that
- * prints what glusterd prints, so the peer-state rules are checked without a cluster.
+ * every script, and those helpers run for real in bash against stand-in commands on PATH (a
+ * `gluster` that prints what glusterd prints, a `docker` that answers `docker info`, a `sleep`
+ * that logs), so the peer-state, manager, retry and wait rules are checked without a cluster.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -46,36 +47,57 @@ function peerStatus(peers: { host: string; uuid: string; state: string; others?:
   return `Number of Peers: ${peers.length}\n\n${blocks.join("\n\n")}\n`;
 }
 
+/** The real `sleep`, for stand-ins that must still pass a little time. */
+const REAL_SLEEP = spawnSync("sh", ["-c", "command -v sleep"], { encoding: "utf8" }).stdout.trim();
+
+/**
+ * Runs SNIPPET after lib.sh in bash (as a script runs it: strict mode, then lib.sh; `script`:
+ * SNIPPET is a whole rendered script, run as it is) with STAND_INS on PATH: each key a command
+ * name, each value the bash body of that command. The stand-ins find the run's folder in
+ * $STAND_IN_DIR (for state and logs); FILES are written there first. Returns the exit code,
+ * stdout, stderr and `read(name)`: what the stand-ins left in a file of that folder.
+ */
+function inBash(
+  snippet: string,
+  standIns: Record<string, string>,
+  opts: { files?: Record<string, string>; env?: Record<string, string>; script?: boolean } = {},
+) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-lib-"));
+  try {
+    for (const [name, text] of Object.entries(opts.files ?? {})) fs.writeFileSync(path.join(dir, name), text);
+    for (const [name, body] of Object.entries(standIns)) {
+      fs.writeFileSync(path.join(dir, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
+    }
+    const r = spawnSync("bash", ["-c", opts.script ? snippet : `set -euo pipefail\n${lib}\n${snippet}`], {
+      env: { ...process.env, ...opts.env, STAND_IN_DIR: dir, PATH: `${dir}:${process.env.PATH}` },
+      input: "",
+      encoding: "utf8",
+    });
+    const left = Object.fromEntries(fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f), "utf8")]));
+    const read = (name: string) => left[name] ?? "";
+    return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim(), read };
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+}
+
 /**
  * Runs SNIPPET after lib.sh in bash with a stand-in `gluster` on PATH: `peer status` prints
  * VIEWS[viewer] ("local" without --remote-host), `system:: uuid get` prints LOCAL_UUID.
  */
 function withGluster(views: Record<string, string>, snippet: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-gluster-"));
-  try {
-    for (const [viewer, text] of Object.entries(views)) fs.writeFileSync(path.join(dir, `view-${viewer}`), text);
-    fs.writeFileSync(
-      path.join(dir, "gluster"),
-      [
-        "#!/usr/bin/env bash",
-        "viewer=local; args=()",
-        'for a in "$@"; do case "$a" in --remote-host=*) viewer=${a#--remote-host=} ;; --mode=*) ;; *) args+=("$a") ;; esac; done',
-        'case "${args[*]}" in',
-        '  "peer status") cat "$(dirname "$0")/view-$viewer" 2>/dev/null || { echo "Connection failed" >&2; exit 1; } ;;',
-        '  "system:: uuid get") echo "UUID: local-uuid" ;;',
-        '  *) echo "unexpected: $*" >&2; exit 1 ;;',
-        "esac",
-      ].join("\n"),
-      { mode: 0o755 },
-    );
-    const r = spawnSync("bash", ["-c", `set -euo pipefail\n${lib}\n${snippet}`], {
-      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
-      encoding: "utf8",
-    });
-    return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
-  } finally {
-    fs.rmSync(dir, { recursive: true });
-  }
+  const files = Object.fromEntries(Object.entries(views).map(([viewer, text]) => [`view-${viewer}`, text]));
+  const gluster = [
+    "viewer=local; args=()",
+    'for a in "$@"; do case "$a" in --remote-host=*) viewer=${a#--remote-host=} ;; --mode=*) ;; *) args+=("$a") ;; esac; done',
+    'case "${args[*]}" in',
+    '  "peer status") cat "$STAND_IN_DIR/view-$viewer" 2>/dev/null || { echo "Connection failed" >&2; exit 1; } ;;',
+    '  "system:: uuid get") echo "UUID: local-uuid" ;;',
+    '  *) echo "unexpected: $*" >&2; exit 1 ;;',
+    "esac",
+  ].join("\n");
+  const r = inBash(snippet, { gluster }, { files });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 const JOINED = "Peer in Cluster (Connected)";
@@ -152,4 +174,239 @@ describe("lib.sh Gluster peer helpers", () => {
   test("gluster_wait_pool with no peer (one brick node) returns at once", () => {
     expect(withGluster({ local: "Number of Peers: 0\n" }, "gluster_wait_pool 1 && echo alone").stdout).toBe("alone");
   });
+});
+
+/**
+ * A stand-in `docker` that logs its arguments to docker.log and answers
+ * `docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'` with the file
+ * swarm-state, or fails as Docker does when that file is missing; anything else is refused.
+ */
+const DOCKER = [
+  'echo "$*" >>"$STAND_IN_DIR/docker.log"',
+  'case "$*" in',
+  '  "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")',
+  '    cat "$STAND_IN_DIR/swarm-state" 2>/dev/null || { echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2; exit 1; } ;;',
+  '  *) echo "unexpected: docker $*" >&2; exit 1 ;;',
+  "esac",
+].join("\n");
+const HOSTNAME = "echo node-7";
+/** Logs each pause to sleep.log and passes a little real time. */
+const SLEEP = `echo "$1" >>"$STAND_IN_DIR/sleep.log"\n${REAL_SLEEP} 0.01`;
+
+describe("lib.sh info and fatal", () => {
+  test("info writes each argument as a line on stderr, nothing on stdout", () => {
+    const r = inBash('info "one thing" "and another"; echo done', {});
+    expect(r).toMatchObject({ code: 0, stdout: "done", stderr: "one thing\nand another" });
+  });
+
+  test("fatal writes its lines on stderr and ends the script with exit 1", () => {
+    const r = inBash('fatal "could not delete volume v:" "volume delete: v: failed"; echo "not reached"', {});
+    expect(r).toMatchObject({ code: 1, stdout: "", stderr: "could not delete volume v:\nvolume delete: v: failed" });
+  });
+});
+
+describe("lib.sh require_manager", () => {
+  const run = (state: string | undefined, snippet = 'require_manager "stacks deploy from a manager"; echo "went on"') =>
+    inBash(
+      snippet,
+      { docker: DOCKER, hostname: HOSTNAME },
+      { files: state === undefined ? {} : { "swarm-state": `${state}\n` } },
+    );
+
+  test("on a manager it returns and the script goes on, after one docker info", () => {
+    const r = run("active true");
+    expect(r).toMatchObject({ code: 0, stdout: "went on", stderr: "" });
+    expect(r.read("docker.log")).toBe("info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}\n");
+  });
+
+  test.each([
+    ["a worker", "active false", "Swarm.LocalNodeState=active, Swarm.ControlAvailable=false"],
+    ["a node in no swarm", "inactive false", "Swarm.LocalNodeState=inactive, Swarm.ControlAvailable=false"],
+    ["a node still joining", "pending false", "Swarm.LocalNodeState=pending, Swarm.ControlAvailable=false"],
+  ])("on %s it says why and exits 75, so the caller tries the next manager", (_, state, seen) => {
+    const r = run(state);
+    expect(r.code).toBe(75);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`node-7 is not a swarm manager (${seen}); stacks deploy from a manager`);
+  });
+
+  test("when Docker does not answer it exits 75 too, with Docker's error", () => {
+    const r = run(undefined, "require_manager; echo went on");
+    expect(r.code).toBe(75);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("Cannot connect to the Docker daemon");
+    expect(r.stderr).toContain("node-7 is not a swarm manager (docker info did not answer)");
+  });
+
+  test("not_here prints its message and exits 75", () => {
+    const r = inBash('not_here "node-7 is the node being removed"; echo went on', {});
+    expect(r).toMatchObject({ code: 75, stdout: "", stderr: "node-7 is the node being removed" });
+  });
+});
+
+describe("lib.sh retry", () => {
+  /** A command that fails with ERROR (on stderr, after some stdout) until its FAILS-th call. */
+  const flaky = (fails: number, error: string) =>
+    [
+      'n=$(( $(cat "$STAND_IN_DIR/calls" 2>/dev/null || echo 0) + 1 ))',
+      'echo "$n" >"$STAND_IN_DIR/calls"',
+      'echo "output of call $n"',
+      `[ "$n" -gt ${fails} ] && exit 0`,
+      `echo "Error response from daemon: ${error}" >&2`,
+      "exit 1",
+    ].join("\n");
+  const OUT_OF_SEQUENCE = "rpc error: code = Unknown desc = update out of sequence";
+
+  test("an update out of sequence is tried again, after a random pause of 0.1-0.9 s, until it succeeds", () => {
+    const r = inBash("retry update-node --label-add a=b n1; echo ok", {
+      "update-node": flaky(3, OUT_OF_SEQUENCE),
+      sleep: SLEEP,
+    });
+    expect(r).toMatchObject({ code: 0, stdout: "ok", stderr: "" });
+    expect(r.read("calls").trim()).toBe("4");
+    const pauses = r.read("sleep.log").trim().split("\n");
+    expect(pauses).toHaveLength(3);
+    for (const p of pauses) expect(p).toMatch(/^0\.[1-9]$/);
+  });
+
+  test("any other error ends at once, with that error on stderr", () => {
+    const r = inBash("retry update-node n1 || echo failed $?", {
+      "update-node": flaky(5, "node n1 not found"),
+      sleep: SLEEP,
+    });
+    expect(r).toMatchObject({ code: 0, stdout: "failed 1", stderr: "Error response from daemon: node n1 not found" });
+    expect(r.read("calls").trim()).toBe("1");
+    expect(r.read("sleep.log")).toBe("");
+  });
+
+  test("gives up after 10 tries, printing the last error; as a script's step it ends the script", () => {
+    const r = inBash("retry update-node n1; echo not reached", {
+      "update-node": flaky(99, OUT_OF_SEQUENCE),
+      sleep: SLEEP,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`Error response from daemon: ${OUT_OF_SEQUENCE}`);
+    expect(r.read("calls").trim()).toBe("10");
+    expect(r.read("sleep.log").trim().split("\n")).toHaveLength(9);
+  });
+
+  test("RETRY_ON widens what is tried again (RETRY_ON=. : any error)", () => {
+    const r = inBash("RETRY_ON=. retry update-node n1 && echo ok", {
+      "update-node": flaky(2, "The swarm does not have a leader"),
+      sleep: SLEEP,
+    });
+    expect(r).toMatchObject({ code: 0, stdout: "ok" });
+    expect(r.read("calls").trim()).toBe("3");
+  });
+});
+
+describe("lib.sh wait_for", () => {
+  /** A check that prints STATES[call] (the last one from then on) and succeeds on "ready". */
+  const check = (states: string[]) =>
+    [
+      'n=$(( $(cat "$STAND_IN_DIR/calls" 2>/dev/null || echo 0) + 1 ))',
+      'echo "$n" >"$STAND_IN_DIR/calls"',
+      `states=(${states.map((x) => JSON.stringify(x)).join(" ")})`,
+      "state=${states[n - 1]:-${states[-1]}}",
+      'printf "%s\\n" "$state"',
+      '[ "$state" = ready ]',
+    ].join("\n");
+
+  test("returns as soon as the check succeeds, checking every 0.2 s by default", () => {
+    const r = inBash('wait_for 60 "swarm node w1 to be ready" node-state && echo waited', {
+      "node-state": check(["down", "unknown", "ready"]),
+      sleep: SLEEP,
+    });
+    expect(r).toMatchObject({ code: 0, stdout: "waited", stderr: "" });
+    expect(r.read("calls").trim()).toBe("3");
+    expect(r.read("sleep.log")).toBe("0.2\n0.2\n");
+  });
+
+  test("WAIT_EVERY sets the pause between checks", () => {
+    const r = inBash('WAIT_EVERY=1 wait_for 60 "glusterd to answer" node-state', {
+      "node-state": check(["down", "ready"]),
+      sleep: SLEEP,
+    });
+    expect(r.code).toBe(0);
+    expect(r.read("sleep.log")).toBe("1\n");
+  });
+
+  test("is bounded: after SECONDS it fails naming what it waited for and the state last seen", () => {
+    const started = Date.now();
+    const r = inBash('wait_for 1 "swarm node w1 (abc) to be ready after it joined" node-state || echo "exit $?"', {
+      "node-state": check(["unknown", "down"]),
+    });
+    // At most SECONDS (whole seconds, by $SECONDS) and one more check: well under 2.5 s.
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(r.stdout).toBe("exit 1");
+    expect(r.stderr).toBe(
+      "timed out after 1 s waiting for swarm node w1 (abc) to be ready after it joined; last seen: down",
+    );
+  });
+
+  test("a state of several lines is shown indented below the message; no output at all shows as 'nothing'", () => {
+    const lines = inBash('wait_for 0 "every peer" node-state || true', {
+      "node-state": 'printf "peer a: down\\npeer b: down\\n"; exit 1',
+    });
+    expect(lines.stderr).toBe("timed out after 0 s waiting for every peer; last seen:\n  peer a: down\n  peer b: down");
+    const silent = inBash('wait_for 0 "Docker to answer" node-state || true', { "node-state": "exit 1" });
+    expect(silent.stderr).toBe("timed out after 0 s waiting for Docker to answer; last seen: nothing");
+  });
+
+  test("as a script's step, a timeout ends the script", () => {
+    const r = inBash('wait_for 0 "x" node-state; echo "not reached"', { "node-state": "echo no; exit 1" });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+  });
+});
+
+/** The scripts that run on a manager, with the inputs each needs up to its manager check. */
+const MANAGER_SIDE: Record<string, Record<string, string>> = {
+  "swarm-init": { NODE_NAME: "manager-1", ADVERTISE_ADDR: "10.9.9.9", DATA_PATH_PORT: "4789" },
+  "swarm-member": { NODE_NAME: "worker-1", NODE_ID: "abc", ROLE: "worker", AVAILABILITY: "active" },
+  "swarm-release": { NODE_NAME: "worker-1", NODE_ID: "abc" },
+  "swarm-forget": { NODE_NAME: "worker-1", ADVERTISE_ADDR: "10.9.9.9" },
+  "stack-deploy": { STACK: "ghost", COMPOSE: "services: {}" },
+  "stack-rm": { STACK: "ghost" },
+};
+
+describe("the manager-side scripts", () => {
+  test("no script but lib.sh exits 75 itself: require_manager and not_here are the one home of that rule", () => {
+    for (const name of names) {
+      expect([name, /^[^#\n]*\bexit 75\b/m.test(fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8"))]).toEqual(
+        [name, false],
+      );
+    }
+  });
+
+  test.each(Object.keys(MANAGER_SIDE))(
+    "%s on a swarm worker exits 75 from require_manager, before any change",
+    (name) => {
+      const text = script(name);
+      const r = inBash(
+        text,
+        { docker: DOCKER, hostname: HOSTNAME },
+        { files: { "swarm-state": "active false\n" }, env: MANAGER_SIDE[name], script: true },
+      );
+      expect(r.code).toBe(75);
+      expect(r.stderr).toContain(
+        "node-7 is not a swarm manager (Swarm.LocalNodeState=active, Swarm.ControlAvailable=false)",
+      );
+      // Only `docker info` was asked: nothing was changed on the way out.
+      for (const call of r.read("docker.log").trim().split("\n")) expect(call).toMatch(/^info --format /);
+    },
+  );
+});
+
+describe("one shell style in components/scripts", () => {
+  test.each([...names, "lib"])(
+    "%s.sh uses [ ], info and fatal (no [[ ]], (( )) tests or a logger of its own)",
+    (name) => {
+      const text = fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8");
+      expect(text).not.toMatch(/\[\[|\]\]/);
+      expect(text).not.toMatch(/^\s*(if|while|until)\s+\(\(/m);
+      expect(text).not.toMatch(/^\s*log\(\)|\becho\b[^\n]*>&2/m);
+    },
+  );
 });
