@@ -26,6 +26,11 @@ export interface ClusterNode {
 /** What every node source component exposes. */
 export interface NodeSource {
   readonly nodes: ClusterNode[];
+  /**
+   * Where the apps' published ports answer (the address in the Ghost and Portainer URLs), for a
+   * source that publishes them somewhere of its own. Default: the first node's public address.
+   */
+  readonly entryAddress?: pulumi.Input<string>;
 }
 
 /** How a node source reaches one node; `clusterNode` fills in the rest from the node's spec. */
