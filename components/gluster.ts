@@ -48,12 +48,14 @@ export class GlusterVolume extends pulumi.ComponentResource {
         createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
       );
     const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
-    const servers = words(args.bricks.map((b) => b.privateAddress));
+    const fstab = pulumi
+      .all(args.bricks.map((b) => b.privateAddress))
+      .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
     const subdirs = (args.appDirs ?? []).join(" ");
     const mounts = args.nodes.map((node) =>
       createMount(
         `${name}-${node.name}`,
-        { node, settings: s, servers, subdirs, dependsOn: [volume, hostReady(node)] },
+        { node, settings: s, fstab, subdirs, dependsOn: [volume, hostReady(node)] },
         this,
       ),
     );
@@ -108,6 +110,7 @@ function createPeerProbe(
       connection: args.first.connection,
       create: script("gluster-probe"),
       delete: script("gluster-detach"),
+      read: script("gluster-probe-read"),
       environment: { NODE_NAME: node.name, PEER_ADDR: node.privateAddress },
     },
     { parent, dependsOn: args.dependsOn },
@@ -130,23 +133,41 @@ function createVolume(
       connection: first.connection,
       create: script("gluster-volume"),
       delete: script("gluster-volume-delete"),
+      read: script("gluster-volume-read"),
       environment: {
         NODE_NAME: first.name,
         VOLUME: s.volume,
         BRICKS: brickList,
         ARBITER: String(s.arbiter),
         OPTIONS: keyValueLines(s.options),
+        // The state the read checks (the script starts the volume).
+        STATUS: "Started",
       },
     },
     { parent, dependsOn: args.dependsOn },
   );
 }
 
+/**
+ * The fstab entry of the mount: the first brick server, the others as backup volfile servers
+ * (the mount survives the loss of the first), `_netdev` so a booting host mounts it once the
+ * network is up.
+ */
+export function fstabLine(servers: string[], volume: string, mountPath: string): string {
+  const [first, ...backups] = servers;
+  const options = [
+    "defaults",
+    "_netdev",
+    ...(backups.length > 0 ? [`backup-volfile-servers=${backups.join(":")}`] : []),
+  ];
+  return `${first}:/${volume} ${mountPath} glusterfs ${options.join(",")} 0 0`;
+}
+
 interface MountArgs {
   node: ClusterNode;
   settings: GlusterSettings;
-  /** The brick nodes' addresses, space-separated: the volfile server and its backups. */
-  servers: pulumi.Input<string>;
+  /** The fstab entry (`fstabLine`). */
+  fstab: pulumi.Input<string>;
   /** Application folders to make under the mount path, space-separated. */
   subdirs: string;
   dependsOn: pulumi.Resource[];
@@ -162,12 +183,15 @@ function createMount(name: string, args: MountArgs, parent: pulumi.Resource): Re
       connection: node.connection,
       create: script("gluster-mount"),
       delete: script("gluster-unmount"),
+      read: script("gluster-mount-read"),
       environment: {
         NODE_NAME: node.name,
         VOLUME: s.volume,
-        SERVERS: args.servers,
         MOUNT_PATH: s.mountPath,
+        FSTAB_LINE: args.fstab,
         SUBDIRS: args.subdirs,
+        // The state the read checks (the script mounts it).
+        MOUNTED: "true",
       },
       skipDeleteWhenUnreachable: true,
     },

@@ -39,6 +39,7 @@ export class DockerHost extends pulumi.ComponentResource {
         node: node.name,
         connection: node.connection,
         create: script("host"),
+        read: script("host-read"),
         environment: {
           NODE_NAME: node.name,
           HOSTS_BLOCK: hostsBlock(node, args.nodes),

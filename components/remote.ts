@@ -34,6 +34,14 @@ export interface RemoteScriptArgs {
   update?: pulumi.Input<string>;
   /** Script run on delete. It should tolerate a node that already left. Default: nothing. */
   delete?: pulumi.Input<string>;
+  /**
+   * Script run by `pulumi refresh` (and `--refresh`), never by a plain `up`: it changes nothing
+   * and prints `KEY=value` lines, the observed values of keys of `environment` (a key on several
+   * lines: those lines, joined). State gets them in place of the declared ones, so a drift is a
+   * diff of `environment` and the next `up` re-runs the script. `DRIFT=<what>` reports what no
+   * key shows (the resource is gone, in whole or in part). Default: none (refresh keeps state).
+   */
+  read?: pulumi.Input<string>;
   /** Fed to the script's standard input: the way to pass secrets. Never stored in state. */
   stdin?: pulumi.Input<string>;
   /** Exported before the script runs (not for secrets). */
@@ -64,6 +72,7 @@ interface ScriptState {
   create: string;
   update?: string;
   delete?: string;
+  read?: string;
   stdinHash?: string;
   environment?: Record<string, string>;
   triggers?: unknown[];
@@ -85,6 +94,15 @@ const SESSIONS_PER_CONNECTION = 8;
 /** A pooled connection without a script is closed after this long. */
 const IDLE_CLOSE_MS = 10_000;
 
+/** The key a read script prints for a drift no declared key shows: the create script runs again. */
+export const DRIFT_KEY = "DRIFT";
+
+/** Connection attempts a read makes before its node counts as unreachable (a refresh moves on). */
+const READ_DIAL_LIMIT = 3;
+
+/** Seconds a read script may run. */
+const READ_TIMEOUT_SECONDS = 60;
+
 /**
  * The dynamic provider that runs scripts over SSH. Kept free of captured state: everything it
  * needs is required inside the functions, so Pulumi can serialize it into the state file (the
@@ -98,7 +116,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       ...news,
       stdinHash: news.stdin === undefined ? undefined : sha256Hex(news.stdin),
     };
-    const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
+    // A new delete or read script is stored without running anything.
+    const changed = [...RERUN_KEYS, "delete", "read", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
     if (!same(olds.connection, news.connection) || !same(olds.fallbackConnections, news.fallbackConnections)) {
@@ -127,6 +146,26 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     return { outs: next };
   },
 
+  /**
+   * Refresh: runs the read script (on the pooled connection, at most one per node) and returns
+   * the state with the observed values in `environment`. A node that cannot be read is named in
+   * a warning and its state is returned as it was: a refresh never deletes a resource.
+   */
+  async read(id: string, props: ScriptState): Promise<pulumi.dynamic.ReadResult> {
+    if (!props.read) return { id, props };
+    let stdout: string;
+    try {
+      const target = { ...props, timeout: READ_TIMEOUT_SECONDS };
+      stdout = await runRemote(target, props.read, undefined, READ_DIAL_LIMIT, true);
+    } catch (err) {
+      if (!(err instanceof Error) || (err as Partial<RemoteError>).failure === undefined) throw err;
+      // The provider host shows a plugin's stderr; `pulumi.log` has no engine to talk to here.
+      console.error(`warning: ${readSkipped(props, err)}`);
+      return { id, props };
+    }
+    return { id, props: observedState(props, parseObserved(stdout)) };
+  },
+
   async delete(_id: string, props: ScriptState): Promise<void> {
     if (!props.delete) return;
     try {
@@ -144,6 +183,45 @@ function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
   const state: ScriptState = { ...rest, stdout };
   if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
   return state;
+}
+
+/** The warning when a resource could not be read: it names the node and keeps the resource. */
+export function readSkipped(props: Pick<ScriptState, "node" | "read">, err: Error): string {
+  const step = stepName(props.read ?? "");
+  return `swarmcloud: refresh could not ${step} on node ${props.node}; left as it was in state: ${err.message}`;
+}
+
+/**
+ * A read script's stdout as key -> value: `KEY=value` lines (KEY in capitals, digits and _),
+ * a key printed on several lines gets those lines joined with newlines; other lines are ignored.
+ */
+export function parseObserved(stdout: string): Map<string, string> {
+  const seen = new Map<string, string[]>();
+  for (const line of stdout.split("\n")) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.replace(/\r$/, ""));
+    if (!m) continue;
+    const values = seen.get(m[1]!) ?? [];
+    values.push(m[2]!);
+    seen.set(m[1]!, values);
+  }
+  return new Map([...seen].map(([k, v]) => [k, v.join("\n")]));
+}
+
+/**
+ * The state with what a read observed: declared keys of `environment` it printed take the
+ * observed value (the others stay as declared), and `DRIFT` is added when printed. Nothing else
+ * changes: `stdout`, `stdinHash` and the connections stay; no undeclared key gets in.
+ */
+export function observedState(props: ScriptState, seen: Map<string, string>): ScriptState {
+  // A DRIFT from an earlier refresh goes: this read says whether there still is one.
+  const declared = Object.fromEntries(Object.entries(props.environment ?? {}).filter(([k]) => k !== DRIFT_KEY));
+  const environment: Record<string, string> = { ...declared };
+  for (const [k, v] of seen) {
+    if (Object.prototype.hasOwnProperty.call(declared, k)) environment[k] = v;
+  }
+  const drift = seen.get(DRIFT_KEY);
+  if (drift !== undefined) environment[DRIFT_KEY] = drift;
+  return { ...props, environment };
 }
 
 /** Hex SHA-256 of a text: what state keeps of stdin, and what tells private keys apart in the pool. */
@@ -234,6 +312,8 @@ export interface Pooled {
   uses: number;
   closed: boolean;
   idle?: ReturnType<typeof setTimeout>;
+  /** Shared acquisitions waiting for a session on it (see `acquireShared`), woken on any release. */
+  waiters: (() => void)[];
 }
 
 /**
@@ -263,11 +343,22 @@ function dial(c: Conn): Promise<SshClient> {
   });
 }
 
-/** A connection for one script: a pooled one with a free session, or a new one being dialled. */
-export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
+/** The pool's list of connections for one login, address and key. */
+function pooledFor(c: Conn, pool: Map<string, Pooled[]>): Pooled[] {
   const key = `${c.user ?? "root"}@${c.host}:${c.port ?? 22}#${sha256Hex(c.privateKey)}`;
   const list = pool.get(key) ?? [];
   pool.set(key, list);
+  return list;
+}
+
+/** Wakes every shared acquisition waiting on the connection (each looks again). */
+function wakeWaiters(p: Pooled): void {
+  for (const wake of p.waiters.splice(0)) wake();
+}
+
+/** A connection for one script: a pooled one with a free session, or a new one being dialled. */
+export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
+  const list = pooledFor(c, pool);
   const free = list.find((p) => !p.closed && p.channels < SESSIONS_PER_CONNECTION);
   if (free) {
     free.channels++;
@@ -275,21 +366,36 @@ export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
     if (free.idle) clearTimeout(free.idle);
     return free;
   }
-  const p: Pooled = { ready: dialTo(c), channels: 1, uses: 1, closed: false };
+  const p: Pooled = { ready: dialTo(c), channels: 1, uses: 1, closed: false, waiters: [] };
   const forget = () => {
     p.closed = true;
     const i = list.indexOf(p);
     if (i >= 0) list.splice(i, 1);
+    wakeWaiters(p);
   };
   list.push(p);
   p.ready.then((client) => client.on("close", forget).on("error", forget), forget);
   return p;
 }
 
+/**
+ * A connection for one read (refresh): like `acquire`, but while the node's open connection has
+ * no free session it waits for one rather than dialling another, so reads open at most one
+ * connection per node and login however many run at once.
+ */
+export async function acquireShared(c: Conn, pool = sshPool(), dialTo = dial): Promise<Pooled> {
+  for (;;) {
+    const open = pooledFor(c, pool).filter((p) => !p.closed);
+    if (open.length === 0 || open.some((p) => p.channels < SESSIONS_PER_CONNECTION)) return acquire(c, pool, dialTo);
+    await new Promise<void>((wake) => open[0]!.waiters.push(wake));
+  }
+}
+
 /** Gives a session back; `broken`: no new scripts on it, those still running finish first. */
 export function release(p: Pooled, broken = false): void {
   p.channels--;
   if (broken) p.closed = true;
+  wakeWaiters(p);
   if (p.channels > 0) return;
   const close = () => {
     p.closed = true;
@@ -354,6 +460,8 @@ interface Job {
   timeout?: number;
   /** Other connections remain to try, so exit 75 means "not here" rather than failure. */
   mayFallBack: boolean;
+  /** A read: waits for a session on the node's open connection rather than dialling another. */
+  shared?: boolean;
 }
 
 /** What one attempt on one connection came to (a failed script throws instead). */
@@ -366,7 +474,7 @@ export type Attempt =
 
 /** Runs the job once over connection `c` (pooled); a failed script throws (`failed`, `timeout`). */
 async function attemptOn(c: Conn, job: Job): Promise<Attempt> {
-  const pooled = acquire(c);
+  const pooled = job.shared ? await acquireShared(c) : acquire(c);
   const where = `${job.node}@${c.host}`;
   let client: SshClient;
   try {
@@ -440,17 +548,21 @@ export async function tryInTurn(
   return notHere.size > 0 ? { notHere: lastNotHere } : { unreachable: lastError };
 }
 
-/** Runs one script on one node; resolves to its trimmed stdout, rejects with the node named. */
+/**
+ * Runs one script on one node; resolves to its trimmed stdout, rejects with the node named.
+ * `shared`: a read, which waits for a session on an open connection rather than dialling more.
+ */
 async function runRemote(
   target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout">,
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
+  shared = false,
 ): Promise<string> {
   const conns = [target.connection, ...(target.fallbackConnections ?? [])];
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
   const { node, environment, timeout } = target;
-  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1 };
+  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1, shared };
   const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job));
   if ("stdout" in end) return end.stdout;
   if ("notHere" in end) {

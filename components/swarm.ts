@@ -165,6 +165,7 @@ function createJoin(name: string, args: JoinArgs, parent: pulumi.Resource): Remo
       connection: node.connection,
       create: script("swarm-join"),
       delete: script("swarm-leave"),
+      read: script("swarm-join-read"),
       stdin: args.joinSecret,
       environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: args.managerAddrs },
       skipDeleteWhenUnreachable: true,
@@ -187,6 +188,7 @@ function createMember(
       ...args.managerSide,
       create: script("swarm-member"),
       delete: script("swarm-release"),
+      read: script("swarm-member-read"),
       environment: {
         NODE_NAME: node.name,
         NODE_ID: args.join.stdout,

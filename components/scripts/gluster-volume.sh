@@ -4,7 +4,8 @@
 # before removing the brick, see below). The volume is pure replicate: one brick per brick node, so a
 # brick node added raises the replica count (add-brick) and one removed lowers it.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
-# ARBITER (true|false), OPTIONS ("key=value" lines).
+# ARBITER (true|false), OPTIONS ("key=value" lines), STATUS ("Started": the state
+# gluster-volume-read.sh checks; not used here).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
 ARBITER="${ARBITER:-false}"

@@ -217,3 +217,24 @@ swarm_drain() {
   WAIT_EVERY=1 wait_for 180 "the tasks of $name to stop after draining" swarm_tasks_stopped "$id" || info "$name: going on"
   WAIT_EVERY=1 wait_for 120 "the tasks of the swarm to run elsewhere" swarm_tasks_running || true
 }
+
+# observed KEY VALUE: a read script's result (the *-read.sh scripts run by `pulumi refresh`): one
+# "KEY=<line>" on stdout per line of VALUE, or "KEY=" for an empty VALUE. RemoteScript joins the
+# lines of one KEY back with newlines and puts the value in place of the declared one.
+observed() {
+  local key=$1 line
+  if [ -z "$2" ]; then
+    printf '%s=\n' "$key"
+    return 0
+  fi
+  while IFS= read -r line; do
+    printf '%s=%s\n' "$key" "$line"
+  done <<<"$2"
+}
+
+# drift WHAT...: a read script's report of a drift no declared key shows (what the create step
+# made is gone, in whole or in part): "DRIFT=<WHAT>" on stdout. `pulumi up --refresh` runs the
+# create step again.
+drift() {
+  printf 'DRIFT=%s\n' "$*"
+}
