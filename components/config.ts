@@ -1,7 +1,8 @@
 /**
  * The one typed configuration model of swarmcloud, and the pure functions that parse and
- * validate it. Nothing here touches Pulumi resources: `index.ts` reads `pulumi.Config`, hands
- * the raw values to `parseConfig`, and only builds the graph when `errors` is empty.
+ * validate it. Nothing here touches Pulumi resources: `index.ts` reads the engine's config,
+ * `main` (program.ts) hands the raw values to `parseConfig`, and only builds the graph when
+ * `errors` is empty.
  *
  * Every problem names the config key, the bad value and the fix, and all of them are reported
  * at once so a user fixes a stack file in one pass.
@@ -123,7 +124,7 @@ export interface SwarmcloudConfig {
   nodes: NodeSpec[];
   sshUser: string;
   sshPort: number;
-  /** Whether a private key was supplied (the key itself stays a secret Output in index.ts). */
+  /** Whether a private key was supplied (the key itself stays a secret Output in program.ts). */
   hasSshPrivateKey: boolean;
   local: LocalSettings;
   vagrant: VagrantSettings;
@@ -139,7 +140,7 @@ export interface SwarmcloudConfig {
 /** Raw config values as `pulumi.Config` returns them (key without the project prefix). */
 export type RawConfig = Record<string, unknown>;
 
-/** What parseConfig needs to know beyond the raw values; index.ts reads it from the engine. */
+/** What parseConfig needs to know beyond the raw values; program.ts reads it from the engine's config. */
 export interface ConfigInputs {
   /** Whether `swarmcloud:sshPrivateKey` is set (the key itself never reaches the parser). */
   sshPrivateKey: boolean;
@@ -236,7 +237,7 @@ export const DEFAULTS = {
   } satisfies PortainerSettings,
 };
 
-/** The secret settings: index.ts reads them as secrets, and the parser never sees their values. */
+/** The secret settings: program.ts reads them as secrets, and the parser never sees their values. */
 export const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -769,7 +770,7 @@ function parsePortainer(r: Reader): PortainerSettings {
   return portainer;
 }
 
-/** Whether each credential the environments need is set; the values themselves stay in index.ts. */
+/** Whether each credential the environments need is set; the values themselves stay in program.ts. */
 interface Credentials {
   sshPrivateKey: boolean;
   sshPublicKey: boolean;
@@ -904,7 +905,7 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
 
 /**
  * The ports the enabled apps publish on every node, each with the key that sets it: the
- * DigitalOcean firewall opens these (index.ts), and validatePorts keeps them apart.
+ * DigitalOcean firewall opens these (nodes/source.ts), and validatePorts keeps them apart.
  */
 export function appPorts(c: Pick<SwarmcloudConfig, "ghost" | "portainer">): [key: string, port: number][] {
   const ports: [string, number][] = [];

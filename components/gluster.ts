@@ -47,7 +47,12 @@ export class GlusterVolume extends pulumi.ComponentResource {
       .map((node) =>
         createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
       );
-    const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
+    const members = words(args.nodes.map((n) => n.privateAddress));
+    const volume = createVolume(
+      name,
+      { bricks: args.bricks, members, settings: s, dependsOn: [...bricks, ...probes] },
+      this,
+    );
     const fstab = pulumi
       .all(args.bricks.map((b) => b.privateAddress))
       .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
@@ -120,7 +125,13 @@ function createPeerProbe(
 /** The volume over every brick (replica = brick count), created and started from the first brick node. */
 function createVolume(
   name: string,
-  args: { bricks: ClusterNode[]; settings: GlusterSettings; dependsOn: pulumi.Resource[] },
+  args: {
+    bricks: ClusterNode[];
+    /** Every node's address, space-separated: tells a brick node that leaves from one that stays. */
+    members: pulumi.Input<string>;
+    settings: GlusterSettings;
+    dependsOn: pulumi.Resource[];
+  },
   parent: pulumi.Resource,
 ): RemoteScript {
   const s = args.settings;
@@ -143,6 +154,8 @@ function createVolume(
         // The state the read checks (the script starts the volume).
         STATUS: "Started",
       },
+      // Consulted only when a brick leaves; adding a node does not re-run the volume step.
+      context: { MEMBERS: args.members },
     },
     { parent, dependsOn: args.dependsOn },
   );

@@ -46,6 +46,12 @@ export interface RemoteScriptArgs {
   stdin?: pulumi.Input<string>;
   /** Exported before the script runs (not for secrets). */
   environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /**
+   * Exported like `environment` whenever the script runs, but a change here alone runs nothing:
+   * facts a script may consult when it acts for another reason (which nodes the cluster has),
+   * not reasons to act (so adding a node does not re-run every script that looks at the list).
+   */
+  context?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** Any change here replaces the resource (delete, then create). */
   triggers?: pulumi.Input<unknown[]>;
   /** Treat the script's output as a secret (join tokens, passwords). Default false. */
@@ -75,6 +81,7 @@ interface ScriptState {
   read?: string;
   stdinHash?: string;
   environment?: Record<string, string>;
+  context?: Record<string, string>;
   triggers?: unknown[];
   timeout?: number;
   stdout: string;
@@ -553,7 +560,7 @@ export async function tryInTurn(
  * `shared`: a read, which waits for a session on an open connection rather than dialling more.
  */
 async function runRemote(
-  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "timeout">,
+  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout">,
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
@@ -561,7 +568,8 @@ async function runRemote(
 ): Promise<string> {
   const conns = [target.connection, ...(target.fallbackConnections ?? [])];
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
-  const { node, environment, timeout } = target;
+  const { node, timeout } = target;
+  const environment = target.context ? { ...target.context, ...target.environment } : target.environment;
   const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1, shared };
   const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job));
   if ("stdout" in end) return end.stdout;

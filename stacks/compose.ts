@@ -1,16 +1,17 @@
 /**
  * A typed subset of the Compose specification (the parts `docker stack deploy` honours that
- * swarmcloud uses) and a deterministic YAML emitter for it.
+ * swarmcloud uses) and its deterministic rendering as YAML, written by js-yaml.
  *
- * The rendered text is what `pulumi preview` diffs, so the emitter is stable by construction:
- * keys come out in one fixed order whatever order the builder added them in, every string is
- * double-quoted (no `yes`/`no`/`1.10` surprises), and each scalar sits on its own line, so a
+ * The rendered text is what `pulumi preview` diffs, so the rendering is stable by construction:
+ * keys come out in one fixed order whatever order the builder added them in, every string value
+ * is double-quoted (no `yes`/`no`/`1.10` surprises), and each scalar sits on its own line, so a
  * replica change is a one-line diff.
  *
- * Values in the model are literal. `docker stack deploy` interpolates `${VAR}` everywhere in a
- * compose file, so the emitter writes every `$` as `$$`; a shell wrapper written here reaches the
- * container exactly as typed.
+ * Values in the model are literal. `docker stack deploy` interpolates `${VAR}` in every value of
+ * a compose file, so every `$` is written as `$$` (composeValues); a shell wrapper written here
+ * reaches the container exactly as typed.
  */
+import * as yaml from "js-yaml";
 
 /** How a port is published: on every node through the routing mesh, or on the task's node only. */
 export const PUBLISH_MODES = ["ingress", "host"] as const;
@@ -226,108 +227,58 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Words a YAML 1.1 parser (the one in the Docker CLI) would not read as a plain string. */
-const YAML_WORDS = /^(y|yes|n|no|true|false|on|off|null|~)$/i;
+/**
+ * Claims every plain scalar that starts with a digit, a sign or a dot, so js-yaml quotes such a
+ * key. js-yaml knows YAML 1.2 and, in its compat mode, YAML 1.1's yes/no/on/off words and base-60
+ * numbers, but not 1.1's underscored numbers: the Docker CLI's Go YAML readers (yaml.v2 and
+ * yaml.v3 alike) read a plain key `1_000` as the integer 1000. Every YAML 1.1 number starts with
+ * one of these characters. Only the dumper asks this type; nothing is ever loaded with it.
+ */
+const NUMBER_LIKE = new yaml.Type("tag:swarmcloud,2025:number-like", {
+  kind: "scalar",
+  resolve: (text: string | null) => text !== null && /^[-+.0-9]/.test(text),
+});
 
-function yamlKey(key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_.\-/]*$/.test(key) && !YAML_WORDS.test(key) ? key : yamlString(key);
+/** js-yaml's default schema, plus the rule above. */
+const DUMP_SCHEMA = yaml.DEFAULT_SCHEMA.extend({ implicit: [NUMBER_LIKE] });
+
+/** A JSON-like value as the model holds it; `undefined` marks a field left out. */
+type Yaml = string | number | boolean | undefined | Yaml[] | { [key: string]: Yaml };
+
+/**
+ * The compose-specific pre-pass, the one part of the YAML that is ours: every `$` of a string
+ * value doubled (compose interpolates `${VAR}` in values, not in keys), fields left `undefined`
+ * dropped, and numbers YAML cannot hold as numbers refused.
+ */
+function composeValues(value: Yaml): Yaml {
+  if (typeof value === "string") return value.replace(/\$/g, "$$$$");
+  if (typeof value === "number" && !Number.isFinite(value)) throw new Error(`cannot write ${value} to YAML`);
+  if (Array.isArray(value)) return value.map(composeValues);
+  if (typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, composeValues(v)]),
+  );
 }
 
 /**
- * A double-quoted YAML scalar. JSON escapes are valid YAML escapes; characters YAML parsers
- * reject or re-interpret (C0/C1 controls, DEL, line/paragraph separators, BOM, lone surrogates)
- * are written as \uXXXX. `$` is doubled for compose interpolation.
+ * Any JSON-like value as compose YAML: `$` doubled (composeValues), then block YAML written by
+ * js-yaml with keys in a fixed order, two-space indent, a trailing newline, and every string
+ * value double-quoted, so no YAML reader, 1.1 or 1.2, takes `yes`, `0755`, `1e3` or `a: b` for
+ * anything but a string, and each scalar stays on one line (line breaks and control characters
+ * as escapes). Keys stay plain unless a reader would misread them.
  */
-export function yamlString(value: string): string {
-  let out = '"';
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i]!;
-    const code = value.charCodeAt(i);
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\t") out += "\\t";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "$") out += "$$";
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < value.length) {
-      const next = value.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        out += ch + value[i + 1]!;
-        i++;
-      } else {
-        out += `\\u${code.toString(16).padStart(4, "0")}`;
-      }
-    } else if (
-      code < 0x20 ||
-      (code >= 0x7f && code <= 0x9f) ||
-      code === 0x2028 ||
-      code === 0x2029 ||
-      code === 0xfeff ||
-      (code >= 0xd800 && code <= 0xdfff)
-    ) {
-      out += `\\u${code.toString(16).padStart(4, "0")}`;
-    } else {
-      out += ch;
-    }
-  }
-  return `${out}"`;
-}
-
-type Yaml = string | number | boolean | Yaml[] | { [key: string]: Yaml | undefined };
-
-function scalar(v: string | number | boolean): string {
-  if (typeof v === "string") return yamlString(v);
-  if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw new Error(`cannot write ${v} to YAML`);
-    return String(v);
-  }
-  return v ? "true" : "false";
-}
-
-function isEmpty(v: Yaml): boolean {
-  return Array.isArray(v) ? v.length === 0 : typeof v === "object" && Object.keys(v).length === 0;
-}
-
-function entries(obj: { [key: string]: Yaml | undefined }): [string, Yaml][] {
-  return Object.entries(obj)
-    .filter((e): e is [string, Yaml] => e[1] !== undefined)
-    .sort(([a], [b]) => compareKeys(a, b));
-}
-
-function emit(value: Yaml, indent: number, lines: string[]): void {
-  const pad = " ".repeat(indent);
-  if (Array.isArray(value)) {
-    for (const item of value) {
-      if (typeof item !== "object") {
-        lines.push(`${pad}- ${scalar(item)}`);
-      } else if (isEmpty(item)) {
-        lines.push(`${pad}- ${Array.isArray(item) ? "[]" : "{}"}`);
-      } else {
-        // Nested block under a dash: render at indent+2, then put the dash on its first line.
-        const inner: string[] = [];
-        emit(item, indent + 2, inner);
-        inner[0] = `${pad}- ${inner[0]!.slice(indent + 2)}`;
-        lines.push(...inner);
-      }
-    }
-    return;
-  }
-  if (typeof value !== "object") throw new Error("a YAML document must be a map or a list");
-  for (const [k, v] of entries(value)) {
-    if (typeof v !== "object") lines.push(`${pad}${yamlKey(k)}: ${scalar(v)}`);
-    else if (isEmpty(v)) lines.push(`${pad}${yamlKey(k)}: ${Array.isArray(v) ? "[]" : "{}"}`);
-    else {
-      lines.push(`${pad}${yamlKey(k)}:`);
-      emit(v, indent + 2, lines);
-    }
-  }
-}
-
-/** Any JSON-like value as block YAML, keys in a fixed order, two-space indent, trailing newline. */
 export function toYaml(value: object): string {
-  const lines: string[] = [];
-  emit(value as Yaml, 0, lines);
-  return `${lines.join("\n")}\n`;
+  return yaml.dump(composeValues(value as Yaml), {
+    schema: DUMP_SCHEMA,
+    sortKeys: compareKeys,
+    indent: 2,
+    lineWidth: -1,
+    noRefs: true,
+    forceQuotes: true,
+    quotingType: '"',
+  });
 }
 
 /** Validates and renders a compose file; throws listing every problem. */

@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isCidr, LocalSettings, NodeSpec } from "../config";
+import { nodeContainerInputs, NodeVolume, nodeVolumeNames } from "./node-container";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface LocalNodesArgs {
@@ -48,7 +49,8 @@ export function nodeAddress(subnet: string, index: number): string {
  * (sshd + dockerd + glusterd inside, from `node-image/`), on a bridge network with fixed
  * addresses, reached over SSH with a key this component generates.
  *
- * The containers run WITHOUT --privileged (see node-image/Dockerfile). One flag of that recipe,
+ * The containers run WITHOUT --privileged, with the recipe of node-container.json (shared with
+ * the lab harness; see node-container.ts). One flag of that recipe,
  * `--device-cgroup-rule 'a *:* rwm'`, has no input in @pulumi/docker 4.11.2; the nested dockerd
  * is instead given its own cgroup parent (`--cgroup-parent=/swarmcloud/<container>`, reachable
  * through `--cgroupns host` and the rw /sys/fs/cgroup bind), so the containers it starts are not
@@ -157,25 +159,30 @@ function entryPorts(args: LocalNodesArgs): PortMapping[] {
   ];
 }
 
-/** The named volumes that keep a node's Docker and glusterd state across container replacements. */
+/**
+ * The named volumes that keep a node's state across container replacements (one per volume of
+ * node-container.json); returns their names, which the container's mounts take as sources.
+ */
 function createNodeVolumes(
   containerName: string,
   args: { node: NodeSpec },
   parent: pulumi.Resource,
-): { docker: docker.Volume; glusterd: docker.Volume } {
-  const volume = (v: "docker" | "glusterd") =>
+): Record<NodeVolume, pulumi.Output<string>> {
+  const names = nodeVolumeNames(containerName);
+  const volume = (v: NodeVolume) =>
     new docker.Volume(
-      `${containerName}-${v}`,
+      names[v],
       {
-        name: `${containerName}-${v}`,
+        name: names[v],
         labels: [
           { label: "swarmcloud.node", value: args.node.name },
           { label: "swarmcloud.volume", value: v },
         ],
       },
       { parent },
-    );
-  return { docker: volume("docker"), glusterd: volume("glusterd") };
+    ).name;
+  const keys = Object.keys(names) as NodeVolume[];
+  return Object.fromEntries(keys.map((v) => [v, volume(v)])) as Record<NodeVolume, pulumi.Output<string>>;
 }
 
 interface NodeContainerArgs {
@@ -197,6 +204,7 @@ function createNodeContainer(
 ): docker.Container {
   const { node } = args;
   const volumes = createNodeVolumes(containerName, { node }, parent);
+  const { envs, ...recipe } = nodeContainerInputs(containerName, volumes);
   return new docker.Container(
     containerName,
     {
@@ -206,28 +214,16 @@ function createNodeContainer(
       image: args.image.repoDigest,
       restart: "unless-stopped",
       networksAdvanced: [{ name: args.network.name, ipv4Address: args.address }],
-      envs: [
-        pulumi.interpolate`SSH_AUTHORIZED_KEY=${args.sshPublicKey}`,
-        `SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud/${containerName}`,
-      ],
-      capabilities: { adds: ["ALL"], drops: ["SYS_RESOURCE"] },
-      securityOpts: ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"],
-      devices: [{ hostPath: "/dev/fuse", containerPath: "/dev/fuse", permissions: "rwm" }],
-      cgroupnsMode: "host",
-      tmpfs: { "/run": "rw,nosuid,nodev,exec,size=256m" },
-      mounts: [
-        { type: "bind", source: "/sys/fs/cgroup", target: "/sys/fs/cgroup", readOnly: false },
-        { type: "volume", source: volumes.docker.name, target: "/var/lib/docker" },
-        { type: "volume", source: volumes.glusterd.name, target: "/var/lib/glusterd" },
-      ],
+      envs: [pulumi.interpolate`SSH_AUTHORIZED_KEY=${args.sshPublicKey}`, ...envs],
+      // Capabilities, confinement, /dev/fuse, cgroups, /run, the volumes' mounts, the stop timeout.
+      ...recipe,
       ports: args.ports,
       labels: [
         { label: "swarmcloud.node", value: node.name },
         { label: "swarmcloud.role", value: node.role },
       ],
-      // dockerd and glusterd inside need time to stop cleanly.
-      stopTimeout: 30,
-      destroyGraceSeconds: 30,
+      // dockerd and glusterd inside need time to stop cleanly, on destroy as on stop.
+      destroyGraceSeconds: recipe.stopTimeout,
     },
     // The fixed address (and name) cannot be held twice: delete before replacing.
     { parent, deleteBeforeReplace: true },

@@ -4,10 +4,11 @@
 # before removing the brick, see below). The volume is pure replicate: one brick per brick node, so a
 # brick node added raises the replica count (add-brick) and one removed lowers it.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
-# ARBITER (true|false), OPTIONS ("key=value" lines), STATUS ("Started": the state
+# ARBITER (true|false), OPTIONS ("key=value" lines), MEMBERS (every node's address; context:
+# its change alone does not run this script), STATUS ("Started": the state
 # gluster-volume-read.sh checks; not used here).
 set -euo pipefail
-: "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
+: "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}" "${MEMBERS:?}"
 ARBITER="${ARBITER:-false}"
 OPTIONS="${OPTIONS:-}"
 g() { gluster --mode=script "$@"; }
@@ -59,9 +60,10 @@ done
 # Nothing may write through a leaving brick's node while its brick is removed: writes in flight
 # at that moment leave heal markers that name brick positions from before the removal, and the
 # entries stayed unhealed (seen in the lab: a database's table file after its node was replaced).
-# So its node is drained first (its tasks stop and run elsewhere, with all bricks present) and
-# gets its availability back once its brick is gone: a node that leaves the cluster is released
-# by its own swarm resource afterwards; one that stays keeps serving.
+# So its node is drained first (its tasks stop and run elsewhere, with all bricks present). A
+# node that stays in the cluster (in MEMBERS) gets its availability back once its brick is gone;
+# one that leaves stays drained until its own swarm resource releases it.
+read -r -a members <<<"$MEMBERS"
 restore=()
 restore_availability() {
   local pair
@@ -76,7 +78,9 @@ if [ "${#remove[@]}" -gt 0 ]; then
       id=$(swarm_node_at "${b%%:*}")
       [ -n "$id" ] || continue
       availability=$(docker node inspect --format '{{.Spec.Availability}}' "$id")
-      [ "$availability" = drain ] || restore+=("$id:$availability")
+      if [ "$availability" != drain ] && has "${b%%:*}" "${members[@]}"; then
+        restore+=("$id:$availability")
+      fi
       swarm_drain "$id" "${b%%:*}"
     done
   else

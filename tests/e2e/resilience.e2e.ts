@@ -123,15 +123,31 @@ async function until<T>(what: string, seconds: number, probe: () => Promise<T | 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `pulumi up` without blocking the event loop. */
-async function pulumiUp(extra: string[] = []): Promise<{ code: number; seconds: number; out: string }> {
+/**
+ * `pulumi up`; its output with each line stamped "+S.Ss" from ORIGIN (a ms timestamp; default
+ * the start of the up), so it lines up with the load loop's failures (stamped from the start of
+ * the measured window).
+ */
+async function pulumiUp(
+  extra: string[] = [],
+  origin?: number,
+): Promise<{ code: number; seconds: number; out: string }> {
   const t0 = Date.now();
+  const from = origin ?? t0;
   const args = ["up", "--yes", "--skip-preview", "--parallel", "64", ...extra, "--stack", STACK, "--non-interactive"];
   const r = await new Promise<{ code: number; out: string }>((resolve) => {
     const p = spawn("pulumi", args, { cwd: REPO, env: cli.env });
     let out = "";
-    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    p.on("close", (code) => resolve({ code: code ?? -1, out }));
+    let partial = "";
+    const take = (d: Buffer) => {
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      const stamp = `+${((Date.now() - from) / 1000).toFixed(1)}s `;
+      for (const line of lines) out += `${stamp}${line}\n`;
+    };
+    p.stdout.on("data", take);
+    p.stderr.on("data", take);
+    p.on("close", (code) => resolve({ code: code ?? -1, out: out + partial }));
   });
   return { ...r, seconds: (Date.now() - t0) / 1000 };
 }
@@ -593,6 +609,7 @@ describe("rolling replacement of every node, one at a time", () => {
       ];
       const watcher = next.find((m) => m.role === "manager" && m.name !== newName)!;
 
+      const measuredFrom = Date.now(); // measured() starts its clock right after this
       await measured(record, async () => {
         await lb.reload(lbNodes([...members, next.find((m) => m.name === newName)!]));
         configure(next);
@@ -646,8 +663,10 @@ describe("rolling replacement of every node, one at a time", () => {
           }
         })();
         try {
-          const up = await pulumiUp();
+          const up = await pulumiUp([], measuredFrom);
           record.upSeconds = up.seconds;
+          // The whole up, stamped like the load loop's failures, for reading a failure against.
+          fs.writeFileSync(path.join(REPO, "reports", `resilience-up-${oldName}.log`), up.out);
           if (up.code !== 0) {
             throw new Error(`pulumi up replacing ${oldName} by ${newName} failed:\n${up.out.slice(-5000)}`);
           }

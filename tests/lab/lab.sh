@@ -32,6 +32,10 @@
 #   id_ed25519, id_ed25519.pub   SSH key pair for root on every node
 #   inventory.json               (inventory-P.json for a prefix other than "lab")
 #
+# Node containers are made from the recipe LocalNodes uses too (components/nodes/node-container.json,
+# read through tests/lab/node-container-args.js): `up`, `add` and `rm` need Node.js (node on PATH,
+# or SWARMCLOUD_LAB_NODE).
+#
 # Everything created carries the label swarmcloud.lab=1; `down` removes only that.
 set -Eeuo pipefail
 
@@ -48,10 +52,12 @@ BASE_IMAGE="${SWARMCLOUD_LAB_BASE_IMAGE:-debian:bookworm-slim}"
 PREFIX="${SWARMCLOUD_LAB_PREFIX:-lab}"
 READY_TIMEOUT="${SWARMCLOUD_LAB_TIMEOUT:-180}"
 ENGINE_LOG="${SWARMCLOUD_LAB_ENGINE_LOG:-/var/log/swarmcloud-dockerd.log}"
-readonly DOCKER LAB_DIR NETWORK NET_PREFIX IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG
+NODE_BIN="${SWARMCLOUD_LAB_NODE:-node}"
+readonly DOCKER LAB_DIR NETWORK NET_PREFIX IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
 readonly LABEL=swarmcloud.lab
 readonly KEY="$LAB_DIR/id_ed25519"
 readonly MARKER="$LAB_DIR/.swarmcloud-lab"
+# docker stop's wait; node containers are made with the same (stopTimeoutSeconds in the recipe).
 readonly STOP_TIMEOUT=30
 readonly MAX_MANAGERS=19 MAX_WORKERS=199
 
@@ -243,9 +249,21 @@ container_running() {
   [[ "$(d inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]
 }
 
+# recipe volumes CONTAINER | recipe run CONTAINER CGROUP_ROOT: the node container's volume names,
+# or its `docker run` arguments, into the array RECIPE. They come from the table LocalNodes
+# declares its containers from (components/nodes/node-container.json), so the lab's nodes and a
+# user's local nodes are made alike.
+recipe() {
+  local out
+  out="$("$NODE_BIN" "$SCRIPT_DIR/node-container-args.js" "$@")" ||
+    die "node-container-args.js $* failed (it needs Node.js: node on PATH, or SWARMCLOUD_LAB_NODE)"
+  [[ -n "$out" ]] || die "node-container-args.js $* printed nothing"
+  mapfile -t RECIPE <<<"$out"
+}
+
 # create_node ROLE K: create or start the node; prints its container name.
 create_node() {
-  local role="$1" k="$2" c ip host name v
+  local role="$1" k="$2" c ip host name v run_args
   read -r c ip host name < <(node_spec "$role" "$k")
   if d inspect "$c" >/dev/null 2>&1; then
     is_lab_container "$c" || die "container $c exists but is not the lab's"
@@ -256,24 +274,20 @@ create_node() {
     printf '%s\n' "$c"
     return 0
   fi
-  for v in docker glusterd; do
-    d volume create --label "$LABEL=1" --label "$LABEL.container=$c" "$c-$v" >/dev/null
+  recipe volumes "$c"
+  for v in "${RECIPE[@]}"; do
+    d volume create --label "$LABEL=1" --label "$LABEL.container=$c" "$v" >/dev/null
   done
+  # Capabilities, confinement, /dev/fuse, cgroups (the nested dockerd's under /swarmcloud-lab,
+  # which remove_cgroups and down clean up), /run, the volumes' mounts, the stop timeout.
+  recipe run "$c" /swarmcloud-lab
+  run_args=("${RECIPE[@]}")
   d run -d --name "$c" --hostname "$host" \
     --network "$NETWORK" --ip "$ip" \
     --label "$LABEL=1" --label "$LABEL.prefix=$PREFIX" --label "$LABEL.name=$name" \
     --label "$LABEL.role=$role" --label "$LABEL.index=$k" --label "$LABEL.address=$ip" \
-    --cap-add ALL --cap-drop SYS_RESOURCE \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-    --security-opt systempaths=unconfined \
-    --device /dev/fuse --device-cgroup-rule 'a *:* rwm' \
-    --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-    --tmpfs /run:rw,nosuid,nodev,exec,size=256m \
-    --mount "type=volume,src=$c-docker,dst=/var/lib/docker" \
-    --mount "type=volume,src=$c-glusterd,dst=/var/lib/glusterd" \
-    --stop-timeout "$STOP_TIMEOUT" \
     -e "SSH_AUTHORIZED_KEY=$(cat "$KEY.pub")" \
-    -e "SWARMCLOUD_DOCKERD_ARGS=--cgroup-parent=/swarmcloud-lab/$c" \
+    "${run_args[@]}" \
     "$IMAGE" >/dev/null
   log "created $c ($name, $ip)"
   printf '%s\n' "$c"
@@ -453,7 +467,8 @@ remove_cgroups() {
 remove_node() {
   local c="$1"
   d rm -f -v "$c" >/dev/null 2>&1 || true
-  d volume rm -f "$c-docker" "$c-glusterd" >/dev/null 2>&1 || true
+  recipe volumes "$c"
+  d volume rm -f "${RECIPE[@]}" >/dev/null 2>&1 || true
   remove_cgroups "$c"
 }
 

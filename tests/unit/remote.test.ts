@@ -33,6 +33,15 @@ test("a changed script or environment updates in place, never replaces", async (
   }
 });
 
+test("a changed context alone runs nothing: no change, and an update for another reason keeps the old output", async () => {
+  const olds = { ...base, context: { MEMBERS: "10.0.0.1" } };
+  const news = { ...base, context: { MEMBERS: "10.0.0.1 10.0.0.2" } };
+  expect((await diff(olds, news)).changes).toBe(false);
+  // Port 1 on loopback refuses: had the update run the script, it would have thrown.
+  const result = await provider.update!("id", { ...olds, stdout: "before" }, { ...news, delete: "echo other" });
+  expect(result.outs).toMatchObject({ stdout: "before", context: { MEMBERS: "10.0.0.1 10.0.0.2" } });
+});
+
 test("a changed stdin is seen through its hash", async () => {
   expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "a" })).changes).toBe(false);
   expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "b" })).changes).toBe(true);

@@ -2,14 +2,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import {
-  ComposeFile,
-  networkingErrors,
-  renderCompose,
-  toYaml,
-  validateCompose,
-  yamlString,
-} from "../../stacks/compose";
+import * as yaml from "js-yaml";
+import { ComposeFile, networkingErrors, renderCompose, toYaml, validateCompose } from "../../stacks/compose";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
 import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../stacks/ghost";
 import { portainerCompose } from "../../stacks/portainer";
@@ -33,16 +27,70 @@ function changedLines(a: string, b: string): [string, string][] {
   return la.flatMap((l, i) => (l === lb[i] ? [] : [[l, lb[i]!] as [string, string]]));
 }
 
-describe("YAML emitter", () => {
-  test("quotes every string, doubles $ for compose interpolation, escapes what YAML rejects", () => {
-    expect(yamlString("yes")).toBe('"yes"');
-    expect(yamlString("1.10")).toBe('"1.10"');
-    expect(yamlString('say "hi" \\ now')).toBe('"say \\"hi\\" \\\\ now"');
-    expect(yamlString("a\nb\tc")).toBe('"a\\nb\\tc"');
-    expect(yamlString("$(cat x) ${HOME} $$")).toBe('"$$(cat x) $${HOME} $$$$"');
-    expect(yamlString("\u0000\u007f\u0085\u2028\ufeff")).toBe('"\\u0000\\u007f\\u0085\\u2028\\ufeff"');
-    expect(yamlString("café 🐳")).toBe('"café 🐳"');
-    expect(yamlString("\ud800x")).toBe('"\\ud800x"');
+/** The value of the one key `k` of a rendered `{ k: value }`, as written. */
+const scalarText = (value: string) => toYaml({ k: value }).replace(/^k: /, "").replace(/\n$/, "");
+
+/** `value` with every `$$` of its strings read back as `$`, the way compose interpolation reads them. */
+function undoubled(value: unknown): unknown {
+  if (typeof value === "string") return value.replace(/\$\$/g, "$");
+  if (Array.isArray(value)) return value.map(undoubled);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, undoubled(v)]));
+  }
+  return value;
+}
+
+/** The spec as a YAML reader should see it: fields left undefined are absent. */
+const asData = (file: ComposeFile): unknown => JSON.parse(JSON.stringify(file));
+
+/**
+ * Scalars a YAML 1.1 reader (the Docker CLI's Go yaml.v2; yaml.v3 keeps some 1.1 habits) would
+ * take for a boolean, a number, a null, a date, a merge key, a map or a comment when written
+ * plain, and strings that need escapes.
+ */
+const TRICKY = [
+  ...["yes", "no", "on", "off", "y", "n", "Y", "N", "Yes", "OFF", "true", "False", "null", "Null", "~", ""],
+  ...["0755", "1e3", "1_000", "0x1F", "0o17", "0b101", "1:20", "190:20:30.15", ".5", "+1", "-1", ".inf", ".NaN"],
+  ...["2001-01-01", "<<", "=", "a: b", "x #y", "#c", "- x", "? x", "[x]", "{x}", "*a", "&a", "!t", "%p", "@a", "`b"],
+  ...["|", ">", "'q'", '"d"', "  lead", "trail ", "a\nb", "a\n", "tab\there", "cr\rhere", "---", "...", "a ---"],
+  ...["\u0000\u0007\u001b\u007f\u0080\u0085\u00a0\u2028\u2029\ufeff", "café 🐳", "$HOME ${X} $$"],
+];
+
+/** Plain keys of a rendered file (a YAML 1.1 reader must read each as the same string). */
+const plainKeys = (text: string) =>
+  text
+    .split("\n")
+    .map((line) => /^\s*(?:- )?([^"\s-][^:]*):(?: |$)/.exec(line)?.[1])
+    .filter((k): k is string => k !== undefined);
+
+describe("YAML through js-yaml", () => {
+  test("every string value is double-quoted, $ doubled for compose interpolation, escapes for what readers reject", () => {
+    expect(scalarText("yes")).toBe('"yes"');
+    expect(scalarText("1.10")).toBe('"1.10"');
+    expect(scalarText('say "hi" \\ now')).toBe('"say \\"hi\\" \\\\ now"');
+    expect(scalarText("a\nb\tc")).toBe('"a\\nb\\tc"');
+    expect(scalarText("$(cat x) ${HOME} $$")).toBe('"$$(cat x) $${HOME} $$$$"');
+    expect(scalarText("\u0000\u007f\u0085\u2028\ufeff")).toBe('"\\0\\x7F\\N\\L\\uFEFF"');
+    expect(scalarText("café 🐳")).toBe('"café 🐳"');
+    expect(scalarText("\ud800x")).toBe('"\\uD800x"');
+  });
+
+  test("tricky scalars stay strings, as values and as keys, on one line each", () => {
+    const values = Object.fromEntries(TRICKY.map((w, i) => [`v${i}`, w]));
+    const keys = Object.fromEntries(TRICKY.filter((w) => w !== "").map((w, i) => [w, `k${i}`]));
+    const text = toYaml({ values, keys });
+    expect(undoubled(yaml.load(text))).toEqual({ values, keys });
+    const lines = text.split("\n");
+    for (const [name] of Object.entries(values)) {
+      expect(lines.filter((l) => l.startsWith(`  ${name}: `))).toEqual([expect.stringMatching(/^ {2}v\d+: ".*"$/)]);
+    }
+    // A plain key is a word: it does not start like a number, and is none of YAML 1.1's words.
+    const plain = plainKeys(text).map((k) => k.trim());
+    expect(plain).toEqual(expect.arrayContaining(["values", "keys"]));
+    for (const k of plain) {
+      expect(k).not.toMatch(/^[-+.0-9~<]/);
+      expect(k).not.toMatch(/^(y|yes|n|no|true|false|on|off|null)$/i);
+    }
   });
 
   test("block layout, fixed key order whatever the insertion order, lists of maps, empties", () => {
@@ -79,7 +127,9 @@ describe("YAML emitter", () => {
   });
 
   test("keys that YAML would misread are quoted; booleans and numbers are plain", () => {
-    expect(toYaml({ on: true, "a b": false, n: 0 })).toBe('"a b": false\n"n": 0\n"on": true\n');
+    expect(toYaml({ on: true, "a b": false, n: 0, "1_000": 1, "0755": 2, skipped: undefined })).toBe(
+      '"0755": 2\n"1_000": 1\na b: false\n"n": 0\n"on": true\n',
+    );
   });
 
   test("a replica change is a one-line diff", () => {
@@ -285,5 +335,31 @@ describe("portainer stack", () => {
 
   test("the whole rendered file", () => {
     expect(renderCompose(file)).toMatchSnapshot();
+  });
+});
+
+describe("every rendered compose file reads back as its spec", () => {
+  const pctx = { dataPath: "/mnt/swarmcloud/portainer", encryptOverlay: true, adminPasswordSecret: "portainer-a-1" };
+  const specs: [string, ComposeFile][] = [
+    ["ghost, defaults", ghostCompose(ghost, ctx)],
+    [
+      "ghost, host mode, dnsrr, 3 replicas, encrypted",
+      ghostCompose(
+        { ...ghost, publishMode: "host", endpointMode: "dnsrr", port: 8080, replicas: 3 },
+        { ...ctx, encryptOverlay: true },
+      ),
+    ],
+    ["portainer, defaults", portainerCompose(portainer, pctx)],
+    ["portainer, http port, host mode", portainerCompose({ ...portainer, httpPort: 9000, publishMode: "host" }, pctx)],
+  ];
+
+  test.each(specs)("%s", (_, spec) => {
+    const text = renderCompose(spec);
+    const read = yaml.load(text);
+    // `$` is doubled on the way out and nowhere else: undoing it gives back the spec exactly.
+    expect(undoubled(read)).toEqual(asData(spec));
+    // Where the spec holds a `$` (Ghost's wrapper), the file as written differs from it: doubled.
+    if (JSON.stringify(spec).includes("$")) expect(read).not.toEqual(asData(spec));
+    else expect(read).toEqual(asData(spec));
   });
 });

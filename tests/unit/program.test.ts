@@ -1,0 +1,361 @@
+/**
+ * The whole program (`main` in components/program.ts, what index.ts runs) under Pulumi mocks,
+ * once per stack file: Pulumi.local.yaml (local), Pulumi.dev.yaml (vagrant), Pulumi.pi.yaml
+ * (ssh) and Pulumi.do.yaml (digitalocean), each with the credentials its header comment asks
+ * for. Checks the node source chosen, which providers' resources appear, each node's host
+ * script and its connection, where the swarm starts, what the app stacks wait for and deploy,
+ * and the stack outputs; then that bad config is refused with every problem at once, before
+ * any resource, and the quorum guard.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as yaml from "js-yaml";
+import { main, ProgramInputs } from "../../components/program";
+import { KEY_MARKER } from "../../components/nodes/vagrant";
+import { clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
+
+const PRIVATE_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+
+setupMocks({
+  state: (args) => {
+    if (args.type === "command:local:Command" && args.name.endsWith("-ssh-config")) {
+      const node = args.inputs.environment.SWARMCLOUD_NODE;
+      return {
+        stdout: `Host ${node}\n  HostName 127.0.0.1\n  User vagrant\n  IdentityFile /w/${node}/private_key\n${KEY_MARKER}\n${PRIVATE_KEY}`,
+      };
+    }
+    if (!args.type.includes("RemoteScript")) return undefined;
+    if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
+    if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
+    if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
+    if (args.name.endsWith("-deploy")) return { stdout: `${args.inputs.environment.STACK}_x replicated 1/1` };
+    return { stdout: "" };
+  },
+});
+
+const REPO = path.join(__dirname, "..", "..");
+const REMOTE_SCRIPT = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
+const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKey me@laptop";
+
+/** A stack file's config as the engine hands it to the program: values as text, objects as JSON. */
+function engineConfig(stackFile: string): Record<string, string> {
+  const doc = yaml.load(fs.readFileSync(path.join(REPO, stackFile), "utf8")) as { config: Record<string, unknown> };
+  return Object.fromEntries(
+    Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+  );
+}
+
+/** Inputs for `main` from a stack file, plus settings (`secret` ones held encrypted). */
+function inputsFor(
+  stack: string,
+  extra: { plain?: Record<string, string>; secret?: Record<string, string> } = {},
+): ProgramInputs {
+  const secretKeys = new Set(Object.keys(extra.secret ?? {}));
+  return {
+    stack,
+    config: { ...engineConfig(`Pulumi.${stack}.yaml`), ...extra.plain, ...extra.secret },
+    isSecret: (key) => secretKeys.has(key),
+    repoDir: REPO,
+    previousNodeList: async () => undefined,
+  };
+}
+
+/** The one recorded resource of this type and name. */
+function named(type: string, name: string): RecordedResource {
+  const found = recorded.filter((r) => r.type === type && r.name === name);
+  if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
+  return found[0]!;
+}
+
+/** Resource counts by type. */
+function typeCounts(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of recorded) counts[r.type] = (counts[r.type] ?? 0) + 1;
+  return counts;
+}
+
+interface Case {
+  stack: string;
+  environment: string;
+  settings?: { plain?: Record<string, string>; secret?: Record<string, string> };
+  /** The node source's component type. */
+  source: string;
+  /** Resource counts of the node source's own types. */
+  sourceResources: Record<string, number>;
+  /** [name, role] in node order. */
+  nodes: [string, "manager" | "worker"][];
+  user: string;
+  /** Node name -> the address SSH reaches it on (read from the recorded graph where a provider makes it). */
+  address: (node: string) => string;
+  /** Node name -> the address the cluster talks on. */
+  privateAddress: (node: string) => string;
+  entryAddress: string;
+  /** Inputs only this source has: where its files come from, what it publishes. */
+  sourceInputs: () => void;
+}
+
+const DEFAULT_NODES: Case["nodes"] = [
+  ["manager-1", "manager"],
+  ["manager-2", "manager"],
+  ["manager-3", "manager"],
+  ["worker-1", "worker"],
+  ["worker-2", "worker"],
+];
+const LOCAL_ADDRESS = (node: string) => `172.30.0.${11 + DEFAULT_NODES.findIndex(([n]) => n === node)}`;
+const VAGRANT_ADDRESS = (node: string) => {
+  const [role, k] = node.split("-") as [string, string];
+  return `192.168.56.${(role === "manager" ? 10 : 30) + Number(k)}`;
+};
+const PI_ADDRESS = (node: string) => `192.168.1.${100 + Number(node.slice(-2))}`;
+const droplet = (node: string) => named("digitalocean:index/droplet:Droplet", `do-${node}`).state;
+
+const CASES: Case[] = [
+  {
+    stack: "local",
+    environment: "local",
+    source: "swarmcloud:nodes:LocalNodes",
+    sourceResources: {
+      "docker:index/container:Container": 5,
+      "docker:index/volume:Volume": 10,
+      "docker:index/network:Network": 1,
+      "docker:index/image:Image": 1,
+      "tls:index/privateKey:PrivateKey": 1,
+    },
+    nodes: DEFAULT_NODES,
+    user: "root",
+    address: LOCAL_ADDRESS,
+    privateAddress: LOCAL_ADDRESS,
+    entryAddress: "127.0.0.1",
+    sourceInputs: () => {
+      expect(named("docker:index/image:Image", "local-image").inputs.build.context).toBe(path.join(REPO, "node-image"));
+      expect(named("docker:index/container:Container", "local-manager-1").inputs.ports).toEqual([
+        { internal: 2368, external: 2368, ip: "127.0.0.1", protocol: "tcp" },
+        { internal: 9443, external: 9443, ip: "127.0.0.1", protocol: "tcp" },
+      ]);
+    },
+  },
+  {
+    stack: "dev",
+    environment: "vagrant",
+    source: "swarmcloud:nodes:VagrantNodes",
+    sourceResources: { "command:local:Command": 6 },
+    nodes: DEFAULT_NODES,
+    user: "vagrant",
+    address: VAGRANT_ADDRESS,
+    privateAddress: VAGRANT_ADDRESS,
+    entryAddress: "192.168.56.11",
+    sourceInputs: () => {
+      const up = named("command:local:Command", "dev-up");
+      expect(up.inputs.environment.SWARMCLOUD_VAGRANT_DIR).toBe(path.join(REPO, ".vagrant-stacks", "dev"));
+      expect(up.inputs.stdin).toMatch(/config\.vm\.box = "bento\/debian-12"/);
+    },
+  },
+  {
+    stack: "pi",
+    environment: "ssh",
+    settings: { secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY } },
+    source: "swarmcloud:nodes:SshNodes",
+    sourceResources: {},
+    nodes: [
+      ["pinode01", "manager"],
+      ["pinode02", "manager"],
+      ["pinode03", "manager"],
+      ["pinode04", "worker"],
+    ],
+    user: "pi",
+    address: PI_ADDRESS,
+    privateAddress: PI_ADDRESS,
+    entryAddress: "192.168.1.101",
+    sourceInputs: () => {
+      // The stack file's label on pinode04 reaches its swarm membership.
+      expect(named(REMOTE_SCRIPT, "pi-swarm-pinode04-member").inputs.environment.LABELS).toMatch(/storage=sd-card/);
+    },
+  },
+  {
+    stack: "do",
+    environment: "digitalocean",
+    settings: {
+      plain: { "swarmcloud:sshPublicKey": PUBLIC_KEY },
+      secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY, "digitalocean:token": "dop_v1_mock" },
+    },
+    source: "swarmcloud:nodes:DigitalOceanNodes",
+    sourceResources: {
+      "digitalocean:index/droplet:Droplet": 5,
+      "digitalocean:index/sshKey:SshKey": 1,
+      "digitalocean:index/vpc:Vpc": 1,
+      "digitalocean:index/firewall:Firewall": 1,
+    },
+    nodes: DEFAULT_NODES,
+    user: "root",
+    address: (node) => droplet(node).ipv4Address,
+    privateAddress: (node) => droplet(node).ipv4AddressPrivate,
+    entryAddress: "", // the first droplet's address, read in the test
+    sourceInputs: () => {
+      expect(named("digitalocean:index/sshKey:SshKey", "do-ssh").inputs.publicKey).toBe(PUBLIC_KEY);
+      expect(named("digitalocean:index/droplet:Droplet", "do-worker-2").inputs).toMatchObject({
+        region: "ams3",
+        size: "s-2vcpu-2gb",
+        image: "debian-12-x64",
+      });
+      const open = named("digitalocean:index/firewall:Firewall", "do-firewall").inputs.inboundRules.map(
+        (r: { portRange?: string }) => r.portRange,
+      );
+      expect(open).toEqual(expect.arrayContaining(["2368", "9443"]));
+    },
+  },
+];
+
+describe.each(CASES)("the $stack stack ($environment)", (c) => {
+  let outputs: Record<string, unknown>;
+  const managers = () => c.nodes.filter(([, role]) => role === "manager").map(([n]) => n);
+  const entry = () => c.entryAddress || c.address(c.nodes[0]![0]);
+
+  beforeAll(async () => {
+    await settled();
+    clearRecorded();
+    outputs = await main(inputsFor(c.stack, c.settings));
+    await settled();
+  });
+
+  test("the environment's node source, and no other provider's resources", () => {
+    const source = named(c.source, c.stack);
+    expect(source.parent).toBe("");
+    const counts = typeCounts();
+    for (const [type, n] of Object.entries(c.sourceResources)) expect([type, counts[type]]).toEqual([type, n]);
+    const mine = new Set(Object.keys(c.sourceResources).map((t) => t.split(":")[0]));
+    const providers = new Set(Object.keys(counts).map((t) => t.split(":")[0]!));
+    for (const p of ["docker", "tls", "command", "digitalocean"])
+      expect([p, providers.has(p)]).toEqual([p, mine.has(p)]);
+    // Everything of the source is its child.
+    for (const type of Object.keys(c.sourceResources)) {
+      for (const r of recorded.filter((x) => x.type === type)) expect(r.parent).toBe(source.urn);
+    }
+  });
+
+  test("the source's own inputs, from the stack file and the repository", () => {
+    c.sourceInputs();
+  });
+
+  test("one DockerHost per node, its host script run on that node with the source's login", () => {
+    expect(typeCounts()["swarmcloud:host:DockerHost"]).toBe(c.nodes.length);
+    for (const [node] of c.nodes) {
+      const host = named("swarmcloud:host:DockerHost", `${c.stack}-${node}`);
+      expect(host.parent).toBe("");
+      const provision = named(REMOTE_SCRIPT, `${c.stack}-${node}-provision`);
+      expect(provision.parent).toBe(host.urn);
+      expect(provision.inputs.connection).toMatchObject({ host: c.address(node), user: c.user, port: 22 });
+      expect(provision.inputs.environment.NODE_NAME).toBe(node);
+    }
+  });
+
+  test("the swarm starts on the first manager, every node joins, the volume spans the managers", () => {
+    const [first] = managers();
+    const bootstrap = named(REMOTE_SCRIPT, `${c.stack}-swarm-bootstrap`);
+    expect(bootstrap.inputs.connection.host).toBe(c.address(first!));
+    expect(bootstrap.parent).toBe(named("swarmcloud:swarm:Swarm", `${c.stack}-swarm`).urn);
+    for (const [node] of c.nodes) expect(named(REMOTE_SCRIPT, `${c.stack}-swarm-${node}-join`)).toBeDefined();
+    const volume = named("swarmcloud:storage:GlusterVolume", `${c.stack}-gluster`);
+    const bricks = recorded.filter((r) => r.type === REMOTE_SCRIPT && r.name.endsWith("-brick"));
+    expect(bricks.map((b) => b.name).sort()).toEqual(managers().map((m) => `${c.stack}-gluster-${m}-brick`));
+    for (const b of bricks) expect(b.parent).toBe(volume.urn);
+  });
+
+  test("Ghost and Portainer deploy from the first manager after the swarm and the volume, with the entry address", () => {
+    // Every node a swarm member in its role, the volume mounted on every node.
+    const ready = c.nodes.flatMap(([node]) => [
+      named(REMOTE_SCRIPT, `${c.stack}-swarm-${node}-member`).urn,
+      named(REMOTE_SCRIPT, `${c.stack}-gluster-${node}-mount`).urn,
+    ]);
+    for (const app of ["ghost", "portainer"]) {
+      const stack = named("swarmcloud:stack:SwarmStack", `${c.stack}-${app}`);
+      const deploy = named(REMOTE_SCRIPT, `${c.stack}-${app}-deploy`);
+      expect(deploy.parent).toBe(stack.urn);
+      expect(deploy.inputs.connection.host).toBe(c.address(managers()[0]!));
+      expect(deploy.inputs.environment.STACK).toBe(app);
+      expect(deploy.dependencies).toEqual(expect.arrayContaining(ready));
+    }
+    const compose = named(REMOTE_SCRIPT, `${c.stack}-ghost-deploy`).inputs.environment.COMPOSE as string;
+    expect(yaml.load(compose)).toMatchObject({
+      services: { ghost: { environment: { url: `http://${entry()}:2368` } } },
+    });
+    expect(typeCounts()["random:index/randomPassword:RandomPassword"]).toBe(3);
+  });
+
+  test("the stack outputs: environment, manager, nodes, SSH commands, URLs, secrets kept secret", async () => {
+    expect(Object.keys(outputs).sort()).toEqual(
+      [
+        "environment",
+        "managerAddress",
+        "nodeList",
+        "sshCommands",
+        "joinTokens",
+        "glusterMountPath",
+        "ghostUrl",
+        "ghostAdminUrl",
+        "ghostDbPassword",
+        "dbRootPassword",
+        "portainerUrl",
+        "portainerAdminPassword",
+      ].sort(),
+    );
+    expect(outputs.environment).toBe(c.environment);
+    expect(await valueOf(outputs.managerAddress as pulumi.Output<string>)).toBe(c.privateAddress(managers()[0]!));
+    expect(await valueOf(outputs.sshCommands as pulumi.Output<string[]>)).toEqual(
+      c.nodes.map(([node]) => `${node}: ssh -p 22 ${c.user}@${c.address(node)}`),
+    );
+    expect(await valueOf(outputs.ghostUrl as pulumi.Output<string>)).toBe(`http://${entry()}:2368`);
+    expect(await valueOf(outputs.portainerUrl as pulumi.Output<string>)).toBe(`https://${entry()}:9443`);
+    for (const key of ["joinTokens", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"]) {
+      expect([key, await pulumi.isSecret(outputs[key] as pulumi.Output<unknown>)]).toEqual([key, true]);
+    }
+  });
+});
+
+describe("refused before any resource is made", () => {
+  beforeEach(async () => {
+    await settled();
+    clearRecorded();
+  });
+
+  test("every configuration problem at once: credentials, a plaintext password, bad settings, one stored as a secret", async () => {
+    const inputs = inputsFor("do");
+    inputs.config["swarmcloud:ghostDbPassword"] = "hunter2";
+    inputs.config["swarmcloud:workers"] = "-1";
+    inputs.config["swarmcloud:deployTimeout"] = "7";
+    inputs.isSecret = (key) => key === "swarmcloud:deployTimeout";
+    const run = main(inputs);
+    await expect(run).rejects.toBeInstanceOf(pulumi.RunError);
+    const message = await run.catch((e: Error) => e.message);
+    expect(message).toMatch(/^swarmcloud: 5 configuration problem\(s\):/);
+    expect(message).toMatch(/digitalocean:token.*needs an API token/);
+    expect(message).toMatch(/needs an SSH key pair/);
+    expect(message).toMatch(/swarmcloud:workers = -1/);
+    expect(message).toMatch(/swarmcloud:deployTimeout = \[secret\]/);
+    expect(message).toMatch(/swarmcloud:ghostDbPassword is stored in plaintext/);
+    expect(message).not.toMatch(/hunter2/);
+    await settled();
+    expect(recorded).toEqual([]);
+  });
+
+  test("DIGITALOCEAN_TOKEN in the environment stands in for digitalocean:token", async () => {
+    const message = await main({ ...inputsFor("do"), digitaloceanTokenEnv: "dop_v1_env" }).catch(
+      (e: Error) => e.message,
+    );
+    expect(message).toMatch(/1 configuration problem/);
+    expect(message).not.toMatch(/API token/);
+  });
+
+  test("an update that would take more than (N-1)/2 managers away at once", async () => {
+    const inputs = inputsFor("pi", { secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY } });
+    inputs.previousNodeList = async () => [
+      { name: "old-1", role: "manager" },
+      { name: "old-2", role: "manager" },
+      { name: "old-3", role: "manager" },
+    ];
+    await expect(main(inputs)).rejects.toThrow(/removes or demotes 3 of the swarm's 3 managers/);
+    await settled();
+    expect(recorded).toEqual([]);
+  });
+});
