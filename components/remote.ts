@@ -155,8 +155,9 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 
   /**
    * Refresh: runs the read script (on the pooled connection, at most one per node) and returns
-   * the state with the observed values in `environment`. A node that cannot be read is named in
-   * a warning and its state is returned as it was: a refresh never deletes a resource.
+   * the state with the observed values in `environment` (and, when they differ, the inputs too,
+   * so both the refresh and the plan after it show the drift). A node that cannot be read is
+   * named in a warning and its state is returned as it was: a refresh never deletes a resource.
    */
   async read(id: string, props: ScriptState): Promise<pulumi.dynamic.ReadResult> {
     if (!props.read) return { id, props };
@@ -170,7 +171,10 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       console.error(`warning: ${readSkipped(props, err)}`);
       return { id, props };
     }
-    return { id, props: observedState(props, parseObserved(stdout)) };
+    const seen = observedState(props, parseObserved(stdout));
+    if (JSON.stringify(seen.environment) === JSON.stringify(props.environment)) return { id, props };
+    // A drift: inputs too, so the plan of the next up shows it ("ROLE: manager => worker").
+    return { id, props: seen, inputs: inputsOf(seen) };
   },
 
   async delete(_id: string, props: ScriptState): Promise<void> {
@@ -190,6 +194,15 @@ function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
   const state: ScriptState = { ...rest, stdout };
   if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
   return state;
+}
+
+/**
+ * The inputs a drifted resource gets in state: its state without what only outputs hold. (stdin
+ * is never in the state the provider sees, so the plan shows it coming back: `+ stdin: [secret]`.)
+ */
+function inputsOf(state: ScriptState): Omit<ScriptState, "stdout" | "stdinHash"> {
+  const { stdout: _stdout, stdinHash: _stdinHash, ...inputs } = state;
+  return inputs;
 }
 
 /** The warning when a resource could not be read: it names the node and keeps the resource. */

@@ -91,8 +91,12 @@ describe("read", () => {
     const props = stateOn(lab, 'echo "ROLE=manager"; echo "LABELS=a=1"; echo "SEEN=$NODE_NAME $ROLE"');
     const result = await provider.read!("id-1", props);
     expect(result.id).toBe("id-1");
-    expect(result.props).toEqual({ ...props, environment: { ...props.environment, ROLE: "manager", LABELS: "a=1" } });
-    expect(result.inputs).toBeUndefined();
+    const environment = { ...props.environment, ROLE: "manager", LABELS: "a=1" };
+    expect(result.props).toEqual({ ...props, environment });
+    // A drift: the inputs too (state without stdout), so the plan shows "ROLE: manager => worker".
+    const { stdout, ...inputs } = props;
+    void stdout;
+    expect(result.inputs).toEqual({ ...inputs, environment });
     expect(lab.sessions).toBe(1);
   });
 
@@ -101,6 +105,7 @@ describe("read", () => {
     const props = stateOn(lab, 'printf "ROLE=%s\\n" "$ROLE"; printf "%s\\n" "$LABELS" | sed "s/^/LABELS=/"');
     const result = await provider.read!("id-1", props);
     expect(result.props).toEqual(props);
+    expect(result.inputs).toBeUndefined();
     const news = { ...props, stdout: undefined };
     expect((await provider.diff!("id-1", result.props, news)).changes).toBe(false);
   });
@@ -127,9 +132,10 @@ describe("read", () => {
       stdout: "SWMTKN-1-the-real-token",
       environment: { NODE_NAME: "worker-1", STDIN: "declared" },
     });
-    const { props: read } = await provider.read!("id-1", props);
+    const { props: read, inputs } = await provider.read!("id-1", props);
     expect(read).toEqual({ ...props, environment: { NODE_NAME: "worker-1", STDIN: "" } });
-    expect(JSON.stringify(read)).not.toContain("SWMTKN-42");
+    expect(JSON.stringify([read, inputs])).not.toContain("SWMTKN-42");
+    expect(inputs.stdin ?? inputs.stdinHash ?? inputs.stdout).toBeUndefined();
     expect(lab.commands.join("\n")).not.toContain("SWMTKN-1-the-real-token");
   });
 
