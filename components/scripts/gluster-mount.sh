@@ -25,11 +25,18 @@ mkdir -p "$MOUNT_PATH"
 answering() { mountpoint -q "$MOUNT_PATH" && timeout 10 stat -f "$MOUNT_PATH" >/dev/null 2>&1 && timeout 10 ls "$MOUNT_PATH/" >/dev/null 2>&1; }
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
-for _ in $(seq 1 30); do
+for attempt in $(seq 1 30); do
   answering && break
   if ! mountpoint -q "$MOUNT_PATH"; then
     mount "$MOUNT_PATH" 2>"$err" || sleep 1
   else
+    # Mounted but silent: its client may still reach the bricks (they were restarting); after
+    # 15 tries it is a stale mount (the volume was stopped, its servers went away): unmount it
+    # (lazily: a container may hold it) so the next try mounts afresh.
+    if [ "$attempt" -eq 15 ]; then
+      info "$MOUNT_PATH is mounted but does not answer; mounting it again"
+      umount -l "$MOUNT_PATH" || true
+    fi
     sleep 1
   fi
 done

@@ -27,17 +27,25 @@ wait_for 60 "swarm node $NODE_NAME ($NODE_ID) to be ready after it joined" node_
   fatal "swarm node $NODE_NAME: is its Docker running and can it reach port 2377 of the managers?"
 
 # Entries of this node from before it joined again under a new ID (it had left the swarm):
-# down workers with its hostname and address. Removed, so the node list names each node once.
-stale_entries() {
+# workers with its hostname and address. One goes down within seconds of the leave; then it is
+# removed, so the node list names each node once.
+earlier_entries() {
   local addr
   addr=$(docker node inspect --format '{{.Status.Addr}}' "$NODE_ID")
   docker node ls -q |
-    xargs -r docker node inspect --format '{{.ID}} {{.Status.State}} {{.Spec.Role}} {{.Description.Hostname}} {{.Status.Addr}}' |
+    xargs -r docker node inspect --format '{{.ID}} {{.Spec.Role}} {{.Description.Hostname}} {{.Status.Addr}}' |
     awk -v id="$NODE_ID" -v name="$NODE_NAME" -v addr="$addr" \
-      '$1 != id && $2 == "down" && $3 == "worker" && $4 == name && $5 == addr { print $1 }'
+      '$1 != id && $2 == "worker" && $3 == name && $4 == addr { print $1 }'
 }
-for stale in $(stale_entries); do
-  docker node rm "$stale" >/dev/null 2>&1 || info "could not remove $stale, an earlier entry of $NODE_NAME"
+entry_down() {
+  local state
+  state=$(docker node inspect --format '{{.Status.State}}' "$1")
+  printf '%s\n' "$state"
+  [ "$state" = down ]
+}
+for earlier in $(earlier_entries); do
+  WAIT_EVERY=1 wait_for 60 "the earlier entry $earlier of $NODE_NAME to be down" entry_down "$earlier" || continue
+  docker node rm "$earlier" >/dev/null 2>&1 || info "could not remove $earlier, an earlier entry of $NODE_NAME"
 done
 
 # Node updates race with others made at the same moment ("update out of sequence"): retry.

@@ -462,3 +462,38 @@ describe("stack-deploy-read", () => {
     expect(secretCalls).toEqual(SECRETS.map((s) => `docker secret inspect --format {{.ID}} ${s}`));
   });
 });
+
+describe("swarm-member.sh after a node left and joined again (the repair)", () => {
+  const ENTRIES = [
+    "OLD worker worker-2 10.0.0.32", // its entry from before it left
+    "NEW worker worker-2 10.0.0.32",
+    "OTHER worker worker-1 10.0.0.31",
+    "MGR manager worker-2 10.0.0.32", // not a worker: never removed here
+  ];
+  const run = (oldState: string) =>
+    runRead(
+      "swarm-member",
+      { NODE_NAME: "worker-2", NODE_ID: "NEW", ROLE: "worker", AVAILABILITY: "active", LABELS: "" },
+      {
+        docker: docker([
+          '  "node inspect --format {{.Status.State}} NEW") echo ready ;;',
+          '  "node inspect --format {{.Status.State}} OLD") cat "$STAND_IN_DIR/old-state" ;;',
+          '  "node inspect --format {{.Status.Addr}} NEW") echo 10.0.0.32 ;;',
+          '  "node inspect --format {{.Spec.Role}} {{.Spec.Availability}} NEW") echo "worker active" ;;',
+          '  "node ls -q") printf "OLD\\nNEW\\nOTHER\\nMGR\\n" ;;',
+          '  "node inspect --format {{.ID}} {{.Spec.Role}} {{.Description.Hostname}} {{.Status.Addr}} OLD NEW OTHER MGR") cat "$STAND_IN_DIR/entries" ;;',
+          `  'node inspect --format {{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{println}}{{end}} NEW') ;;`,
+          '  "node rm OLD") ;;',
+        ]),
+        hostname: "echo manager-1",
+        sleep: "true",
+      },
+      { files: { "swarm-state": "active true\n", entries: `${ENTRIES.join("\n")}\n`, "old-state": `${oldState}\n` } },
+    );
+
+  test("the node's earlier entry (a worker with its hostname and address, down) is removed; nothing else", () => {
+    const r = run("down");
+    expect(r.code).toBe(0);
+    expect(r.calls.filter((c) => c.startsWith("docker node rm"))).toEqual(["docker node rm OLD"]);
+  });
+});
