@@ -94,7 +94,10 @@ export function sshLogins(node: LabNode): number {
   return (r.stdout + r.stderr).split("\n").filter((l) => l.includes("Accepted publickey")).length;
 }
 
-/** A Pulumi CLI bound to one stack in a fresh file backend. */
+/**
+ * A Pulumi CLI bound to one stack in a file backend: a fresh one, or `stateDir` (made when
+ * missing) for a suite that keeps its stack to share it with a later run.
+ */
 export class PulumiCli {
   readonly env: NodeJS.ProcessEnv;
   readonly stateDir: string;
@@ -102,8 +105,10 @@ export class PulumiCli {
   constructor(
     readonly stack: string,
     engineBin: string,
+    opts: { stateDir?: string } = {},
   ) {
-    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
+    if (opts.stateDir) fs.mkdirSync(opts.stateDir, { recursive: true });
+    this.stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-home-"));
     this.env = {
       ...process.env,
