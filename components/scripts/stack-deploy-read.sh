@@ -9,7 +9,8 @@ set -euo pipefail
 SECRETS="${SECRETS:-}"
 NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
 require_manager "stacks are read on a manager"
-ids=$(docker service ls -q --filter "label=$NAMESPACE_LABEL") || fatal "could not list the services of stack $STACK"
+# A manager that cannot answer now (no leader yet after a restart): the next one may.
+ids=$(docker service ls -q --filter "label=$NAMESPACE_LABEL") || not_here "$(hostname) could not list the services of stack $STACK"
 services=$(printf '%s\n' "$ids" | xargs -r docker service inspect \
   --format '{{.Spec.Name}} {{if .Spec.Mode.Global}}global{{else}}replicated {{.Spec.Mode.Replicated.Replicas}}{{end}}' |
   LC_ALL=C sort)

@@ -14,7 +14,8 @@ if ! spec=$(docker node inspect --format '{{.Spec.Role}} {{.Spec.Availability}}'
       exit 0
       ;;
   esac
-  fatal "could not inspect swarm node $NODE_ID ($NODE_NAME):" "$spec"
+  # A manager that cannot answer now (no leader yet after a restart): the next one may.
+  not_here "$(hostname) could not inspect swarm node $NODE_ID ($NODE_NAME): $spec"
 fi
 read -r role availability <<<"$spec"
 observed ROLE "$role"

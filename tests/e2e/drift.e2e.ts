@@ -203,7 +203,10 @@ async function runDrift(d: Drift): Promise<void> {
 // ------------------------------------------------------------------------------------------
 // Restarts and an unreachable node
 
-/** The node is back: in the swarm, its mount answering, its glusterd's peers connected. */
+/**
+ * The node is back: in the swarm (a manager answering for it), its mount answering, its
+ * glusterd's peers connected, its hosts block and hostname restored.
+ */
 function backAfterRestart(n: LabNode): boolean {
   const r = runOnNode(
     n,
@@ -214,6 +217,8 @@ function backAfterRestart(n: LabNode): boolean {
       `! gluster --mode=script pool list | awk 'NR > 1 && $3 != "Connected"' | grep -q .`,
       `grep -qx '# BEGIN swarmcloud' /etc/hosts`,
       `[ "$(hostname)" = ${n.name} ]`,
+      // A manager answers for the swarm again (no leader right after a restart).
+      `{ [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ] || docker node ls -q >/dev/null; }`,
     ].join(" && "),
   );
   return r.code === 0;

@@ -254,6 +254,22 @@ describe("swarm-member-read", () => {
     expect(run({}).seen).toEqual({ DRIFT: "swarm node abc123 (worker-1) is not in the node list" });
   });
 
+  test("a manager that cannot answer (no leader yet) exits 75 too, so the next manager reads", () => {
+    const r = runRead(
+      "swarm-member-read",
+      env,
+      {
+        docker: docker([
+          '  "node inspect --format {{.Spec.Role}} {{.Spec.Availability}} abc123") echo "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader." >&2; exit 1 ;;',
+        ]),
+        hostname: "echo manager-1",
+      },
+      { files: { "swarm-state": "active true\n" } },
+    );
+    expect([r.code, r.stdout]).toEqual([75, ""]);
+    expect(r.stderr).toContain("manager-1 could not inspect swarm node abc123 (worker-1): Error response from daemon");
+  });
+
   test("on a worker it exits 75 so the next manager reads", () => {
     const r = run({ state: "active false", node: "worker active" });
     expect(r.code).toBe(75);
