@@ -47,12 +47,7 @@ export class GlusterVolume extends pulumi.ComponentResource {
       .map((node) =>
         createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
       );
-    const members = words(args.nodes.map((n) => n.privateAddress));
-    const volume = createVolume(
-      name,
-      { bricks: args.bricks, members, settings: s, dependsOn: [...bricks, ...probes] },
-      this,
-    );
+    const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
     const fstab = pulumi
       .all(args.bricks.map((b) => b.privateAddress))
       .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
@@ -65,6 +60,17 @@ export class GlusterVolume extends pulumi.ComponentResource {
       ),
     );
     this.ready = mounts;
+    // Bricks leave last: once every node, a new one included, has the volume mounted.
+    createShrink(
+      name,
+      {
+        bricks: args.bricks,
+        members: words(args.nodes.map((n) => n.privateAddress)),
+        settings: s,
+        dependsOn: [volume, ...mounts],
+      },
+      this,
+    );
 
     const mounted = pulumi.all(mounts.map((m) => m.stdout));
     this.mountPath = mounted.apply(() => s.mountPath);
@@ -122,21 +128,15 @@ function createPeerProbe(
   );
 }
 
-/** The volume over every brick (replica = brick count), created and started from the first brick node. */
+/** The volume over every brick (replica = brick count), created, grown and started from the first brick node. */
 function createVolume(
   name: string,
-  args: {
-    bricks: ClusterNode[];
-    /** Every node's address, space-separated: tells a brick node that leaves from one that stays. */
-    members: pulumi.Input<string>;
-    settings: GlusterSettings;
-    dependsOn: pulumi.Resource[];
-  },
+  args: { bricks: ClusterNode[]; settings: GlusterSettings; dependsOn: pulumi.Resource[] },
   parent: pulumi.Resource,
 ): RemoteScript {
   const s = args.settings;
   const first = args.bricks[0]!;
-  const brickList = words(args.bricks.map((b) => pulumi.interpolate`${b.privateAddress}:${s.brickPath}`));
+  const brickList = brickPaths(args.bricks, s);
   return new RemoteScript(
     `${name}-volume`,
     {
@@ -154,7 +154,43 @@ function createVolume(
         // The state the read checks (the script starts the volume).
         STATUS: "Started",
       },
-      // Consulted only when a brick leaves; adding a node does not re-run the volume step.
+    },
+    { parent, dependsOn: args.dependsOn },
+  );
+}
+
+/** The path "address:brick path" of each brick, in order, space-separated. */
+function brickPaths(bricks: ClusterNode[], s: GlusterSettings): pulumi.Output<string> {
+  return words(bricks.map((b) => pulumi.interpolate`${b.privateAddress}:${s.brickPath}`));
+}
+
+/**
+ * Removes, from the first brick node, the bricks of nodes no longer in the brick list: each
+ * one's node drained first, the volume healed, then remove-brick and detach. Runs after every
+ * mount, so the drained tasks can start anywhere; does nothing when no brick leaves.
+ */
+function createShrink(
+  name: string,
+  args: {
+    bricks: ClusterNode[];
+    /** Every node's address, space-separated: tells a brick node that leaves from one that stays. */
+    members: pulumi.Input<string>;
+    settings: GlusterSettings;
+    dependsOn: pulumi.Resource[];
+  },
+  parent: pulumi.Resource,
+): RemoteScript {
+  const s = args.settings;
+  const first = args.bricks[0]!;
+  return new RemoteScript(
+    `${name}-shrink`,
+    {
+      node: first.name,
+      connection: first.connection,
+      create: script("gluster-shrink"),
+      read: script("gluster-shrink-read"),
+      environment: { NODE_NAME: first.name, VOLUME: s.volume, BRICKS: brickPaths(args.bricks, s) },
+      // Consulted only when a brick leaves; adding a node does not re-run this step.
       context: { MEMBERS: args.members },
     },
     { parent, dependsOn: args.dependsOn },

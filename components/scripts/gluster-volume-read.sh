@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # swarmcloud: read the volume's bricks, options and status
 # Run by `pulumi refresh` on the first brick node; changes nothing. Inputs: NODE_NAME, VOLUME,
-# BRICKS, OPTIONS, STATUS (as gluster-volume.sh). Prints BRICKS (the volume's bricks; in the
-# order of BRICKS when they are the same set, so only a different set is a drift), OPTIONS (the
-# value set now for each key of OPTIONS that has one) and STATUS ("Started", "Stopped", ...), or
-# a DRIFT line when the volume does not exist.
+# BRICKS, OPTIONS, STATUS (as gluster-volume.sh). Prints BRICKS (those of BRICKS the volume
+# has, in their order: the order the volume keeps them in is no drift), OPTIONS (the value set
+# now for each key of OPTIONS that has one) and STATUS ("Started", "Stopped", ...), or a DRIFT
+# line when the volume does not exist.
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
 OPTIONS="${OPTIONS:-}"
@@ -19,15 +19,10 @@ if ! info=$(g volume info "$VOLUME" 2>&1); then
 fi
 read -r -a wanted <<<"$BRICKS"
 mapfile -t current < <(printf '%s\n' "$info" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p')
-has() {
-  local item=$1 x
-  shift
-  for x in "$@"; do [ "$x" = "$item" ] && return 0; done
-  return 1
-}
+# The declared bricks the volume has, in their declared order: one missing is a drift this step
+# repairs (add-brick). Bricks the volume has beyond them are gluster-shrink-read.sh's to report.
 seen=()
-for b in "${wanted[@]}"; do has "$b" "${current[@]}" && seen+=("$b"); done
-for b in "${current[@]}"; do has "$b" "${wanted[@]}" || seen+=("$b"); done
+for b in "${wanted[@]}"; do in_list "$b" "${current[@]}" && seen+=("$b"); done
 observed BRICKS "${seen[*]}"
 if [ -n "$OPTIONS" ]; then
   # "key: value" lines after "Options Reconfigured:", up to the next blank line.

@@ -81,6 +81,14 @@ wait_for() {
   done
 }
 
+# in_list ITEM WORD...: ITEM is one of the WORDs.
+in_list() {
+  local item=$1 word
+  shift
+  for word in "$@"; do [ "$word" = "$item" ] && return 0; done
+  return 1
+}
+
 # The state in which glusterd lets a peer take part in volume changes (create, add-brick,
 # remove-brick, replace-brick, start). "Connected" in `gluster pool list` comes earlier: a
 # freshly probed peer is connected while still "Accepted peer request", and add-brick then

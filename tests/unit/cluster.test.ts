@@ -181,6 +181,20 @@ describe("GlusterVolume", () => {
     );
   });
 
+  test("bricks leave last: the shrink step runs on the first brick node after every mount, the node list as context", () => {
+    const shrink = r("t-gluster-shrink");
+    expect(shrink.inputs.create).toBe(script("gluster-shrink"));
+    expect(shrink.inputs.delete).toBeUndefined();
+    expect(shrink.inputs.connection.host).toBe("10.0.0.11");
+    expect(env("t-gluster-shrink").BRICKS).toBe(env("t-gluster-volume").BRICKS);
+    // Context, not environment: adding a node must not re-run it.
+    expect(env("t-gluster-shrink").MEMBERS).toBeUndefined();
+    expect(shrink.inputs.context.MEMBERS.split(" ")).toEqual(nodes.map((n) => n.privateAddress));
+    expect(shrink.dependencies).toEqual(
+      expect.arrayContaining([urnOf("t-gluster-volume"), ...nodes.map((n) => urnOf(`t-gluster-${n.name}-mount`))]),
+    );
+  });
+
   test("every node mounts it with the brick servers, after the volume", async () => {
     for (const n of nodes) {
       const mount = r(`t-gluster-${n.name}-mount`);
@@ -210,6 +224,7 @@ describe("refresh", () => {
       "t-swarm-worker-1-member": "swarm-member-read",
       "t-gluster-manager-2-peer": "gluster-probe-read",
       "t-gluster-volume": "gluster-volume-read",
+      "t-gluster-shrink": "gluster-shrink-read",
       "t-gluster-worker-1-mount": "gluster-mount-read",
       "t-swarm-bootstrap": undefined,
       "t-swarm-worker-1-slot": undefined,

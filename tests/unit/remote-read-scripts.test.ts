@@ -99,6 +99,7 @@ test("there is a read script for each resource kind that can drift", () => {
   expect(READS.sort()).toEqual([
     "gluster-mount-read",
     "gluster-probe-read",
+    "gluster-shrink-read",
     "gluster-volume-read",
     "host-read",
     "stack-deploy-read",
@@ -361,10 +362,10 @@ describe("gluster-volume-read", () => {
     expect(run({ volume: info("Started", shuffled, ["network.ping-timeout: 10"]) }).seen.BRICKS).toBe(env.BRICKS);
   });
 
-  test("stopped, a brick gone and one more, an option reset: each shows", () => {
+  test("stopped, a brick gone, an option reset: each shows; a brick more is the shrink step's", () => {
     const r = run({ volume: info("Stopped", [BRICKS[0]!, BRICKS[1]!, "10.0.0.14:/b"], DEFAULT_OPTIONS) });
     expect(r.seen).toEqual({
-      BRICKS: "10.0.0.11:/b 10.0.0.12:/b 10.0.0.14:/b",
+      BRICKS: "10.0.0.11:/b 10.0.0.12:/b",
       OPTIONS: "",
       STATUS: "Stopped",
     });
@@ -379,6 +380,38 @@ describe("gluster-volume-read", () => {
 
   test("a volume that does not exist is a DRIFT", () => {
     expect(run({}).seen).toEqual({ DRIFT: "volume swarmcloud does not exist" });
+  });
+});
+
+describe("gluster-shrink-read", () => {
+  const BRICKS = "10.0.0.11:/b 10.0.0.12:/b 10.0.0.13:/b";
+  const volume = (bricks: string[]) =>
+    ["Volume Name: swarmcloud", "Status: Started", "Bricks:", ...bricks.map((b, i) => `Brick${i + 1}: ${b}`), ""].join(
+      "\n",
+    );
+  const run = (files: Record<string, string>) =>
+    runRead(
+      "gluster-shrink-read",
+      { NODE_NAME: "manager-1", VOLUME: "swarmcloud", BRICKS },
+      { gluster: GLUSTER },
+      { files },
+    );
+
+  test("no brick beyond the list: BRICKS as declared, whatever the volume's order or lack", () => {
+    const r = run({ volume: volume(["10.0.0.13:/b", "10.0.0.11:/b"]) });
+    expect(r.seen).toEqual({ BRICKS });
+    expectReadOnly(r);
+  });
+
+  test("a brick the list no longer has is a drift the shrink step repairs", () => {
+    expect(run({ volume: volume(["10.0.0.11:/b", "10.0.0.9:/b", "10.0.0.12:/b", "10.0.0.13:/b"]) }).seen).toEqual({
+      BRICKS: `${BRICKS} 10.0.0.9:/b`,
+    });
+  });
+
+  test("no volume: nothing (the volume's read reports it)", () => {
+    const r = run({});
+    expect([r.code, r.stdout]).toEqual([0, ""]);
   });
 });
 
