@@ -9,6 +9,7 @@
  */
 import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../stacks/compose";
 import { PORTAINER_AGENT_PORT } from "../stacks/portainer";
+import { parseHostKey } from "./hostkey";
 
 export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -28,6 +29,8 @@ export interface NodeSpec {
   user?: string;
   /** SSH port for this node; defaults to `sshPort`. */
   port?: number;
+  /** The SSH host key the node must show (`<type> <base64>`); none: trusted on first use and recorded. */
+  hostKey?: string;
   labels: Record<string, string>;
   availability: Availability;
 }
@@ -76,7 +79,9 @@ export interface SwarmSettings {
   resolveImage: ResolveImage;
 }
 
-export type ResolveImage = "always" | "changed" | "never";
+/** The `docker stack deploy --resolve-image` values. */
+export const RESOLVE_IMAGES = ["always", "changed", "never"] as const;
+export type ResolveImage = (typeof RESOLVE_IMAGES)[number];
 
 export interface GlusterSettings {
   volume: string;
@@ -324,6 +329,27 @@ export function isCidr(value: string): boolean {
   );
 }
 
+/** What a Reader's converter returns for a value it refuses: the fix the problem names. */
+class Refusal {
+  constructor(readonly fix: string) {}
+}
+
+/** A number, or a string that holds one (config values set on the command line are text). */
+function numeric(v: unknown): number | undefined {
+  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+  return typeof n === "number" ? n : undefined;
+}
+
+/** True for a whole number from 1 to 65535. */
+function isPort(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** True for a plain object (a map of settings), not a list. */
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 /** Reads typed values out of one raw object, reporting problems against full key paths. */
 class Reader {
   constructor(
@@ -354,14 +380,26 @@ class Reader {
     this.problems.warn(this.key(name), message);
   }
 
-  string(name: string, fallback: string): string {
+  /**
+   * The one way a setting is read: `fallback` when it is unset (undefined or null), otherwise
+   * what `convert` makes of the raw value. A value `convert` refuses is reported (key, value,
+   * the refusal's fix) and `fallback` used instead, so one bad setting never hides the others.
+   */
+  private read<T>(name: string, fallback: T, convert: (v: unknown) => T | Refusal): T {
+    if (!this.has(name)) return fallback;
     const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "string" || v.trim() === "") {
-      this.problems.error(this.key(name), v, "must be a non-empty string");
+    const value = convert(v);
+    if (value instanceof Refusal) {
+      this.problems.error(this.key(name), v, value.fix);
       return fallback;
     }
-    return v.trim();
+    return value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.read(name, fallback, (v) =>
+      typeof v === "string" && v.trim() !== "" ? v.trim() : new Refusal("must be a non-empty string"),
+    );
   }
 
   optionalString(name: string): string | undefined {
@@ -369,106 +407,82 @@ class Reader {
   }
 
   integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isInteger(n)) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `between ${min} and ${max}`;
-      this.problems.error(this.key(name), v, `must be a whole number (${range})`);
-      return fallback;
-    }
-    if (n < min || n > max) {
-      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `between ${min} and ${max}`;
-      this.problems.error(this.key(name), v, `must be ${range}`);
-      return fallback;
-    }
-    return n;
+    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `between ${min} and ${max}`;
+    return this.read(name, fallback, (v) => {
+      const n = numeric(v);
+      if (n === undefined || !Number.isInteger(n)) return new Refusal(`must be a whole number (${range})`);
+      return n < min || n > max ? new Refusal(`must be ${range}`) : n;
+    });
   }
 
   port(name: string, fallback: number): number {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
-      this.problems.error(this.key(name), v, "must be a TCP/UDP port between 1 and 65535");
-      return fallback;
-    }
-    return n;
+    return this.read(name, fallback, (v) => {
+      const n = numeric(v);
+      return n !== undefined && isPort(n) ? n : new Refusal("must be a TCP/UDP port between 1 and 65535");
+    });
   }
 
   boolean(name: string, fallback: boolean): boolean {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (v === true || v === "true") return true;
-    if (v === false || v === "false") return false;
-    this.problems.error(this.key(name), v, "must be true or false");
-    return fallback;
+    return this.read(name, fallback, (v) => {
+      if (v === true || v === "true") return true;
+      if (v === false || v === "false") return false;
+      return new Refusal("must be true or false");
+    });
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v === "string" && (allowed as readonly string[]).includes(v)) return v as T;
-    this.problems.error(this.key(name), v, `must be one of ${allowed.join(", ")}`);
-    return fallback;
+    return this.read(name, fallback, (v) =>
+      typeof v === "string" && (allowed as readonly string[]).includes(v)
+        ? (v as T)
+        : new Refusal(`must be one of ${allowed.join(", ")}`),
+    );
   }
 
   strings(name: string, fallback: string[]): string[] {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) {
-      this.problems.error(this.key(name), v, "must be a list of strings");
-      return fallback;
-    }
-    return v as string[];
+    return this.read(name, fallback, (v) =>
+      Array.isArray(v) && v.every((s) => typeof s === "string")
+        ? (v as string[])
+        : new Refusal("must be a list of strings"),
+    );
   }
 
+  /** A map of names to strings; numbers and booleans become text, and each other entry is reported and left out. */
   stringMap(name: string, fallback: Record<string, string>): Record<string, string> {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "object" || Array.isArray(v)) {
-      this.problems.error(this.key(name), v, "must be a map of names to string values");
-      return fallback;
-    }
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-      if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") {
-        out[k] = String(val);
-      } else {
-        this.problems.error(`${this.key(name)}.${k}`, val, "must be a string");
+    return this.read(name, fallback, (v) => {
+      if (!isMap(v)) return new Refusal("must be a map of names to string values");
+      const out: Record<string, string> = {};
+      for (const [k, val] of Object.entries(v)) {
+        if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") {
+          out[k] = String(val);
+        } else {
+          this.problems.error(`${this.key(name)}.${k}`, val, "must be a string");
+        }
       }
-    }
-    return out;
+      return out;
+    });
   }
 
+  /** A map of guest port to host port; each entry with a bad port is reported and left out. */
   portMap(name: string, fallback: Record<string, number>): Record<string, number> {
-    const v = this.raw[name];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== "object" || Array.isArray(v)) {
-      this.problems.error(this.key(name), v, "must be a map of guest port to host port");
-      return fallback;
-    }
-    const out: Record<string, number> = {};
-    for (const [guest, host] of Object.entries(v as Record<string, unknown>)) {
-      const g = Number(guest);
-      const h = Number(host);
-      if (!Number.isInteger(g) || g < 1 || g > 65535 || !Number.isInteger(h) || h < 1 || h > 65535) {
-        this.problems.error(`${this.key(name)}.${guest}`, host, "guest and host ports must be between 1 and 65535");
-        continue;
+    return this.read(name, fallback, (v) => {
+      if (!isMap(v)) return new Refusal("must be a map of guest port to host port");
+      const out: Record<string, number> = {};
+      for (const [guest, host] of Object.entries(v)) {
+        if (isPort(Number(guest)) && isPort(Number(host))) {
+          out[guest] = Number(host);
+        } else {
+          this.problems.error(`${this.key(name)}.${guest}`, host, "guest and host ports must be between 1 and 65535");
+        }
       }
-      out[guest] = h;
-    }
-    return out;
+      return out;
+    });
   }
 
   /** A nested object; a wrong type is reported and treated as empty. */
   object(name: string): Reader {
     const v = this.raw[name];
-    if (v !== undefined && v !== null && (typeof v !== "object" || Array.isArray(v))) {
-      this.problems.error(this.key(name), v, "must be an object (a map of settings)");
-    }
-    const obj = v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-    return new Reader(obj, this.key(name), this.problems);
+    if (this.has(name) && !isMap(v)) this.problems.error(this.key(name), v, "must be an object (a map of settings)");
+    return new Reader(isMap(v) ? v : {}, this.key(name), this.problems);
   }
 
   /** Reports keys the program does not know, so a typo does not silently fall back to a default. */
@@ -509,12 +523,12 @@ function defaultNode(name: string, role: Role): NodeSpec {
 
 function parseNode(item: unknown, i: number, environment: Environment, problems: Problems): NodeSpec {
   const key = `nodes[${i}]`;
-  if (typeof item !== "object" || item === null || Array.isArray(item)) {
+  if (!isMap(item)) {
     problems.error(key, item, "must be an object such as {name: manager-1, role: manager, address: 10.0.0.11}");
     return defaultNode(`invalid-${i}`, "worker");
   }
-  const r = new Reader(item as Record<string, unknown>, key, problems);
-  r.rejectUnknown(["name", "role", "address", "privateAddress", "user", "port", "labels", "availability"]);
+  const r = new Reader(item, key, problems);
+  r.rejectUnknown(["name", "role", "address", "privateAddress", "user", "port", "hostKey", "labels", "availability"]);
   const name = r.string("name", `invalid-${i}`);
   if (r.has("name") && !NODE_NAME.test(name)) {
     problems.error(`${key}.name`, name, "must be a lowercase hostname label (a-z, 0-9, '-'), at most 63 characters");
@@ -561,7 +575,40 @@ function parseNode(item: unknown, i: number, environment: Environment, problems:
   const user = r.optionalString("user");
   if (user !== undefined) node.user = user;
   if (r.has("port")) node.port = r.port("port", DEFAULTS.sshPort);
+  const hostKey = parseNodeHostKey(r, name, address, environment);
+  if (hostKey !== undefined) node.hostKey = hostKey;
   return node;
+}
+
+/** Environments whose nodes the program makes, with a host key it makes and pins itself. */
+const MADE_HOST_KEYS: readonly Environment[] = ["local", "digitalocean"];
+
+/** A node's `hostKey`: an OpenSSH public key line, kept as `<type> <base64>`. */
+function parseNodeHostKey(
+  r: Reader,
+  name: string,
+  address: string | undefined,
+  environment: Environment,
+): string | undefined {
+  const text = r.optionalString("hostKey");
+  if (text === undefined) return undefined;
+  if (MADE_HOST_KEYS.includes(environment)) {
+    r.error(
+      "hostKey",
+      text,
+      `node ${name}: the ${environment} environment makes each node's host key itself, gives it to the node and pins it; remove hostKey`,
+    );
+    return undefined;
+  }
+  const key = parseHostKey(text);
+  if (!("problem" in key)) return key.line;
+  const scan = `ssh-keyscan -t ed25519 ${address ?? "<address>"}`;
+  r.error(
+    "hostKey",
+    text,
+    `node ${name}: ${key.problem}; use the line \`${scan}\` prints (without the address), or /etc/ssh/ssh_host_ed25519_key.pub on the node, or remove hostKey to trust the key seen first`,
+  );
+  return undefined;
 }
 
 /** Every top-level key, in the order the unknown-key message lists them. */
@@ -595,13 +642,13 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
   const environment = r.oneOf<Environment>("environment", ENVIRONMENTS, "local");
   const nodes = parseNodes(r, environment, problems);
   const sections = {
-    local: parseLocal(r),
-    vagrant: parseVagrant(r),
-    digitalocean: parseDigitalOcean(r),
-    swarm: parseSwarm(r),
-    gluster: parseGluster(r),
-    ghost: parseGhost(r),
-    portainer: parsePortainer(r),
+    local: readSection(r, "local"),
+    vagrant: readSection(r, "vagrant"),
+    digitalocean: readSection(r, "digitalocean"),
+    swarm: readSection(r, "swarm"),
+    gluster: readSection(r, "gluster"),
+    ghost: readSection(r, "ghost"),
+    portainer: readSection(r, "portainer"),
   };
   const config: SwarmcloudConfig = {
     environment,
@@ -618,91 +665,184 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
   return { config, errors: problems.errors, warnings: problems.warnings };
 }
 
+/** The settings sections: each one object key of the config, read through its entry in SECTIONS. */
 type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer";
 
+/** The settings of every section, by section. */
+type SectionSettings = Pick<SwarmcloudConfig, Section>;
+
 /**
- * The raw object of one settings section, with its unknown keys reported: the known keys are
- * those of its DEFAULTS and the `optional` ones (settings without a default).
+ * How one setting is read: from its section's Reader, under its key, with its default (the
+ * section's DEFAULTS entry; undefined for a setting without one). A bad value is reported (key,
+ * value, fix) and the default used instead. `undefined` leaves the setting out.
  */
-function section(r: Reader, name: Section, optional: readonly string[] = []): Reader {
+type Field<T> = (s: Reader, key: string, fallback: T) => T;
+
+/**
+ * A section's field table: one Field per setting of T. A setting added to the settings interface
+ * without a line here, or a line that names no setting, fails to compile.
+ */
+type Fields<T> = { [K in keyof T]-?: Field<T[K]> };
+
+/** A non-empty string (trimmed). */
+const text: Field<string> = (s, key, fallback) => s.string(key, fallback);
+/** A TCP/UDP port, 1-65535. */
+const port: Field<number> = (s, key, fallback) => s.port(key, fallback);
+/** true or false (also as text). */
+const flag: Field<boolean> = (s, key, fallback) => s.boolean(key, fallback);
+/** A list of strings. */
+const list: Field<string[]> = (s, key, fallback) => s.strings(key, fallback);
+/** A map of guest port to host port. */
+const portMap: Field<Record<string, number>> = (s, key, fallback) => s.portMap(key, fallback);
+/** A string without a default: left out when unset (or empty). */
+const optionalText: Field<string | undefined> = (s, key) => s.optionalString(key);
+
+/** A whole number from `min` (up to `max`, when given). */
+function wholeNumber(min: number, max?: number): Field<number> {
+  return (s, key, fallback) => s.integer(key, fallback, min, max);
+}
+
+/** One of the `allowed` words. */
+function oneOf<T extends string>(allowed: readonly T[]): Field<T> {
+  return (s, key, fallback) => s.oneOf(key, allowed, fallback);
+}
+
+/** A port without a default: left out when unset; `whenBad` stands in for a bad value. */
+function optionalPort(whenBad: number): Field<number | undefined> {
+  return (s, key) => (s.has(key) ? s.port(key, whenBad) : undefined);
+}
+
+/** A map of names to strings laid over the default map: the user's entries win, the other defaults stay. */
+const overDefaults: Field<Record<string, string>> = (s, key, fallback) => ({ ...fallback, ...s.stringMap(key, {}) });
+
+/** An app's publish and endpoint modes; whether they go together is checked by validatePorts. */
+const NETWORKING: Fields<ServiceNetworking> = {
+  publishMode: oneOf(PUBLISH_MODES),
+  endpointMode: oneOf(ENDPOINT_MODES),
+};
+
+/** What the parser knows of one section. */
+interface SectionSpec<T> {
+  /**
+   * How each setting is read, in the order its problems are reported (a section's checks come
+   * after its fields); its keys are also the section's known keys, in the order the
+   * unknown-setting message lists them.
+   */
+  fields: Fields<T>;
+  /** The section's own checks on the values read; checks that span sections are in validateCluster. */
+  check?: (settings: T, s: Reader) => void;
+}
+
+/**
+ * Every settings section: its field table and its own checks. Defaults live in DEFAULTS (the
+ * values Pulumi.yaml declares too); a setting without a default is read by an optional Field.
+ */
+const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
+  local: {
+    fields: { subnet: text, image: text, ghostHostPort: port, portainerHostPort: port },
+    check: (local, s) => {
+      if (!isCidr(local.subnet)) s.error("subnet", local.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
+    },
+  },
+  vagrant: {
+    fields: {
+      box: text,
+      memory: wholeNumber(512),
+      cpus: wholeNumber(1),
+      networkPrefix: text,
+      firstHost: wholeNumber(2, 200),
+      forwardedPorts: portMap,
+    },
+    check: (vagrant, s) => {
+      if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
+        s.error("networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
+      }
+    },
+  },
+  digitalocean: {
+    fields: { region: text, size: text, image: text, vpcCidr: text, adminCidrs: list, tags: list },
+    check: (digitalocean, s) => {
+      if (!isCidr(digitalocean.vpcCidr)) {
+        s.error("vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
+      }
+      cidrList(s, "adminCidrs", digitalocean.adminCidrs, "203.0.113.7/32");
+    },
+  },
+  swarm: {
+    fields: { dataPathPort: port, defaultAddrPool: list, encryptOverlay: flag, resolveImage: oneOf(RESOLVE_IMAGES) },
+    check: (swarm, s) => cidrList(s, "defaultAddrPool", swarm.defaultAddrPool, "10.10.0.0/16"),
+  },
+  gluster: {
+    fields: {
+      volume: text,
+      replica: wholeNumber(1),
+      arbiter: flag,
+      brickNodes: list,
+      brickPath: text,
+      mountPath: text,
+      // Our defaults (network.ping-timeout) stay unless the user sets the same option.
+      options: overDefaults,
+      purgeOnDestroy: flag,
+    },
+    check: checkGluster,
+  },
+  ghost: {
+    fields: {
+      enabled: flag,
+      image: text,
+      dbImage: text,
+      replicas: wholeNumber(0),
+      dbReplicas: wholeNumber(0),
+      port: port,
+      dbPlacement: list,
+      ...NETWORKING,
+      // Defaults to http://<first manager public address>:<port>, known only once the nodes are.
+      url: optionalText,
+    },
+    check: checkGhost,
+  },
+  portainer: {
+    fields: {
+      enabled: flag,
+      image: text,
+      agentImage: text,
+      httpsPort: port,
+      ...NETWORKING,
+      // Portainer's plain HTTP port is published only when asked for.
+      httpPort: optionalPort(9000),
+    },
+  },
+};
+
+/** DEFAULTS seen as each section's settings type (what SECTIONS reads). */
+const SECTION_DEFAULTS: SectionSettings = DEFAULTS;
+
+/**
+ * One settings section read through its SECTIONS entry: unknown keys reported, every setting
+ * read (its default when unset), then the section's own checks.
+ */
+function readSection<S extends Section>(r: Reader, name: S): SectionSettings[S] {
+  const { fields, check } = SECTIONS[name];
+  const defaults = SECTION_DEFAULTS[name];
   const s = r.object(name);
-  s.rejectUnknown([...Object.keys(DEFAULTS[name]), ...optional]);
-  return s;
-}
-
-function parseLocal(r: Reader): LocalSettings {
-  const s = section(r, "local");
-  const local: LocalSettings = {
-    subnet: s.string("subnet", DEFAULTS.local.subnet),
-    image: s.string("image", DEFAULTS.local.image),
-    ghostHostPort: s.port("ghostHostPort", DEFAULTS.local.ghostHostPort),
-    portainerHostPort: s.port("portainerHostPort", DEFAULTS.local.portainerHostPort),
-  };
-  if (!isCidr(local.subnet)) s.error("subnet", local.subnet, "must be an IPv4 CIDR such as 172.30.0.0/24");
-  return local;
-}
-
-function parseVagrant(r: Reader): VagrantSettings {
-  const s = section(r, "vagrant");
-  const vagrant: VagrantSettings = {
-    box: s.string("box", DEFAULTS.vagrant.box),
-    memory: s.integer("memory", DEFAULTS.vagrant.memory, 512),
-    cpus: s.integer("cpus", DEFAULTS.vagrant.cpus, 1),
-    networkPrefix: s.string("networkPrefix", DEFAULTS.vagrant.networkPrefix),
-    firstHost: s.integer("firstHost", DEFAULTS.vagrant.firstHost, 2, 200),
-    forwardedPorts: s.portMap("forwardedPorts", DEFAULTS.vagrant.forwardedPorts),
-  };
-  if (!isIPv4(`${vagrant.networkPrefix}.1`)) {
-    s.error("networkPrefix", vagrant.networkPrefix, "must be three octets such as 192.168.56");
+  s.rejectUnknown(Object.keys(fields));
+  const settings = {} as SectionSettings[S];
+  for (const key of Object.keys(fields) as (keyof SectionSettings[S] & string)[]) {
+    const value = fields[key](s, key, defaults[key]);
+    if (value !== undefined) settings[key] = value;
   }
-  return vagrant;
+  check?.(settings, s);
+  return settings;
 }
 
-function parseDigitalOcean(r: Reader): DigitalOceanSettings {
-  const s = section(r, "digitalocean");
-  const digitalocean: DigitalOceanSettings = {
-    region: s.string("region", DEFAULTS.digitalocean.region),
-    size: s.string("size", DEFAULTS.digitalocean.size),
-    image: s.string("image", DEFAULTS.digitalocean.image),
-    vpcCidr: s.string("vpcCidr", DEFAULTS.digitalocean.vpcCidr),
-    adminCidrs: s.strings("adminCidrs", DEFAULTS.digitalocean.adminCidrs),
-    tags: s.strings("tags", DEFAULTS.digitalocean.tags),
-  };
-  if (!isCidr(digitalocean.vpcCidr)) {
-    s.error("vpcCidr", digitalocean.vpcCidr, "must be an IPv4 CIDR such as 10.20.0.0/24");
-  }
-  digitalocean.adminCidrs.forEach((c, i) => {
-    if (!isCidr(c)) s.error(`adminCidrs[${i}]`, c, "must be an IPv4 CIDR such as 203.0.113.7/32");
+/** Every entry of a list setting must be an IPv4 CIDR; `example` goes in the fix. */
+function cidrList(s: Reader, key: string, cidrs: string[], example: string): void {
+  cidrs.forEach((c, i) => {
+    if (!isCidr(c)) s.error(`${key}[${i}]`, c, `must be an IPv4 CIDR such as ${example}`);
   });
-  return digitalocean;
 }
 
-function parseSwarm(r: Reader): SwarmSettings {
-  const s = section(r, "swarm");
-  const swarm: SwarmSettings = {
-    dataPathPort: s.port("dataPathPort", DEFAULTS.swarm.dataPathPort),
-    defaultAddrPool: s.strings("defaultAddrPool", DEFAULTS.swarm.defaultAddrPool),
-    encryptOverlay: s.boolean("encryptOverlay", DEFAULTS.swarm.encryptOverlay),
-    resolveImage: s.oneOf<ResolveImage>("resolveImage", ["always", "changed", "never"], DEFAULTS.swarm.resolveImage),
-  };
-  swarm.defaultAddrPool.forEach((c, i) => {
-    if (!isCidr(c)) s.error(`defaultAddrPool[${i}]`, c, "must be an IPv4 CIDR such as 10.10.0.0/16");
-  });
-  return swarm;
-}
-
-function parseGluster(r: Reader): GlusterSettings {
-  const s = section(r, "gluster");
-  const gluster: GlusterSettings = {
-    volume: s.string("volume", DEFAULTS.gluster.volume),
-    replica: s.integer("replica", DEFAULTS.gluster.replica, 1),
-    arbiter: s.boolean("arbiter", DEFAULTS.gluster.arbiter),
-    brickNodes: s.strings("brickNodes", DEFAULTS.gluster.brickNodes),
-    brickPath: s.string("brickPath", DEFAULTS.gluster.brickPath),
-    mountPath: s.string("mountPath", DEFAULTS.gluster.mountPath),
-    options: { ...DEFAULTS.gluster.options, ...s.stringMap("options", {}) },
-    purgeOnDestroy: s.boolean("purgeOnDestroy", DEFAULTS.gluster.purgeOnDestroy),
-  };
+function checkGluster(gluster: GlusterSettings, s: Reader): void {
   for (const k of ["brickPath", "mountPath"] as const) {
     if (!/^\/[A-Za-z0-9._/-]+$/.test(gluster[k]) || gluster[k] === "/") {
       s.error(k, gluster[k], "must be an absolute path below / (letters, digits, . _ - /)");
@@ -711,35 +851,11 @@ function parseGluster(r: Reader): GlusterSettings {
   if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
     s.error("volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
   }
-  return gluster;
 }
 
-/** An app's publish and endpoint modes; whether they go together is checked by validatePorts. */
-function parseNetworking(s: Reader, defaults: ServiceNetworking): ServiceNetworking {
-  return {
-    publishMode: s.oneOf<PublishMode>("publishMode", PUBLISH_MODES, defaults.publishMode),
-    endpointMode: s.oneOf<EndpointMode>("endpointMode", ENDPOINT_MODES, defaults.endpointMode),
-  };
-}
-
-function parseGhost(r: Reader): GhostSettings {
-  const s = section(r, "ghost", ["url"]);
-  const ghost: GhostSettings = {
-    enabled: s.boolean("enabled", DEFAULTS.ghost.enabled),
-    image: s.string("image", DEFAULTS.ghost.image),
-    dbImage: s.string("dbImage", DEFAULTS.ghost.dbImage),
-    replicas: s.integer("replicas", DEFAULTS.ghost.replicas, 0),
-    dbReplicas: s.integer("dbReplicas", DEFAULTS.ghost.dbReplicas, 0),
-    port: s.port("port", DEFAULTS.ghost.port),
-    dbPlacement: s.strings("dbPlacement", DEFAULTS.ghost.dbPlacement),
-    ...parseNetworking(s, DEFAULTS.ghost),
-  };
-  const url = s.optionalString("url");
-  if (url !== undefined) {
-    if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
-      s.error("url", url, "must be an http:// or https:// URL such as https://blog.example.com");
-    }
-    ghost.url = url;
+function checkGhost(ghost: GhostSettings, s: Reader): void {
+  if (ghost.url !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(ghost.url)) {
+    s.error("url", ghost.url, "must be an http:// or https:// URL such as https://blog.example.com");
   }
   if (ghost.dbReplicas !== 1) {
     s.error(
@@ -754,20 +870,6 @@ function parseGhost(r: Reader): GhostSettings {
       `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
     );
   }
-  return ghost;
-}
-
-function parsePortainer(r: Reader): PortainerSettings {
-  const s = section(r, "portainer", ["httpPort"]);
-  const portainer: PortainerSettings = {
-    enabled: s.boolean("enabled", DEFAULTS.portainer.enabled),
-    image: s.string("image", DEFAULTS.portainer.image),
-    agentImage: s.string("agentImage", DEFAULTS.portainer.agentImage),
-    httpsPort: s.port("httpsPort", DEFAULTS.portainer.httpsPort),
-    ...parseNetworking(s, DEFAULTS.portainer),
-  };
-  if (s.has("httpPort")) portainer.httpPort = s.port("httpPort", 9000);
-  return portainer;
 }
 
 /** Whether each credential the environments need is set; the values themselves stay in program.ts. */

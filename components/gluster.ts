@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { GlusterSettings } from "./config";
 import { ClusterNode } from "./nodes/types";
-import { RemoteScript } from "./remote";
 import { keyValueLines, script, words } from "./scripts";
+import { nodeStep, NodeStepArgs } from "./step";
 
 export interface GlusterVolumeArgs {
   /** Every node; each mounts the volume. */
@@ -39,38 +39,37 @@ export class GlusterVolume extends pulumi.ComponentResource {
     }
     const hostReady = (node: ClusterNode) => args.hostReady[node.name]!;
 
+    // The steps in the order they run: a brick on each brick node, the other brick nodes probed
+    // into the pool from the first, the volume, a mount on every node, and last the removal of
+    // bricks that leave. What each step runs is in its function below (brickStep...); here, its
+    // name and what it waits for.
     const bricks = args.bricks.map((node) =>
-      createBrick(`${name}-${node.name}`, { node, settings: s, hostReady: hostReady(node) }, this),
+      nodeStep(`${name}-${node.name}-brick`, brickStep(node, s), { parent: this, dependsOn: [hostReady(node)] }),
     );
-    const probes = args.bricks
-      .slice(1)
-      .map((node) =>
-        createPeerProbe(`${name}-${node.name}`, { node, first, dependsOn: [hostReady(node), hostReady(first)] }, this),
-      );
-    const volume = createVolume(name, { bricks: args.bricks, settings: s, dependsOn: [...bricks, ...probes] }, this);
+    const probes = args.bricks.slice(1).map((node) =>
+      nodeStep(`${name}-${node.name}-peer`, peerStep(node, first), {
+        parent: this,
+        dependsOn: [hostReady(node), hostReady(first)],
+      }),
+    );
+    const volume = nodeStep(`${name}-volume`, volumeStep(args.bricks, s), {
+      parent: this,
+      dependsOn: [...bricks, ...probes],
+    });
     const fstab = pulumi
       .all(args.bricks.map((b) => b.privateAddress))
       .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
     const subdirs = (args.appDirs ?? []).join(" ");
     const mounts = args.nodes.map((node) =>
-      createMount(
-        `${name}-${node.name}`,
-        { node, settings: s, fstab, subdirs, dependsOn: [volume, hostReady(node)] },
-        this,
-      ),
+      nodeStep(`${name}-${node.name}-mount`, mountStep(node, s, fstab, subdirs), {
+        parent: this,
+        dependsOn: [volume, hostReady(node)],
+      }),
     );
     this.ready = mounts;
     // Bricks leave last: once every node, a new one included, has the volume mounted.
-    createShrink(
-      name,
-      {
-        bricks: args.bricks,
-        members: words(args.nodes.map((n) => n.privateAddress)),
-        settings: s,
-        dependsOn: [volume, ...mounts],
-      },
-      this,
-    );
+    const members = words(args.nodes.map((n) => n.privateAddress));
+    nodeStep(`${name}-shrink`, shrinkStep(args.bricks, members, s), { parent: this, dependsOn: [volume, ...mounts] });
 
     const mounted = pulumi.all(mounts.map((m) => m.stdout));
     this.mountPath = mounted.apply(() => s.mountPath);
@@ -82,81 +81,44 @@ export class GlusterVolume extends pulumi.ComponentResource {
 }
 
 /** The node's brick folder, made ready for the volume; removed (purged when asked) on delete. */
-function createBrick(
-  name: string,
-  args: { node: ClusterNode; settings: GlusterSettings; hostReady: pulumi.Resource },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const { node, settings: s } = args;
-  return new RemoteScript(
-    `${name}-brick`,
-    {
-      node: node.name,
-      connection: node.connection,
-      create: script("gluster-brick"),
-      delete: script("gluster-brick-delete"),
-      environment: {
-        NODE_NAME: node.name,
-        BRICK_PATH: s.brickPath,
-        VOLUME: s.volume,
-        PURGE: String(s.purgeOnDestroy),
-      },
-      skipDeleteWhenUnreachable: true,
-    },
-    { parent, dependsOn: [args.hostReady] },
-  );
+function brickStep(node: ClusterNode, s: GlusterSettings): NodeStepArgs {
+  return {
+    node,
+    create: script("gluster-brick"),
+    delete: script("gluster-brick-delete"),
+    environment: { BRICK_PATH: s.brickPath, VOLUME: s.volume, PURGE: String(s.purgeOnDestroy) },
+    skipDeleteWhenUnreachable: true,
+  };
 }
 
 /** Probes the node into the pool from the first brick node; detaches it on delete. */
-function createPeerProbe(
-  name: string,
-  args: { node: ClusterNode; first: ClusterNode; dependsOn: pulumi.Resource[] },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const { node } = args;
-  return new RemoteScript(
-    `${name}-peer`,
-    {
-      node: node.name,
-      connection: args.first.connection,
-      create: script("gluster-probe"),
-      delete: script("gluster-detach"),
-      read: script("gluster-probe-read"),
-      environment: { NODE_NAME: node.name, PEER_ADDR: node.privateAddress },
-    },
-    { parent, dependsOn: args.dependsOn },
-  );
+function peerStep(node: ClusterNode, first: ClusterNode): NodeStepArgs {
+  return {
+    node,
+    runsOn: { connection: first.connection },
+    create: script("gluster-probe"),
+    delete: script("gluster-detach"),
+    read: script("gluster-probe-read"),
+    environment: { PEER_ADDR: node.privateAddress },
+  };
 }
 
 /** The volume over every brick (replica = brick count), created, grown and started from the first brick node. */
-function createVolume(
-  name: string,
-  args: { bricks: ClusterNode[]; settings: GlusterSettings; dependsOn: pulumi.Resource[] },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const s = args.settings;
-  const first = args.bricks[0]!;
-  const brickList = brickPaths(args.bricks, s);
-  return new RemoteScript(
-    `${name}-volume`,
-    {
-      node: first.name,
-      connection: first.connection,
-      create: script("gluster-volume"),
-      delete: script("gluster-volume-delete"),
-      read: script("gluster-volume-read"),
-      environment: {
-        NODE_NAME: first.name,
-        VOLUME: s.volume,
-        BRICKS: brickList,
-        ARBITER: String(s.arbiter),
-        OPTIONS: keyValueLines(s.options),
-        // The state the read checks (the script starts the volume).
-        STATUS: "Started",
-      },
+function volumeStep(bricks: ClusterNode[], s: GlusterSettings): NodeStepArgs {
+  return {
+    node: bricks[0]!,
+    create: script("gluster-volume"),
+    delete: script("gluster-volume-delete"),
+    read: script("gluster-volume-read"),
+    environment: {
+      VOLUME: s.volume,
+      BRICKS: brickPaths(bricks, s),
+      ARBITER: String(s.arbiter),
+      OPTIONS: keyValueLines(s.options),
+      // The state the read checks (the script starts the volume).
+      STATUS: "Started",
     },
-    { parent, dependsOn: args.dependsOn },
-  );
+  };
 }
 
 /** The path "address:brick path" of each brick, in order, space-separated. */
@@ -167,34 +129,18 @@ function brickPaths(bricks: ClusterNode[], s: GlusterSettings): pulumi.Output<st
 /**
  * Removes, from the first brick node, the bricks of nodes no longer in the brick list: each
  * one's node drained first, the volume healed, then remove-brick and detach. Runs after every
- * mount, so the drained tasks can start anywhere; does nothing when no brick leaves.
+ * mount, so the drained tasks can start anywhere; does nothing when no brick leaves. `members`
+ * is every node's address, space-separated: it tells a brick node that leaves from one that stays.
  */
-function createShrink(
-  name: string,
-  args: {
-    bricks: ClusterNode[];
-    /** Every node's address, space-separated: tells a brick node that leaves from one that stays. */
-    members: pulumi.Input<string>;
-    settings: GlusterSettings;
-    dependsOn: pulumi.Resource[];
-  },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const s = args.settings;
-  const first = args.bricks[0]!;
-  return new RemoteScript(
-    `${name}-shrink`,
-    {
-      node: first.name,
-      connection: first.connection,
-      create: script("gluster-shrink"),
-      read: script("gluster-shrink-read"),
-      environment: { NODE_NAME: first.name, VOLUME: s.volume, BRICKS: brickPaths(args.bricks, s) },
-      // Consulted only when a brick leaves; adding a node does not re-run this step.
-      context: { MEMBERS: args.members },
-    },
-    { parent, dependsOn: args.dependsOn },
-  );
+function shrinkStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: GlusterSettings): NodeStepArgs {
+  return {
+    node: bricks[0]!,
+    create: script("gluster-shrink"),
+    read: script("gluster-shrink-read"),
+    environment: { VOLUME: s.volume, BRICKS: brickPaths(bricks, s) },
+    // Consulted only when a brick leaves; adding a node does not re-run this step.
+    context: { MEMBERS: members },
+  };
 }
 
 /**
@@ -212,38 +158,25 @@ export function fstabLine(servers: string[], volume: string, mountPath: string):
   return `${first}:/${volume} ${mountPath} glusterfs ${options.join(",")} 0 0`;
 }
 
-interface MountArgs {
-  node: ClusterNode;
-  settings: GlusterSettings;
-  /** The fstab entry (`fstabLine`). */
-  fstab: pulumi.Input<string>;
-  /** Application folders to make under the mount path, space-separated. */
-  subdirs: string;
-  dependsOn: pulumi.Resource[];
-}
-
-/** Mounts the volume on the node (fstab with backup volfile servers) and makes the app folders. */
-function createMount(name: string, args: MountArgs, parent: pulumi.Resource): RemoteScript {
-  const { node, settings: s } = args;
-  return new RemoteScript(
-    `${name}-mount`,
-    {
-      node: node.name,
-      connection: node.connection,
-      create: script("gluster-mount"),
-      delete: script("gluster-unmount"),
-      read: script("gluster-mount-read"),
-      environment: {
-        NODE_NAME: node.name,
-        VOLUME: s.volume,
-        MOUNT_PATH: s.mountPath,
-        FSTAB_LINE: args.fstab,
-        SUBDIRS: args.subdirs,
-        // The state the read checks (the script mounts it).
-        MOUNTED: "true",
-      },
-      skipDeleteWhenUnreachable: true,
+/**
+ * Mounts the volume on the node (fstab with backup volfile servers) and makes the app folders.
+ * `fstab` is its fstab entry (`fstabLine`: the volfile server and its backups); `subdirs` the
+ * application folders to make under the mount path, space-separated.
+ */
+function mountStep(node: ClusterNode, s: GlusterSettings, fstab: pulumi.Input<string>, subdirs: string): NodeStepArgs {
+  return {
+    node,
+    create: script("gluster-mount"),
+    delete: script("gluster-unmount"),
+    read: script("gluster-mount-read"),
+    environment: {
+      VOLUME: s.volume,
+      MOUNT_PATH: s.mountPath,
+      FSTAB_LINE: fstab,
+      SUBDIRS: subdirs,
+      // The state the read checks (the script mounts it).
+      MOUNTED: "true",
     },
-    { parent, dependsOn: args.dependsOn },
-  );
+    skipDeleteWhenUnreachable: true,
+  };
 }

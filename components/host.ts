@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ClusterNode } from "./nodes/types";
 import { RemoteScript } from "./remote";
 import { script } from "./scripts";
+import { nodeStep } from "./step";
 
 export interface DockerHostArgs {
   /** The node to prepare. */
@@ -33,18 +34,13 @@ export class DockerHost extends pulumi.ComponentResource {
   constructor(name: string, args: DockerHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:host:DockerHost", name, {}, opts);
     const { node } = args;
-    this.ready = new RemoteScript(
+    this.ready = nodeStep(
       `${name}-provision`,
       {
-        node: node.name,
-        connection: node.connection,
+        node,
         create: script("host"),
         read: script("host-read"),
-        environment: {
-          NODE_NAME: node.name,
-          HOSTS_BLOCK: hostsBlock(node, args.nodes),
-          SSH_USER: node.connection.user ?? "root",
-        },
+        environment: { HOSTS_BLOCK: hostsBlock(node, args.nodes), SSH_USER: node.connection.user ?? "root" },
       },
       { parent: this, dependsOn: node.dependsOn },
     );

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Client as SshClient } from "ssh2";
+import type { ClientChannel, Client as SshClient, ConnectConfig } from "ssh2";
+import { hostKeyAlgorithms, hostKeyFingerprint, hostKeyOfBlob, parseHostKey } from "./hostkey";
 
 /**
  * How the program reaches a node over SSH. The same shape as @pulumi/command's
@@ -18,7 +19,23 @@ export interface SshConnection {
   dialErrorLimit?: pulumi.Input<number>;
   /** Seconds one attempt may take. Default 15. */
   perDialTimeout?: pulumi.Input<number>;
+  /**
+   * The host key the node must show, as `ssh-keyscan` prints it (`ssh-ed25519 AAAA...`). Default:
+   * none, and the key seen on the first connection is recorded in state and enforced from then on.
+   */
+  hostKey?: pulumi.Input<string>;
+  /**
+   * Where `hostKey` comes from, for the error that refuses another key: `config` (the node's
+   * `hostKey` in swarmcloud:nodes) or `program` (made by this program and given to the node when
+   * it was created: local containers, droplets). Default `config`.
+   */
+  hostKeySource?: pulumi.Input<HostKeySource>;
+  /** Name of the node this connection reaches, for errors about it (its host key). Default: the script's node. */
+  node?: pulumi.Input<string>;
 }
+
+/** Where a pinned host key comes from. */
+export type HostKeySource = "config" | "program";
 
 export interface RemoteScriptArgs {
   /** Node name, used in error messages and progress. */
@@ -34,14 +51,6 @@ export interface RemoteScriptArgs {
   update?: pulumi.Input<string>;
   /** Script run on delete. It should tolerate a node that already left. Default: nothing. */
   delete?: pulumi.Input<string>;
-  /**
-   * Script run by `pulumi refresh` (and `--refresh`), never by a plain `up`: it changes nothing
-   * and prints `KEY=value` lines, the observed values of keys of `environment` (a key on several
-   * lines: those lines, joined). State gets them in place of the declared ones, so a drift is a
-   * diff of `environment` and the next `up` re-runs the script. `DRIFT=<what>` reports what no
-   * key shows (the resource is gone, in whole or in part). Default: none (refresh keeps state).
-   */
-  read?: pulumi.Input<string>;
   /** Fed to the script's standard input: the way to pass secrets. Never stored in state. */
   stdin?: pulumi.Input<string>;
   /** Exported before the script runs (not for secrets). */
@@ -52,6 +61,15 @@ export interface RemoteScriptArgs {
    * not reasons to act (so adding a node does not re-run every script that looks at the list).
    */
   context?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /**
+   * Script run by `pulumi refresh` (and `--refresh`), never by a plain `up`: it changes nothing
+   * and prints `KEY=value` lines, the observed values of keys of `environment` (a key on several
+   * lines: those lines, joined). State gets them in place of the declared ones, so a drift is a
+   * diff of `environment` and the next `up` re-runs the script. `DRIFT=<what>` reports what no
+   * key shows (the resource is gone, in whole or in part). Its connection checks the node's host
+   * key as the other scripts' do and records none. Default: none (refresh keeps state).
+   */
+  read?: pulumi.Input<string>;
   /** Any change here replaces the resource (delete, then create). */
   triggers?: pulumi.Input<unknown[]>;
   /** Treat the script's output as a secret (join tokens, passwords). Default false. */
@@ -68,6 +86,9 @@ interface Conn {
   privateKey: string;
   dialErrorLimit?: number;
   perDialTimeout?: number;
+  hostKey?: string;
+  hostKeySource?: HostKeySource;
+  node?: string;
 }
 
 interface ScriptState {
@@ -85,9 +106,11 @@ interface ScriptState {
   triggers?: unknown[];
   timeout?: number;
   stdout: string;
+  /** Host keys by `host:port`: pinned, or seen on the first connection; enforced from then on. */
+  hostKeys?: Record<string, string>;
 }
 
-type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash"> & { stdin?: string };
+type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash" | "hostKeys"> & { stdin?: string };
 
 /** Inputs whose change re-runs the script in place. */
 const RERUN_KEYS = ["create", "update", "stdinHash", "environment"] as const;
@@ -127,11 +150,19 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     const changed = [...RERUN_KEYS, "delete", "read", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
-    if (!same(olds.connection, news.connection) || !same(olds.fallbackConnections, news.fallbackConnections)) {
+    // `node` and `hostKeySource` only shape messages: a connection that gains them (an upgraded
+    // stack) is no change.
+    const reach = (c: Conn | undefined) => c && { ...c, node: undefined, hostKeySource: undefined };
+    if (
+      !same(reach(olds.connection), reach(news.connection)) ||
+      !same(olds.fallbackConnections?.map(reach), news.fallbackConnections?.map(reach))
+    ) {
       changed.push("connection");
     }
     if (!same(olds.skipDeleteWhenUnreachable, news.skipDeleteWhenUnreachable))
       changed.push("skipDeleteWhenUnreachable");
+    // Recorded host keys are outputs and change nothing by themselves; forgetting one is a change.
+    if (Object.keys(olds.hostKeys ?? {}).some((a) => forgetsHostKey(a))) changed.push("hostKeys");
     const replaces = same(olds.triggers, news.triggers) ? [] : ["triggers"];
     return {
       changes: changed.length > 0 || replaces.length > 0,
@@ -142,14 +173,22 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 
   async create(inputs: ScriptInputs): Promise<pulumi.dynamic.CreateResult> {
     // An empty create script runs nothing: the resource exists for its delete step.
-    const stdout = inputs.create === "" ? "" : await runRemote(inputs, inputs.create, inputs.stdin);
-    return { id: `${inputs.node}-${Date.now().toString(36)}`, outs: stateOf(inputs, stdout) };
+    const ran = inputs.create === "" ? { stdout: "", seen: {} } : await runRemote(inputs, inputs.create, inputs.stdin);
+    const outs = stateOf(inputs, ran.stdout, { ...pinnedHostKeys(inputs), ...ran.seen });
+    return { id: `${inputs.node}-${Date.now().toString(36)}`, outs };
   },
 
   async update(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.UpdateResult> {
-    const next = stateOf(news, olds.stdout);
+    const recorded = recordedHostKeys(olds.hostKeys, news);
+    const next = stateOf(news, olds.stdout, { ...recorded, ...pinnedHostKeys(news) });
     const rerun = RERUN_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null));
-    if (rerun) next.stdout = await runRemote(news, news.update ?? news.create, news.stdin);
+    if (rerun) {
+      const ran = await runRemote({ ...news, hostKeys: recorded }, news.update ?? news.create, news.stdin);
+      next.stdout = ran.stdout;
+      next.hostKeys = { ...next.hostKeys, ...ran.seen };
+    } else {
+      next.hostKeys = { ...next.hostKeys, ...(await relearnForgotten(olds.hostKeys, news, next.hostKeys!)) };
+    }
     return { outs: next };
   },
 
@@ -158,30 +197,35 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
    * the state with the observed values in `environment` (and, when they differ, the inputs too,
    * so both the refresh and the plan after it show the drift). A node that cannot be read is
    * named in a warning and its state is returned as it was: a refresh never deletes a resource.
+   * Host keys are checked as for delete (the pin, else the key recorded in state, unless
+   * forgotten): a node showing another key fails the refresh before login, as create and delete
+   * fail; a read records no key (`hostKeys` stays as it was: the next run of the script records).
    */
   async read(id: string, props: ScriptState): Promise<pulumi.dynamic.ReadResult> {
     if (!props.read) return { id, props };
     let stdout: string;
     try {
-      const target = { ...props, timeout: READ_TIMEOUT_SECONDS };
-      stdout = await runRemote(target, props.read, undefined, READ_DIAL_LIMIT, true);
+      const target = { ...props, hostKeys: recordedHostKeys(props.hostKeys, props), timeout: READ_TIMEOUT_SECONDS };
+      ({ stdout } = await runRemote(target, props.read, undefined, READ_DIAL_LIMIT, true));
     } catch (err) {
+      if (isRemoteError(err, "hostKey")) throw readRefused(err);
       if (!(err instanceof Error) || (err as Partial<RemoteError>).failure === undefined) throw err;
       // The provider host shows a plugin's stderr; `pulumi.log` has no engine to talk to here.
       console.error(`warning: ${readSkipped(props, err)}`);
       return { id, props };
     }
-    const seen = observedState(props, parseObserved(stdout));
-    if (JSON.stringify(seen.environment) === JSON.stringify(props.environment)) return { id, props };
+    const observed = observedState(props, parseObserved(stdout));
+    if (JSON.stringify(observed.environment) === JSON.stringify(props.environment)) return { id, props };
     // A drift: inputs too, so the plan of the next up shows it ("ROLE: manager => worker").
-    return { id, props: seen, inputs: inputsOf(seen) };
+    return { id, props: observed, inputs: inputsOf(observed) };
   },
 
   async delete(_id: string, props: ScriptState): Promise<void> {
     if (!props.delete) return;
     try {
+      const target = { ...props, hostKeys: recordedHostKeys(props.hostKeys, props) };
       // A node that may be gone for good gets a few attempts, not the patience a booting one needs.
-      await runRemote(props, props.delete, undefined, props.skipDeleteWhenUnreachable ? 3 : undefined);
+      await runRemote(target, props.delete, undefined, props.skipDeleteWhenUnreachable ? 3 : undefined);
     } catch (err) {
       if (props.skipDeleteWhenUnreachable && isRemoteError(err, "unreachable")) return;
       throw err;
@@ -189,20 +233,31 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-function stateOf(inputs: ScriptInputs, stdout: string): ScriptState {
+function stateOf(inputs: ScriptInputs, stdout: string, hostKeys: Record<string, string>): ScriptState {
   const { stdin, ...rest } = inputs;
-  const state: ScriptState = { ...rest, stdout };
+  const state: ScriptState = { ...rest, stdout, hostKeys };
   if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
   return state;
 }
 
 /**
- * The inputs a drifted resource gets in state: its state without what only outputs hold. (stdin
- * is never in the state the provider sees, so the plan shows it coming back: `+ stdin: [secret]`.)
+ * The inputs a drifted resource gets in state: its state without what only outputs hold (stdout,
+ * stdinHash, hostKeys). (stdin is never in the state the provider sees, so the plan shows it
+ * coming back: `+ stdin: [secret]`.)
  */
-function inputsOf(state: ScriptState): Omit<ScriptState, "stdout" | "stdinHash"> {
-  const { stdout: _stdout, stdinHash: _stdinHash, ...inputs } = state;
+function inputsOf(state: ScriptState): ScriptInputs {
+  const { stdout: _stdout, stdinHash: _stdinHash, hostKeys: _hostKeys, ...inputs } = state;
   return inputs;
+}
+
+/**
+ * A read refused by a host key: the same error, and how a refresh gets past a key that changed
+ * for a good reason (it checks the key in state, which only a run of the step replaces).
+ */
+function readRefused(err: RemoteError): RemoteError {
+  const how =
+    "A refresh checks the key kept in state: apply the fix with `pulumi up` (without --refresh), then refresh.";
+  return remoteError("hostKey", `${err.message} ${how}`, { seenKey: err.seenKey });
 }
 
 /** The warning when a resource could not be read: it names the node and keeps the resource. */
@@ -244,6 +299,60 @@ export function observedState(props: ScriptState, seen: Map<string, string>): Sc
   return { ...props, environment };
 }
 
+/** `host:port` of a connection: what recorded host keys are keyed by. */
+export function hostAddress(c: Pick<Conn, "host" | "port">): string {
+  return `${c.host}:${c.port ?? 22}`;
+}
+
+/**
+ * Whether `SWARMCLOUD_FORGET_HOST_KEYS` (a list of `host:port` or `host`, comma or space
+ * separated) names this address: its recorded key is dropped and learnt again on first use.
+ */
+export function forgetsHostKey(address: string, list = process.env.SWARMCLOUD_FORGET_HOST_KEYS): boolean {
+  const host = address.slice(0, address.lastIndexOf(":"));
+  return (list ?? "").split(/[\s,]+/).some((entry) => entry !== "" && (entry === address || entry === host));
+}
+
+/** The recorded keys still enforced: of the resource's current connections, not forgotten. */
+function recordedHostKeys(
+  recorded: Record<string, string> | undefined,
+  target: Pick<ScriptState, "connection" | "fallbackConnections">,
+): Record<string, string> {
+  const current = new Set([target.connection, ...(target.fallbackConnections ?? [])].map(hostAddress));
+  return Object.fromEntries(Object.entries(recorded ?? {}).filter(([a]) => current.has(a) && !forgetsHostKey(a)));
+}
+
+/**
+ * The keys of forgotten addresses (SWARMCLOUD_FORGET_HOST_KEYS) that this resource recorded and
+ * still uses, learnt again now by a key exchange without login (`scanHostKey`), so that the
+ * resource does not wait, unpinned, for its next run. An address that does not answer is left
+ * out: its next connection records the key it sees.
+ */
+async function relearnForgotten(
+  recorded: Record<string, string> | undefined,
+  target: Pick<ScriptState, "connection" | "fallbackConnections">,
+  known: Record<string, string>,
+): Promise<Record<string, string>> {
+  const learnt: Record<string, string> = {};
+  for (const c of [target.connection, ...(target.fallbackConnections ?? [])]) {
+    const address = hostAddress(c);
+    const old = recorded?.[address];
+    if (!old || known[address] || learnt[address] || !forgetsHostKey(address)) continue;
+    const key = await scanHostKey(c, old.split(" ")[0]!);
+    if (key) learnt[address] = key;
+  }
+  return learnt;
+}
+
+/** Keys pinned in config, as recorded keys: a pin later removed leaves its key enforced. */
+function pinnedHostKeys(target: Pick<ScriptState, "connection" | "fallbackConnections">): Record<string, string> {
+  const pins: Record<string, string> = {};
+  for (const c of [target.connection, ...(target.fallbackConnections ?? [])]) {
+    if (c.hostKey) pins[hostAddress(c)] = expectedKey(c, undefined)!.line;
+  }
+  return pins;
+}
+
 /** Hex SHA-256 of a text: what state keeps of stdin, and what tells private keys apart in the pool. */
 export function sha256Hex(text: string): string {
   const { createHash } = require("crypto") as typeof import("crypto");
@@ -280,7 +389,7 @@ function trace(started: number, where: string, what: string): void {
 }
 
 /** What went wrong with a remote script, for callers that branch on it (never on the message). */
-export type RemoteFailure = "unreachable" | "failed" | "timeout" | "notHere" | "notStarted";
+export type RemoteFailure = "unreachable" | "failed" | "timeout" | "notHere" | "notStarted" | "hostKey";
 
 /**
  * A plain `Error` tagged with its `failure`. Not a subclass: Pulumi's closure serializer turns
@@ -294,6 +403,8 @@ export interface RemoteError extends Error {
   /** For `failed`: the step from the script's header and its exit code (or signal). */
   step?: string;
   exitCode?: number | string;
+  /** For `hostKey`: the key line the server showed. */
+  seenKey?: string;
 }
 
 export function isRemoteError(err: unknown, failure: RemoteFailure): err is RemoteError {
@@ -310,6 +421,69 @@ export function unreachableError(node: string, conns: Conn[], attempts: number, 
   return remoteError(
     "unreachable",
     `node ${node} (${where}) is unreachable over SSH after ${attempts} attempts: ${String(lastError)}`,
+  );
+}
+
+/** The key a connection must show: pinned (in config, or made by the program), else recorded in state. */
+interface Expected {
+  line: string;
+  from: HostKeySource | "state";
+}
+
+/** A connection as it is dialled: with the host key it must show, when one is known. */
+export type Dial = Conn & { expect?: Expected };
+
+/** The key `c` must show: its pin (`hostKey`), else the one recorded for its address. */
+function expectedKey(c: Conn, recorded: Record<string, string> | undefined): Expected | undefined {
+  if (c.hostKey) {
+    const k = parseHostKey(c.hostKey);
+    if ("problem" in k) throw new Error(`hostKey of ${hostAddress(c)} = ${JSON.stringify(c.hostKey)}: ${k.problem}`);
+    return { line: k.line, from: c.hostKeySource ?? "config" };
+  }
+  const line = recorded?.[hostAddress(c)];
+  return line ? { line, from: "state" } : undefined;
+}
+
+/** `SHA256:...` of a `<type> <base64>` line. */
+function fingerprintOf(line: string): string {
+  return hostKeyFingerprint(Buffer.from(line.split(" ")[1] ?? "", "base64"));
+}
+
+/**
+ * The server at `c` showed another host key than the expected one: refused before login, so no
+ * credentials and no stdin reached it. Names the node the connection reaches (and the node whose
+ * step it was, when another), says both fingerprints and how to accept a changed key.
+ */
+export function hostKeyError(node: string, c: Dial, seenKey: string): RemoteError {
+  const expected = c.expect!;
+  const owner = c.node ?? node;
+  const address = hostAddress(c);
+  const [seenType] = seenKey.split(" ");
+  const file = `/etc/ssh/ssh_host_${(seenType ?? "").replace(/^ssh-|-sha2-.*$/g, "")}_key.pub`;
+  const check = `check the fingerprint on the node itself (ssh-keygen -lf ${file})`;
+  const pin = `set hostKey: "${seenKey}" on the node at ${c.host} in swarmcloud:nodes`;
+  const origin = {
+    config: "pinned in swarmcloud:nodes",
+    program: "made by this program and given to the node when it was created",
+    state: "recorded on the first connection",
+  }[expected.from];
+  const fix = {
+    config: `If the node's key changed for a good reason (reinstalled, re-created), ${check} and pin it: ${pin}`,
+    state:
+      `If the node's key changed for a good reason (reinstalled, re-created), ${check} and accept it: ` +
+      `run \`SWARMCLOUD_FORGET_HOST_KEYS=${address} pulumi up\` (forgets the recorded key and records the one the node shows now), or pin it: ${pin}`,
+    program:
+      "The node gets that key whenever Pulumi creates it, so it shows another only when it was re-created " +
+      "outside Pulumi or is not the node: re-create it with Pulumi, `pulumi up --replace <URN of its container or droplet>` " +
+      "(`pulumi stack --show-urns` lists them), and it has its key again",
+  }[expected.from];
+  const via = owner === node ? "" : ` (for a step of node ${node})`;
+  return remoteError(
+    "hostKey",
+    `node ${owner}: refused ${c.user ?? "root"}@${address}${via}: it shows the SSH host key ${fingerprintOf(seenKey)} ` +
+      `but ${fingerprintOf(expected.line)} was expected (${origin}). ` +
+      `Nothing was sent: no login, no script. Another machine may be answering on that address. ${fix}`,
+    { seenKey },
   );
 }
 
@@ -334,25 +508,49 @@ export interface Pooled {
   idle?: ReturnType<typeof setTimeout>;
   /** Shared acquisitions waiting for a session on it (see `acquireShared`), woken on any release. */
   waiters: (() => void)[];
+  /** The host key the server showed (`<type> <base64>`), once connected. */
+  hostKey?: string;
 }
 
 /**
- * The process's pool, keyed by login, address and key. It lives in `globalThis`, not in this
- * module: the provider is serialized and re-loaded, and must capture no state of its own.
+ * The process's pool, keyed by login, address, key and the host key expected. It lives in
+ * `globalThis`, not in this module: the provider is serialized and re-loaded, and must capture no
+ * state of its own.
  */
 function sshPool(): Map<string, Pooled[]> {
   const g = globalThis as { __swarmcloudSsh?: Map<string, Pooled[]> };
   return (g.__swarmcloudSsh ??= new Map<string, Pooled[]>());
 }
 
-function dial(c: Conn): Promise<SshClient> {
+/**
+ * Opens a connection. The server's host key is checked during the key exchange, before any
+ * login: a key other than `c.expect` fails the dial with a `hostKey` error; the key shown is
+ * handed to `seen`. Expecting a key offers only its type, so the server shows that one.
+ */
+function dial(c: Dial, seen: (key: string) => void): Promise<SshClient> {
   const { Client } = require("ssh2") as typeof import("ssh2");
   return new Promise<SshClient>((resolve, reject) => {
     const client = new Client();
+    let refused: RemoteError | undefined;
+    const verify = (blob: Buffer): boolean => {
+      const shown = hostKeyOfBlob(blob);
+      if (c.expect && shown.line !== c.expect.line) {
+        refused = remoteError("hostKey", `host key ${shown.fingerprint} is not the expected one`, {
+          seenKey: shown.line,
+        });
+        return false;
+      }
+      seen(shown.line);
+      return true;
+    };
+    const serverHostKey = c.expect && hostKeyAlgorithms(c.expect.line.split(" ")[0]!);
+    const algorithms = serverHostKey ? { serverHostKey } : undefined;
     client
       .on("ready", () => resolve(client))
-      .on("error", (err: Error) => reject(err))
+      .on("error", (err: Error) => reject(refused ?? err))
       .connect({
+        hostVerifier: verify,
+        ...(algorithms ? { algorithms: algorithms as ConnectConfig["algorithms"] } : {}),
         host: c.host,
         port: c.port ?? 22,
         username: c.user ?? "root",
@@ -363,9 +561,54 @@ function dial(c: Conn): Promise<SshClient> {
   });
 }
 
-/** The pool's list of connections for one login, address and key. */
-function pooledFor(c: Conn, pool: Map<string, Pooled[]>): Pooled[] {
-  const key = `${c.user ?? "root"}@${c.host}:${c.port ?? 22}#${sha256Hex(c.privateKey)}`;
+/**
+ * The host key the server at `c` shows for key type `type`, read during a key exchange that is
+ * then broken off: no login, nothing sent (what `ssh-keyscan -t <type>` does). Undefined when
+ * the server does not answer or has no key of that type. One scan per address and type per
+ * process: the resources that forgot an address in one `pulumi up` share it.
+ */
+function scanHostKey(c: Conn, type: string): Promise<string | undefined> {
+  const g = globalThis as { __swarmcloudScans?: Map<string, Promise<string | undefined>> };
+  const scans = (g.__swarmcloudScans ??= new Map<string, Promise<string | undefined>>());
+  const id = `${hostAddress(c)}#${type}`;
+  const known = scans.get(id);
+  if (known) return known;
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  const scan = new Promise<string | undefined>((resolve) => {
+    const client = new Client();
+    let key: string | undefined;
+    const done = () => {
+      client.end();
+      resolve(key);
+    };
+    const serverHostKey = hostKeyAlgorithms(type);
+    client
+      .on("error", done)
+      .on("close", done)
+      .on("ready", done)
+      .connect({
+        host: c.host,
+        port: c.port ?? 22,
+        username: c.user ?? "root",
+        hostVerifier: (blob: Buffer) => {
+          key = hostKeyOfBlob(blob).line;
+          return false;
+        },
+        ...(serverHostKey ? { algorithms: { serverHostKey } as ConnectConfig["algorithms"] } : {}),
+        readyTimeout: (c.perDialTimeout ?? 15) * 1000,
+      });
+  });
+  scans.set(id, scan);
+  return scan;
+}
+
+/**
+ * The pool's list of connections for one login and address, verified against one host key (or
+ * none): a connection verified against one key never serves a script that expects another, or none.
+ */
+function pooledFor(c: Dial, pool: Map<string, Pooled[]>): Pooled[] {
+  const verified = c.expect ? sha256Hex(c.expect.line) : "unverified";
+  const key = `${c.user ?? "root"}@${hostAddress(c)}#${sha256Hex(c.privateKey)}#${verified}`;
   const list = pool.get(key) ?? [];
   pool.set(key, list);
   return list;
@@ -376,8 +619,11 @@ function wakeWaiters(p: Pooled): void {
   for (const wake of p.waiters.splice(0)) wake();
 }
 
-/** A connection for one script: a pooled one with a free session, or a new one being dialled. */
-export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
+/**
+ * A connection for one script: a pooled one with a free session, or a new one being dialled.
+ * Keyed by the host key expected too (see `pooledFor`).
+ */
+export function acquire(c: Dial, pool = sshPool(), dialTo = dial): Pooled {
   const list = pooledFor(c, pool);
   const free = list.find((p) => !p.closed && p.channels < SESSIONS_PER_CONNECTION);
   if (free) {
@@ -386,7 +632,7 @@ export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
     if (free.idle) clearTimeout(free.idle);
     return free;
   }
-  const p: Pooled = { ready: dialTo(c), channels: 1, uses: 1, closed: false, waiters: [] };
+  const p: Pooled = { ready: dialTo(c, (k) => (p.hostKey = k)), channels: 1, uses: 1, closed: false, waiters: [] };
   const forget = () => {
     p.closed = true;
     const i = list.indexOf(p);
@@ -403,7 +649,7 @@ export function acquire(c: Conn, pool = sshPool(), dialTo = dial): Pooled {
  * no free session it waits for one rather than dialling another, so reads open at most one
  * connection per node and login however many run at once.
  */
-export async function acquireShared(c: Conn, pool = sshPool(), dialTo = dial): Promise<Pooled> {
+export async function acquireShared(c: Dial, pool = sshPool(), dialTo = dial): Promise<Pooled> {
   for (;;) {
     const open = pooledFor(c, pool).filter((p) => !p.closed);
     if (open.length === 0 || open.some((p) => p.channels < SESSIONS_PER_CONNECTION)) return acquire(c, pool, dialTo);
@@ -448,7 +694,7 @@ export function execScript(
       gaveUp = true;
       reject(notStarted(`no answer to the session request within ${run.openSeconds} s`));
     }, run.openSeconds * 1000);
-    client.exec(run.command, (err, stream) => {
+    const opened = (err: Error | undefined, stream: ClientChannel) => {
       clearTimeout(openTimer);
       if (gaveUp) return stream?.close();
       if (err) return reject(notStarted(err.message));
@@ -467,7 +713,13 @@ export function execScript(
         resolve([code ?? signal ?? "unknown", stdout, tail]);
       });
       stream.end(run.stdin ?? "");
-    });
+    };
+    // A pooled connection whose socket closed a moment ago throws "Not connected" at once.
+    try {
+      client.exec(run.command, opened);
+    } catch (err) {
+      opened(err instanceof Error ? err : new Error(String(err)), undefined as unknown as ClientChannel);
+    }
   });
 }
 
@@ -492,8 +744,12 @@ export type Attempt =
   /** A shared connection that died while idle: not the node's fault, it has left the pool. */
   | { kind: "stale" };
 
-/** Runs the job once over connection `c` (pooled); a failed script throws (`failed`, `timeout`). */
-async function attemptOn(c: Conn, job: Job): Promise<Attempt> {
+/**
+ * Runs the job once over connection `c` (pooled); a failed script throws (`failed`, `timeout`),
+ * and so does a host key other than the one expected (`hostKey`): no retry, no fallback. The
+ * host key the connection showed goes in `seen`, by address.
+ */
+async function attemptOn(c: Dial, job: Job, seen: Record<string, string>): Promise<Attempt> {
   const pooled = job.shared ? await acquireShared(c) : acquire(c);
   const where = `${job.node}@${c.host}`;
   let client: SshClient;
@@ -503,8 +759,10 @@ async function attemptOn(c: Conn, job: Job): Promise<Attempt> {
     trace(dialStart, where, "ssh connect");
   } catch (error) {
     release(pooled, true);
+    if (isRemoteError(error, "hostKey")) throw hostKeyError(job.node, c, error.seenKey!);
     return { kind: "dialFailed", error };
   }
+  if (pooled.hostKey) seen[hostAddress(c)] = pooled.hostKey;
   let broken = false;
   try {
     const started = Date.now();
@@ -569,23 +827,32 @@ export async function tryInTurn(
 }
 
 /**
- * Runs one script on one node; resolves to its trimmed stdout, rejects with the node named.
+ * Runs one script on one node; resolves to its trimmed stdout and the host keys the connections
+ * showed (by address), rejects with the node named. Each connection must show its pinned key,
+ * else the one in `hostKeys`; with neither, the key it shows is trusted (first use).
  * `shared`: a read, which waits for a session on an open connection rather than dialling more.
  */
 async function runRemote(
-  target: Pick<ScriptState, "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout">,
+  target: Pick<
+    ScriptState,
+    "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout" | "hostKeys"
+  >,
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
   shared = false,
-): Promise<string> {
-  const conns = [target.connection, ...(target.fallbackConnections ?? [])];
+): Promise<{ stdout: string; seen: Record<string, string> }> {
+  const conns: Dial[] = [target.connection, ...(target.fallbackConnections ?? [])].map((c) => {
+    const expect = expectedKey(c, target.hostKeys);
+    return expect ? { ...c, expect } : c;
+  });
+  const seen: Record<string, string> = {};
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
   const { node, timeout } = target;
   const environment = target.context ? { ...target.context, ...target.environment } : target.environment;
   const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1, shared };
-  const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job));
-  if ("stdout" in end) return end.stdout;
+  const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job, seen));
+  if ("stdout" in end) return { stdout: end.stdout, seen };
   if ("notHere" in end) {
     const message = `node ${target.node}: no connection could run the script (each said "not here"): ${end.notHere}`;
     throw remoteError("notHere", message);
@@ -602,13 +869,15 @@ async function runRemote(
 export class RemoteScript extends pulumi.dynamic.Resource {
   /** Trimmed standard output of the last run (secret when `secretStdout`). */
   declare public readonly stdout: pulumi.Output<string>;
+  /** Host keys by `host:port` (pinned, or seen on the first connection), enforced on later runs. */
+  declare public readonly hostKeys: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
     const { secretStdout, ...props } = args;
     super(
       remoteScriptProvider,
       name,
-      { ...props, stdout: undefined },
+      { ...props, stdout: undefined, hostKeys: undefined },
       {
         ...opts,
         additionalSecretOutputs: ["connection", ...(secretStdout ? ["stdout"] : [])],

@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Role, SwarmSettings } from "./config";
 import { ClusterNode } from "./nodes/types";
-import { RemoteScript } from "./remote";
 import { keyValueLines, script, words } from "./scripts";
+import { nodeStep, NodeStepArgs, RunsOn } from "./step";
 
 export interface SwarmArgs {
   /** Every node; the first manager initialises the swarm. */
@@ -43,12 +43,16 @@ export class Swarm extends pulumi.ComponentResource {
     const managers = args.nodes.filter((n) => n.role === "manager");
     const first = managers[0];
     if (first === undefined) throw new pulumi.ResourceError("swarmcloud: a swarm needs at least one manager", this);
-    const managerSide: ManagerSide = {
+    // Manager-side steps run on the first manager, and on the other managers when it cannot.
+    const managerSide: RunsOn = {
       connection: first.connection,
       fallbackConnections: managers.slice(1).map((m) => m.connection),
     };
 
-    const bootstrap = createBootstrap(name, { ...args, first, managers, managerSide }, this);
+    const bootstrap = nodeStep(`${name}-bootstrap`, bootstrapStep(first, managerSide, args.settings), {
+      parent: this,
+      dependsOn: managers.map((m) => args.hostReady[m.name]!),
+    });
     const fields = bootstrap.stdout.apply((s) => s.split(/\s+/));
     this.clusterId = pulumi.unsecret(fields.apply((f) => f[0] ?? ""));
     this.workerToken = pulumi.secret(fields.apply((f) => f[2] ?? ""));
@@ -62,10 +66,15 @@ export class Swarm extends pulumi.ComponentResource {
     // (on a manager: role, availability, labels; drain and demote on delete).
     this.ready = args.nodes.map((node) => {
       const nodeName = `${name}-${node.name}`;
-      const slot = createSlot(nodeName, { node, managerSide, bootstrap }, this);
-      const hostReady = args.hostReady[node.name]!;
-      const join = createJoin(nodeName, { node, joinSecret, managerAddrs, slot, hostReady }, this);
-      return createMember(nodeName, { node, managerSide, join }, this);
+      const slot = nodeStep(`${nodeName}-slot`, slotStep(node, managerSide), { parent: this, dependsOn: [bootstrap] });
+      const join = nodeStep(`${nodeName}-join`, joinStep(node, joinSecret, managerAddrs), {
+        parent: this,
+        dependsOn: [slot, args.hostReady[node.name]!],
+      });
+      return nodeStep(`${nodeName}-member`, memberStep(node, managerSide, join.stdout), {
+        parent: this,
+        dependsOn: [join],
+      });
     });
 
     this.managerAddress = pulumi.output(first.privateAddress);
@@ -83,121 +92,75 @@ export class Swarm extends pulumi.ComponentResource {
   }
 }
 
-/** Where manager-side scripts run: the first manager, the other managers when it cannot. */
-interface ManagerSide {
-  connection: ClusterNode["connection"];
-  fallbackConnections: ClusterNode["connection"][];
-}
-
-interface BootstrapArgs extends SwarmArgs {
-  first: ClusterNode;
-  managers: ClusterNode[];
-  managerSide: ManagerSide;
-}
-
 /**
  * Ensures a swarm exists (init on the first manager, or adopt the one it manages) and reads the
  * join tokens. It is not tied to one node: with the first manager replaced or down, it runs on
  * another manager, which already manages the same swarm.
  */
-function createBootstrap(name: string, args: BootstrapArgs, parent: pulumi.Resource): RemoteScript {
-  const { first, settings } = args;
-  return new RemoteScript(
-    `${name}-bootstrap`,
-    {
-      node: first.name,
-      ...args.managerSide,
-      create: script("swarm-init"),
-      delete: script("swarm-teardown"),
-      environment: {
-        NODE_NAME: first.name,
-        ADVERTISE_ADDR: first.privateAddress,
-        DATA_PATH_PORT: String(settings.dataPathPort),
-        DEFAULT_ADDR_POOL: settings.defaultAddrPool.join(" "),
-      },
-      secretStdout: true,
-      skipDeleteWhenUnreachable: true,
+function bootstrapStep(first: ClusterNode, managerSide: RunsOn, settings: SwarmSettings): NodeStepArgs {
+  return {
+    node: first,
+    runsOn: managerSide,
+    create: script("swarm-init"),
+    delete: script("swarm-teardown"),
+    environment: {
+      ADVERTISE_ADDR: first.privateAddress,
+      DATA_PATH_PORT: String(settings.dataPathPort),
+      DEFAULT_ADDR_POOL: settings.defaultAddrPool.join(" "),
     },
-    { parent, dependsOn: args.managers.map((m) => args.hostReady[m.name]!) },
-  );
+    secretStdout: true,
+    skipDeleteWhenUnreachable: true,
+  };
 }
 
-/** The node's place in the node list: nothing on create, removes the node from the list on delete (last). */
-function createSlot(
-  name: string,
-  args: { node: ClusterNode; managerSide: ManagerSide; bootstrap: RemoteScript },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const { node } = args;
-  return new RemoteScript(
-    `${name}-slot`,
-    {
-      node: node.name,
-      ...args.managerSide,
-      // Nothing to do on create: the slot exists to remove the node from the list last.
-      create: "",
-      delete: script("swarm-forget"),
-      environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress },
-      skipDeleteWhenUnreachable: true,
-    },
-    { parent, dependsOn: [args.bootstrap] },
-  );
+/** The node's place in the node list, kept on a manager: removes the node from the list on delete (last). */
+function slotStep(node: ClusterNode, managerSide: RunsOn): NodeStepArgs {
+  return {
+    node,
+    runsOn: managerSide,
+    // Nothing to do on create: the slot exists to remove the node from the list last.
+    create: "",
+    delete: script("swarm-forget"),
+    environment: { ADVERTISE_ADDR: node.privateAddress },
+    skipDeleteWhenUnreachable: true,
+  };
 }
 
-interface JoinArgs {
-  node: ClusterNode;
-  /** `<cluster id> <worker token>\n`, a secret, for stdin. */
-  joinSecret: pulumi.Output<string>;
-  /** The managers' addresses, space-separated. */
-  managerAddrs: pulumi.Input<string>;
-  slot: RemoteScript;
-  /** The resource after which Docker is ready on the node. */
-  hostReady: pulumi.Resource;
+/**
+ * On the node itself: joins the swarm, leaves it on delete; prints the node ID. `joinSecret` is
+ * `<cluster id> <worker token>\n`, a secret, for stdin; `managerAddrs` the managers' addresses,
+ * space-separated.
+ */
+function joinStep(
+  node: ClusterNode,
+  joinSecret: pulumi.Output<string>,
+  managerAddrs: pulumi.Input<string>,
+): NodeStepArgs {
+  return {
+    node,
+    create: script("swarm-join"),
+    delete: script("swarm-leave"),
+    read: script("swarm-join-read"),
+    stdin: joinSecret,
+    environment: { ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: managerAddrs },
+    skipDeleteWhenUnreachable: true,
+  };
 }
 
-/** On the node itself: joins the swarm (the token on stdin), leaves it on delete; prints the node ID. */
-function createJoin(name: string, args: JoinArgs, parent: pulumi.Resource): RemoteScript {
-  const { node } = args;
-  return new RemoteScript(
-    `${name}-join`,
-    {
-      node: node.name,
-      connection: node.connection,
-      create: script("swarm-join"),
-      delete: script("swarm-leave"),
-      read: script("swarm-join-read"),
-      stdin: args.joinSecret,
-      environment: { NODE_NAME: node.name, ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: args.managerAddrs },
-      skipDeleteWhenUnreachable: true,
+/** On a manager: the node's role, availability and labels (`nodeId` from its join); drain and demote on delete. */
+function memberStep(node: ClusterNode, managerSide: RunsOn, nodeId: pulumi.Output<string>): NodeStepArgs {
+  return {
+    node,
+    runsOn: managerSide,
+    create: script("swarm-member"),
+    delete: script("swarm-release"),
+    read: script("swarm-member-read"),
+    environment: {
+      NODE_ID: nodeId,
+      ROLE: node.role,
+      AVAILABILITY: node.availability,
+      LABELS: keyValueLines(node.labels),
     },
-    { parent, dependsOn: [args.slot, args.hostReady] },
-  );
-}
-
-/** On a manager: the node's role, availability and labels; drain and demote on delete. */
-function createMember(
-  name: string,
-  args: { node: ClusterNode; managerSide: ManagerSide; join: RemoteScript },
-  parent: pulumi.Resource,
-): RemoteScript {
-  const { node } = args;
-  return new RemoteScript(
-    `${name}-member`,
-    {
-      node: node.name,
-      ...args.managerSide,
-      create: script("swarm-member"),
-      delete: script("swarm-release"),
-      read: script("swarm-member-read"),
-      environment: {
-        NODE_NAME: node.name,
-        NODE_ID: args.join.stdout,
-        ROLE: node.role,
-        AVAILABILITY: node.availability,
-        LABELS: keyValueLines(node.labels),
-      },
-      skipDeleteWhenUnreachable: true,
-    },
-    { parent, dependsOn: [args.join] },
-  );
+    skipDeleteWhenUnreachable: true,
+  };
 }

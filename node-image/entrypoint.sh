@@ -3,7 +3,10 @@
 #
 #  1. installs the authorized SSH key(s) for root from $SSH_AUTHORIZED_KEY and/or
 #     the file /run/swarmcloud/authorized_keys (mounted), merged with existing ones;
-#  2. generates missing SSH host keys;
+#  2. SSH host key: the one given in /etc/swarmcloud/ssh_host_ed25519_key (copied in or
+#     mounted by whoever made the node, who pins its public half) becomes
+#     /etc/ssh/ssh_host_ed25519_key and sshd serves that key only; without one,
+#     missing host keys are generated (each new container then shows new keys);
 #  3. starts glusterd, then dockerd (overlay2, log /var/log/dockerd.log) and waits
 #     until `docker info` answers (exits non-zero if it does not);
 #  4. starts sshd, then supervises: exits when sshd dies, restarts dockerd/glusterd
@@ -18,12 +21,14 @@
 set -Eeuo pipefail
 
 readonly KEY_FILE=/run/swarmcloud/authorized_keys
+readonly GIVEN_HOST_KEY=/etc/swarmcloud/ssh_host_ed25519_key
 readonly DOCKERD_LOG=/var/log/dockerd.log
 readonly GLUSTERD_LOG=/var/log/glusterfs/glusterd.log
 readonly DOCKERD_TIMEOUT="${SWARMCLOUD_DOCKERD_TIMEOUT:-90}"
 readonly SUPERVISE="${SWARMCLOUD_SUPERVISE:-1}"
 
 sshd_pid=""
+sshd_host_keys=()
 dockerd_pid=""
 glusterd_pid=""
 stopping=0
@@ -63,6 +68,30 @@ install_authorized_keys() {
   if [[ ! -s "$dest" ]]; then
     log "WARNING: no authorized key (set SSH_AUTHORIZED_KEY or mount $KEY_FILE); ssh login will be impossible"
   fi
+}
+
+# install_host_key GIVEN SSH_DIR: the given private host key (when there is one) becomes
+# SSH_DIR/ssh_host_ed25519_key (mode 600, its .pub beside it) and the only key sshd serves
+# (sshd_host_keys holds `-h <file>`); otherwise `ssh-keygen -A` makes the missing default keys.
+install_host_key() {
+  local given="$1" dir="$2" key
+  key="$dir/ssh_host_ed25519_key"
+  if [[ ! -s "$given" ]]; then
+    ssh-keygen -A >/dev/null
+    sshd_host_keys=()
+    return 0
+  fi
+  chmod 600 "$given" 2>/dev/null || true # a read-only mount keeps its own mode
+  install -m 600 "$given" "$key"
+  if ! ssh-keygen -y -f "$key" >"$key.pub.tmp"; then
+    rm -f "$key.pub.tmp"
+    log "the host key in $given is not an OpenSSH private key"
+    return 1
+  fi
+  mv -f "$key.pub.tmp" "$key.pub"
+  chmod 644 "$key.pub"
+  sshd_host_keys=(-h "$key")
+  log "sshd serves the given host key $(ssh-keygen -lf "$key.pub" | cut -d' ' -f2)"
 }
 
 prepare_runtime_dirs() {
@@ -110,7 +139,7 @@ wait_dockerd() {
 }
 
 start_sshd() {
-  /usr/sbin/sshd -D -e &
+  /usr/sbin/sshd -D -e "${sshd_host_keys[@]}" &
   sshd_pid=$!
   log "sshd started (pid $sshd_pid)"
 }
@@ -154,7 +183,7 @@ main() {
   trap 'shutdown 0' TERM INT
   restore_host_identity
   install_authorized_keys
-  ssh-keygen -A >/dev/null
+  install_host_key "$GIVEN_HOST_KEY" /etc/ssh || shutdown 1
   prepare_runtime_dirs
   start_glusterd
   start_dockerd
@@ -188,4 +217,7 @@ main() {
   done
 }
 
-main "$@"
+# Sourced (tests): define the functions, run nothing.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the repo's Go source: gofmt on every Go file (tracked files plus untracked ones that
-# .gitignore does not exclude), then go vet on the language host (scripts/langhost). Fails if a
-# file is not gofmt-formatted or vet has a finding.
+# .gitignore does not exclude), no function over 80 lines, then go vet on the language host
+# (scripts/langhost). Fails if a file is not gofmt-formatted, a function is too long or vet has
+# a finding.
 #   usage: bash scripts/golint.sh        (GO=/path/to/go to override)
 #
 # The repo has no go.mod: scripts/engine.sh builds the language host in a throw-away wrapper
@@ -39,6 +40,20 @@ if [[ -n "$unformatted" ]]; then
   exit 1
 fi
 
+# No function over 80 lines (CONTRIBUTING.md, Conventions; eslint checks the TypeScript). In
+# gofmt-formatted Go a function that is not a one-liner starts with "func " and ends at the
+# next line that starts with "}".
+too_long="$(awk '
+  FNR == 1 { start = 0 }
+  /^func / && !/}$/ { start = FNR; head = $0 }
+  /^}/ && start { if (FNR - start + 1 > 80) printf "  %s:%d: %d lines: %s\n", FILENAME, start, FNR - start + 1, head; start = 0 }
+' "${files[@]}")"
+if [[ -n "$too_long" ]]; then
+  echo "golint.sh: functions over 80 lines (split them into small named functions):" >&2
+  printf '%s\n' "$too_long" >&2
+  exit 1
+fi
+
 module="$(mktemp -d /tmp/golint.XXXXXX)"
 trap 'rm -rf "$module"' EXIT
 bash scripts/engine.sh --wrapper-module "$module"
@@ -51,4 +66,4 @@ if ! (
   exit 1
 fi
 
-echo "golint.sh: ${#files[@]} Go files formatted, go vet clean"
+echo "golint.sh: ${#files[@]} Go files formatted, functions under 80 lines, go vet clean"

@@ -1,6 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { DigitalOceanSettings, NodeSpec } from "../config";
+import { GeneratedKey } from "../generated-key";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
 
 export interface DigitalOceanNodesArgs {
@@ -75,6 +76,30 @@ export function firewallOutboundRules(): FirewallOutboundRule[] {
   ];
 }
 
+/**
+ * The droplet's cloud-init user data: its SSH host key, made by this program, installed on first
+ * boot (`ssh_keys`), the image's own keys deleted and no other generated, so sshd serves that key
+ * only and the first connection is already verified. The private key is in it: keep the result
+ * a secret.
+ */
+export function hostKeyUserData(privateKey: string, publicKey: string): string {
+  const block = privateKey
+    .trim()
+    .split("\n")
+    .map((line) => `    ${line}`)
+    .join("\n");
+  return [
+    "#cloud-config",
+    "ssh_deletekeys: true",
+    "ssh_genkeytypes: []",
+    "ssh_keys:",
+    "  ed25519_private: |",
+    block,
+    `  ed25519_public: ${JSON.stringify(publicKey.trim())}`,
+    "",
+  ].join("\n");
+}
+
 /** The role tag every droplet carries next to `settings.tags`. */
 export function roleTag(role: NodeSpec["role"]): string {
   return `swarmcloud-${role}`;
@@ -82,7 +107,8 @@ export function roleTag(role: NodeSpec["role"]): string {
 
 /**
  * Droplets in their own VPC, reachable with one SSH key, behind a cloud firewall. The droplet
- * is named after the node, so its hostname is the node name.
+ * is named after the node, so its hostname is the node name. Each droplet's SSH host key is made
+ * here (`GeneratedKey`), installed through cloud-init user data and pinned in its connection.
  *
  * DigitalOcean refuses an SSH public key that is already on the account ("SSH Key is already
  * in use"), and a VPC range that overlaps another VPC in the account.
@@ -105,8 +131,9 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
       parent,
     );
 
+    const hostKeys = args.nodes.map((node) => new GeneratedKey(`${name}-${node.name}-host-key`, {}, parent));
     const droplets = args.nodes.map(
-      (node) =>
+      (node, i) =>
         new digitalocean.Droplet(
           `${name}-${node.name}`,
           {
@@ -117,6 +144,12 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
             vpcUuid: vpc.id,
             sshKeys: [key.fingerprint],
             tags: [...new Set([...s.tags, roleTag(node.role)])],
+            // Read by cloud-init on first boot; a new key replaces the droplet.
+            userData: pulumi.secret(
+              pulumi
+                .all([hostKeys[i]!.privateKey, hostKeys[i]!.publicKey])
+                .apply(([priv, pub]) => hostKeyUserData(priv, pub)),
+            ),
           },
           parent,
         ),
@@ -143,6 +176,7 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
         privateAddress: droplet.ipv4AddressPrivate,
         // The firewall too: provisioning then always meets the rules it will live with.
         dependsOn: [droplet, firewall],
+        hostKey: hostKeys[i]!.publicKey,
       });
     });
 

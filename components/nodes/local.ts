@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { isCidr, LocalSettings, NodeSpec } from "../config";
+import { GeneratedKey } from "../generated-key";
 import { nodeContainerInputs, NodeVolume, nodeVolumeNames } from "./node-container";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
 
@@ -17,6 +18,13 @@ export interface LocalNodesArgs {
   /** Port Portainer (HTTPS) listens on inside the first manager, published on `settings.portainerHostPort`. Default 9443. */
   portainerPort?: number;
 }
+
+/**
+ * Where a node container finds the SSH host key the program made for it; the image's entrypoint
+ * installs it as /etc/ssh/ssh_host_ed25519_key and starts sshd with that key only. Not under
+ * /run: that is a tmpfs, mounted over what was copied into the container before it started.
+ */
+export const HOST_KEY_FILE = "/etc/swarmcloud/ssh_host_ed25519_key";
 
 /** Host part of the first node on the bridge network (.11, .12, ... in node order). */
 export const FIRST_NODE_HOST = 11;
@@ -47,7 +55,9 @@ export function nodeAddress(subnet: string, index: number): string {
 /**
  * The default environment: containers on the user's own Docker engine acting as cluster nodes
  * (sshd + dockerd + glusterd inside, from `node-image/`), on a bridge network with fixed
- * addresses, reached over SSH with a key this component generates.
+ * addresses, reached over SSH with a key this component generates. Each node's SSH host key is
+ * made here too (`GeneratedKey`), copied into its container and pinned in its connection, so the
+ * first connection is already verified; a re-created container gets the same key.
  *
  * The containers run WITHOUT --privileged, with the recipe of node-container.json (shared with
  * the lab harness; see node-container.ts). One flag of that recipe,
@@ -82,6 +92,7 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
     const image = createImage(name, { imageName: s.image, contextDir: args.contextDir }, this);
 
     this.nodes = args.nodes.map((node, i) => {
+      const hostKey = new GeneratedKey(`${name}-${node.name}-host-key`, {}, { parent: this });
       const container = createNodeContainer(
         `${name}-${node.name}`,
         {
@@ -90,6 +101,7 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
           network,
           image,
           sshPublicKey: this.sshPublicKey,
+          hostKey,
           ports: node === firstManager ? entryPorts(args) : [],
         },
         this,
@@ -100,6 +112,7 @@ export class LocalNodes extends pulumi.ComponentResource implements NodeSource {
         privateKey: this.sshPrivateKey,
         dialErrorLimit: 20,
         dependsOn: [container],
+        hostKey: hostKey.publicKey,
       });
     });
 
@@ -192,6 +205,8 @@ interface NodeContainerArgs {
   network: docker.Network;
   image: docker.Image;
   sshPublicKey: pulumi.Output<string>;
+  /** The node's SSH host key, copied into the container at `HOST_KEY_FILE` (mode 600). */
+  hostKey: GeneratedKey;
   /** Host ports to publish (the entry node's; none elsewhere). */
   ports: PortMapping[];
 }
@@ -217,6 +232,8 @@ function createNodeContainer(
       envs: [pulumi.interpolate`SSH_AUTHORIZED_KEY=${args.sshPublicKey}`, ...envs],
       // Capabilities, confinement, /dev/fuse, cgroups, /run, the volumes' mounts, the stop timeout.
       ...recipe,
+      // Copied in before the container starts; a new key replaces the container (its volumes stay).
+      uploads: [{ file: HOST_KEY_FILE, content: pulumi.secret(args.hostKey.privateKey), permissions: "0600" }],
       ports: args.ports,
       labels: [
         { label: "swarmcloud.node", value: node.name },

@@ -2,7 +2,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { appPorts, SwarmcloudConfig } from "../config";
 import { SshNodes } from "./ssh";
-import { ClusterNode } from "./types";
+import { ClusterNode, NodeSource } from "./types";
 
 /** What a node source needs beyond the parsed config. */
 export interface NodeSourceArgs {
@@ -24,44 +24,51 @@ export interface NodeSourceResult {
 }
 
 /**
- * The node source of the chosen environment, ending in the one ClusterNode[] contract. Each
- * source is loaded only when chosen, so an SSH stack never loads the Docker or DigitalOcean SDKs.
+ * The nodes of the chosen environment, and the address in the Ghost and Portainer URLs: the
+ * source's `entryAddress` where it publishes the apps somewhere of its own (local: 127.0.0.1),
+ * otherwise the first node's public address.
  */
 export async function nodeSource(args: NodeSourceArgs): Promise<NodeSourceResult> {
+  const source = await sourceComponent(args);
+  return { nodes: source.nodes, entryAddress: source.entryAddress ?? source.nodes[0]!.publicAddress };
+}
+
+/**
+ * The node source component of the chosen environment, ending in the one ClusterNode[] contract.
+ * Each source is loaded only when chosen, so an SSH stack never loads the Docker or DigitalOcean
+ * SDKs.
+ */
+async function sourceComponent(args: NodeSourceArgs): Promise<NodeSource> {
   const { stack, config: c } = args;
   switch (c.environment) {
-    case "ssh": {
-      const src = new SshNodes(stack, {
+    case "ssh":
+      return new SshNodes(stack, {
         nodes: c.nodes,
         user: c.sshUser,
         port: c.sshPort,
         privateKey: required(args.sshPrivateKey, "sshPrivateKey"),
       });
-      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
-    }
     case "local": {
       const { LocalNodes } = await import("./local");
-      const src = new LocalNodes(stack, {
+      return new LocalNodes(stack, {
         nodes: c.nodes,
         settings: c.local,
         contextDir: path.join(args.repoDir, "node-image"),
         ghostPort: c.ghost.port,
         portainerPort: c.portainer.httpsPort,
       });
-      return { nodes: src.nodes, entryAddress: src.entryAddress };
     }
     case "vagrant": {
       const { VagrantNodes } = await import("./vagrant");
-      const src = new VagrantNodes(stack, {
+      return new VagrantNodes(stack, {
         nodes: c.nodes,
         settings: c.vagrant,
         workDir: path.join(args.repoDir, ".vagrant-stacks", stack),
       });
-      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
     case "digitalocean": {
       const { DigitalOceanNodes } = await import("./digitalocean");
-      const src = new DigitalOceanNodes(stack, {
+      return new DigitalOceanNodes(stack, {
         nodes: c.nodes,
         settings: c.digitalocean,
         sshPublicKey: required(args.sshPublicKey, "sshPublicKey"),
@@ -69,7 +76,6 @@ export async function nodeSource(args: NodeSourceArgs): Promise<NodeSourceResult
         dataPathPort: c.swarm.dataPathPort,
         publicPorts: appPorts(c).map(([, port]) => port),
       });
-      return { nodes: src.nodes, entryAddress: src.nodes[0]!.publicAddress };
     }
   }
 }

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Availability, NodeSpec, Role } from "../config";
-import { SshConnection } from "../remote";
+import { HostKeySource, SshConnection } from "../remote";
 
 /**
  * The one contract every node source ends in. Everything downstream (DockerHost, Swarm,
@@ -26,6 +26,11 @@ export interface ClusterNode {
 /** What every node source component exposes. */
 export interface NodeSource {
   readonly nodes: ClusterNode[];
+  /**
+   * Where the apps' published ports answer (the address in the Ghost and Portainer URLs), for a
+   * source that publishes them somewhere of its own. Default: the first node's public address.
+   */
+  readonly entryAddress?: pulumi.Input<string>;
 }
 
 /** How a node source reaches one node; `clusterNode` fills in the rest from the node's spec. */
@@ -43,13 +48,24 @@ export interface NodeReach {
   privateAddress?: pulumi.Input<string>;
   /** Resources that must exist before the node answers SSH. Default none. */
   dependsOn?: pulumi.Resource[];
+  /**
+   * The SSH host key the node must show, made by the source and given to the node (`local`,
+   * `digitalocean`). Default: the spec's `hostKey` (pinned in config), else none (trust on first use).
+   */
+  hostKey?: pulumi.Input<string>;
 }
 
-/** The ClusterNode every source builds: name, role, labels and availability from the spec, the rest from `reach`. */
+/**
+ * The ClusterNode every source builds: name, role, labels, availability and the pinned host key
+ * from the spec, the rest from `reach`. The connection carries the node's name, so an error
+ * about it (its host key) names this node even when another node's step used it.
+ */
 export function clusterNode(
-  spec: Pick<NodeSpec, "name" | "role" | "labels" | "availability">,
+  spec: Pick<NodeSpec, "name" | "role" | "labels" | "availability" | "hostKey">,
   reach: NodeReach,
 ): ClusterNode {
+  const hostKey = reach.hostKey ?? spec.hostKey;
+  const hostKeySource: HostKeySource = reach.hostKey === undefined ? "config" : "program";
   return {
     name: spec.name,
     role: spec.role,
@@ -60,6 +76,8 @@ export function clusterNode(
       privateKey: reach.privateKey,
       dialErrorLimit: reach.dialErrorLimit,
       perDialTimeout: 15,
+      ...(hostKey === undefined ? {} : { hostKey, hostKeySource }),
+      node: spec.name,
     },
     privateAddress: reach.privateAddress ?? reach.host,
     publicAddress: reach.host,

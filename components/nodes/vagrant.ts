@@ -183,7 +183,6 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
 
   constructor(name: string, args: VagrantNodesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:nodes:VagrantNodes", name, {}, opts);
-    const parent = { parent: this };
     const text = renderVagrantfile(args.nodes, args.settings);
     const addresses = vagrantAddresses(args.nodes, args.settings);
 
@@ -197,7 +196,7 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
         triggers: [text],
       },
       // Destroy the old machines (with the old Vagrantfile) before the new ones come up.
-      { ...parent, deleteBeforeReplace: true },
+      { parent: this, deleteBeforeReplace: true },
     );
 
     this.nodes = args.nodes.map((node, i) => {
@@ -211,7 +210,7 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
           logging: "none",
           addPreviousOutputInEnv: false,
         },
-        { ...parent, dependsOn: [up], additionalSecretOutputs: ["stdout"] },
+        { parent: this, dependsOn: [up], additionalSecretOutputs: ["stdout"] },
       );
       return clusterNode(node, {
         host: addresses[i]!,

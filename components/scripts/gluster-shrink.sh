@@ -26,6 +26,21 @@ for b in "${remove[@]}"; do
   g peer probe "${b%%:*}" >/dev/null 2>&1 || true
 done
 
+# A brick leaves only once the others hold a full copy, so the number of copies never drops
+# below the configured replica count while a node is replaced. That heal (a new brick filled)
+# runs first, while every task still runs where it was: a database drained at the same moment
+# would start elsewhere against a volume busy healing. A heal that does not finish stops here,
+# before anything is drained or removed (the next `pulumi up` resumes).
+healed() {
+  local pending
+  pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
+  printf '%s entries still to heal\n' "$pending"
+  [ "$pending" -eq 0 ]
+}
+g volume heal "$VOLUME" full >/dev/null 2>&1 || true
+WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal onto the other bricks" healed ||
+  fatal "volume $VOLUME: no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
+
 # Nothing may write through a leaving brick's node while its brick is removed: writes in flight
 # at that moment leave heal markers that name brick positions from before the removal, and the
 # entries stayed unhealed (seen in the lab: a database's table file after its node was replaced).
@@ -55,19 +70,10 @@ else
   info "$NODE_NAME is not a swarm manager: the nodes of the bricks to remove are not drained first"
 fi
 
-# A brick leaves only once the others hold a full copy, so the number of copies never drops
-# below the configured replica count while a node is replaced. A heal that does not finish
-# stops here, before any brick leaves (the next `pulumi up` resumes).
-g volume heal "$VOLUME" full >/dev/null 2>&1 || true
-healed() {
-  local pending
-  pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
-  printf '%s entries still to heal\n' "$pending"
-  [ "$pending" -eq 0 ]
-}
-WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal onto the other bricks" healed ||
+# What the drained tasks wrote on their way out went to every brick; anything still pending
+# heals before the brick goes.
+WAIT_EVERY=2 wait_for 120 "volume $VOLUME to heal after the drain" healed ||
   fatal "volume $VOLUME: no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
-
 for b in "${remove[@]}"; do
   count=$((count - 1))
   g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null

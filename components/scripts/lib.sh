@@ -189,6 +189,15 @@ swarm_node_at() {
     awk -v a="$1" '$2 == a || index($3, a ":") == 1 { print $1; exit }'
 }
 
+# swarm_node_down NODE_ID: the node's status is "down", as a node that left shows a moment
+# later; prints the status seen (for wait_for).
+swarm_node_down() {
+  local state
+  state=$(docker node inspect --format '{{.Status.State}}' "$1")
+  printf '%s\n' "$state"
+  [ "$state" = down ]
+}
+
 # swarm_tasks_stopped NODE_ID: the node is down or none of its tasks runs or is about to;
 # prints how many still do.
 swarm_tasks_stopped() {

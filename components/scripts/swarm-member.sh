@@ -37,14 +37,8 @@ earlier_entries() {
     awk -v id="$NODE_ID" -v name="$NODE_NAME" -v addr="$addr" \
       '$1 != id && $2 == "worker" && $3 == name && $4 == addr { print $1 }'
 }
-entry_down() {
-  local state
-  state=$(docker node inspect --format '{{.Status.State}}' "$1")
-  printf '%s\n' "$state"
-  [ "$state" = down ]
-}
 for earlier in $(earlier_entries); do
-  WAIT_EVERY=1 wait_for 60 "the earlier entry $earlier of $NODE_NAME to be down" entry_down "$earlier" || continue
+  WAIT_EVERY=1 wait_for 60 "the earlier entry $earlier of $NODE_NAME to be down" swarm_node_down "$earlier" || continue
   docker node rm "$earlier" >/dev/null 2>&1 || info "could not remove $earlier, an earlier entry of $NODE_NAME"
 done
 

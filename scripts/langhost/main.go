@@ -258,6 +258,8 @@ func resolveRunScript(ctx context.Context, node, dir string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
+// Run runs the program: node with the SDK's run script and the engine's flags, the program's
+// config in its environment; how node exits becomes the response.
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
 	info := req.GetInfo()
 	dir := programDir(info, req.GetPwd())
@@ -269,7 +271,23 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if err != nil {
 		return &pulumirpc.RunResponse{Error: err.Error()}, nil
 	}
+	args := h.runArgs(req, info, runScript)
+	env, err := runEnv(req, info)
+	if err != nil {
+		return nil, err
+	}
 
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	return runResponse(cmd.Run()), nil
+}
+
+// runArgs is node's command line: its own options (nodeargs), the run script, the engine's
+// flags, then the program's entry point and arguments.
+func (h *host) runArgs(req *pulumirpc.RunRequest, info *pulumirpc.ProgramInfo, runScript string) []string {
 	var args []string
 	if v, ok := option(info, "nodeargs"); ok && v.GetStringValue() != "" {
 		args = append(args, strings.Fields(v.GetStringValue())...)
@@ -303,8 +321,12 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		entry = req.GetProgram() //nolint:staticcheck
 	}
 	args = append(args, entry)
-	args = append(args, req.GetArgs()...)
+	return append(args, req.GetArgs()...)
+}
 
+// runEnv is the program's environment: ours, plus its config and secret keys as JSON and the
+// TypeScript options.
+func runEnv(req *pulumirpc.RunRequest, info *pulumirpc.ProgramInfo) ([]string, error) {
 	config := req.GetConfig()
 	if config == nil {
 		config = map[string]string{}
@@ -336,27 +358,27 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	if v, ok := option(info, "tsconfig"); ok && v.GetStringValue() != "" {
 		env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+v.GetStringValue())
 	}
+	return env, nil
+}
 
-	cmd := exec.CommandContext(ctx, node, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			if exitErr.ExitCode() == exitCodeBail {
-				return &pulumirpc.RunResponse{Bail: true}, nil
-			}
-			return &pulumirpc.RunResponse{
-				Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode()),
-			}, nil
+// runResponse is the response for how node exited: Bail for the SDK's "error already reported"
+// exit code, the exit code, or why node could not be run.
+func runResponse(err error) *pulumirpc.RunResponse {
+	if err == nil {
+		return &pulumirpc.RunResponse{}
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if exitErr.ExitCode() == exitCodeBail {
+			return &pulumirpc.RunResponse{Bail: true}
 		}
 		return &pulumirpc.RunResponse{
-			Error: fmt.Sprintf("Problem executing program (could not run language executor): %v", err),
-		}, nil
+			Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode()),
+		}
 	}
-	return &pulumirpc.RunResponse{}, nil
+	return &pulumirpc.RunResponse{
+		Error: fmt.Sprintf("Problem executing program (could not run language executor): %v", err),
+	}
 }
 
 type streamWriter struct {

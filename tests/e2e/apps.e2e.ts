@@ -8,7 +8,7 @@ import * as path from "path";
 import { createPost, homeStatus, readPage, readPost, render, setupGhost, GhostKeys } from "./ghost";
 import {
   changes,
-  engineBin,
+  handingOff,
   inventory,
   Inventory,
   lab,
@@ -16,11 +16,13 @@ import {
   labConfig,
   LabNode,
   onNode,
+  prepareAppsLab,
   PulumiCli,
   REPO,
   Report,
   sh,
   waitFor,
+  writeHandoff,
 } from "./lib";
 
 const report = new Report("apps");
@@ -63,30 +65,17 @@ function runningOn(service: string, except?: string): LabNode[] {
 const ghostBase = (n: LabNode) => `http://${n.address}:2368`;
 
 beforeAll(() => {
-  const bin = engineBin();
-  lab("engine");
-  lab("image");
-  const t0 = Date.now();
-  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
-  if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
-  report.set("labImagesSeconds", (Date.now() - t0) / 1000);
-  lab("down");
-  lab("up", "3", "2");
-  const t1 = Date.now();
-  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
-  if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
-  report.set("imageLoadSeconds", (Date.now() - t1) / 1000);
-  inv = inventory();
-  cli = new PulumiCli("lab-apps", bin);
-  cli.init();
-  cli.setConfig(labConfig(inv, { apps: true }));
-  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
-  for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+  ({ cli, inv } = prepareAppsLab("lab-apps", report));
 }, 3600_000);
 
 afterAll(() => {
   const file = report.write();
   console.log(`apps report: ${file}\n${JSON.stringify(report.data, null, 2)}`);
+  // SWARMCLOUD_LAB_HANDOFF=1: the deployed cluster stays for the next suites (security, drift).
+  if (cli && handingOff()) {
+    writeHandoff(cli, "apps");
+    return;
+  }
   if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
     cli.run(["destroy", "--yes", "--skip-preview"]);
     cli.removeStack();
@@ -204,7 +193,8 @@ test("stopping the node that runs Ghost: Swarm starts it elsewhere and the same 
   }
 });
 
-test("destroy removes the stacks and their secrets", () => {
+// Handing the cluster on: the suites after it work on it, and `lab.sh down` removes it.
+(handingOff() ? test.skip : test)("destroy removes the stacks and their secrets", () => {
   report.set("destroySeconds", cli.destroy());
   for (const n of inventory().nodes) {
     expect(onNode(n, "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");

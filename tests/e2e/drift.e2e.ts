@@ -5,33 +5,42 @@
  * nothing; a node that cannot be reached is named and its resources are left as they were.
  * Prints a table (drift, diff shown, repaired, seconds) and writes reports/drift-latest.json.
  *
- * The suite shares a deployed cluster when it can: its stack's state lives in the lab dir
- * ($SWARMCLOUD_LAB_DIR/state-lab-drift, removed with the lab by `lab.sh down`), so a run while
- * the lab and that state are still there (a run with SWARMCLOUD_KEEP_LAB=1 leaves both) starts
- * with `up --refresh` on the cluster as it is instead of a new lab and a full deploy.
- * SWARMCLOUD_DRIFT_FRESH=1 starts afresh anyway.
+ * The cluster, in this order of preference:
+ * - the one an earlier suite hands on (SWARMCLOUD_LAB_HANDOFF=1 on both runs, as CI runs
+ *   apps, security, then drift): its stack as it is, converged by `up --refresh` first; with the
+ *   variable, this suite hands it on in turn instead of destroying it;
+ * - a drift run's own kept cluster: its stack's state lives in the lab dir
+ *   ($SWARMCLOUD_LAB_DIR/state-lab-drift, removed with the lab by `lab.sh down`), so a run while
+ *   the lab and that state are still there (a run with SWARMCLOUD_KEEP_LAB=1 leaves both) starts
+ *   with `up --refresh` on the cluster as it is instead of a new lab and a full deploy;
+ *   SWARMCLOUD_DRIFT_FRESH=1 starts afresh anyway;
+ * - a new lab (3 managers, 2 workers) and a full deploy of the apps.
  */
 import * as fs from "fs";
 import * as path from "path";
 import {
   changes,
   engineBin,
+  handingOff,
   inventory,
   Inventory,
   lab,
   LAB_DIR,
   LAB_PASSWORDS,
   labConfig,
+  LabHandoff,
   LabNode,
   onNode,
   PreviewStep,
   PulumiCli,
+  readHandoff,
   REPO,
   Report,
   runOnNode,
   sh,
   sshLogins,
   waitFor,
+  writeHandoff,
 } from "./lib";
 import { changedLines, diffBlocks, readWarnings } from "./diff-text";
 
@@ -42,6 +51,9 @@ const VOLUME = "swarmcloud";
 const report = new Report("drift");
 let cli: PulumiCli;
 let inv: Inventory;
+/** The stack handed on by an earlier suite, when this run took one. */
+let attached: LabHandoff | undefined;
+/** A deployed cluster (handed on, or kept by an earlier drift run): converged, not deployed. */
 let reused = false;
 
 /** One row of the table. */
@@ -179,7 +191,7 @@ async function runDrift(d: Drift): Promise<void> {
   const blocks = diffBlocks(shown.text);
   row.planned = blocks.filter((b) => b.op === "update").map((b) => b.name);
   for (const s of d.shows) {
-    const name = `${STACK}-${s.resource}`;
+    const name = `${cli.stack}-${s.resource}`;
     const block = blocks.find((b) => b.op === "refresh" && b.name === name);
     if (!block) throw new Error(`${d.name}: no refresh diff for ${name} in:\n${shown.text}`);
     for (const line of s.lines)
@@ -249,8 +261,8 @@ async function restartRow(name: string, why: string): Promise<void> {
 
 // ------------------------------------------------------------------------------------------
 
-beforeAll(() => {
-  const bin = engineBin();
+/** A lab and stack of this suite's own: the kept one when there is one, else new. */
+function ownCluster(bin: string): void {
   lab("engine");
   lab("image");
   const t0 = Date.now();
@@ -264,7 +276,7 @@ beforeAll(() => {
     (fs.existsSync(`${state}.json`) || fs.existsSync(`${state}.json.gz`)) &&
     fs.existsSync(stackFile) &&
     labRunning();
-  report.set("reusedCluster", reused);
+  report.set("cluster", reused ? "kept by an earlier drift run" : "deployed by this suite");
   if (!reused) {
     lab("down");
     lab("up", "3", "2");
@@ -280,6 +292,21 @@ beforeAll(() => {
     // The passwords stay in the stack file: a later run that shares this cluster keeps them.
     for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
   }
+}
+
+beforeAll(() => {
+  const bin = engineBin();
+  attached = readHandoff();
+  if (attached) {
+    // The stack another suite deployed (its secrets set there), as it left it.
+    cli = new PulumiCli(attached.stack, bin, attached);
+    inv = inventory();
+    reused = true;
+    report.set("cluster", `handed on by the ${attached.by} suite (stack ${attached.stack})`);
+  } else {
+    ownCluster(bin);
+  }
+  report.set("reusedCluster", reused);
   cli.setConfig(labConfig(inv, { apps: true }));
 }, 3600_000);
 
@@ -292,6 +319,11 @@ afterAll(() => {
   report.set("table", table);
   const file = report.write();
   console.log(`drift report: ${file}\n\n${table}\n`);
+  // SWARMCLOUD_LAB_HANDOFF=1: the cluster goes on to the next suite (or `lab.sh down` removes it).
+  if (cli && handingOff()) {
+    if (!attached) writeHandoff(cli, "drift");
+    return;
+  }
   if (process.env.SWARMCLOUD_KEEP_LAB === "1") {
     console.log(`kept: the lab and the stack ${STACK} (state ${STATE_DIR}); the next run shares them`);
     return;
@@ -303,7 +335,7 @@ afterAll(() => {
   lab("down");
 }, 900_000);
 
-test("the cluster is deployed (or the kept one converged), apps included", () => {
+test("the cluster is deployed (or the handed-on or kept one converged), apps included", () => {
   const { seconds } = reused ? cli.up(["--refresh"]) : cli.up();
   report.set(reused ? "upRefreshSeconds" : "upSeconds", seconds);
   const services = onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}' | sort");

@@ -25,6 +25,8 @@ export interface LabNode {
   container: string;
   role: "manager" | "worker";
   address: string;
+  /** The SSH host key lab.sh made for the node (`ssh-ed25519 <base64>`), for a suite that pins it. */
+  hostKey?: string;
 }
 export interface Inventory {
   privateKeyPath: string;
@@ -90,26 +92,36 @@ export function runOnNode(
 
 /** Accepted SSH logins on a node so far (sshd logs to the container's log). */
 export function sshLogins(node: LabNode): number {
-  const r = sh(DOCKER, ["logs", node.container]);
-  return (r.stdout + r.stderr).split("\n").filter((l) => l.includes("Accepted publickey")).length;
+  return sshLog(node).filter((l) => l.includes("Accepted publickey")).length;
 }
 
-/**
- * A Pulumi CLI bound to one stack in a file backend: a fresh one, or `stateDir` (made when
- * missing) for a suite that keeps its stack to share it with a later run.
- */
+/** The lines of a node's container log (sshd logs there), all or since an RFC 3339 time. */
+export function sshLog(node: LabNode, since?: string): string[] {
+  const r = sh(DOCKER, ["logs", ...(since ? ["--since", since] : []), node.container]);
+  return (r.stdout + r.stderr).split("\n");
+}
+
+/** A Pulumi CLI bound to one stack in a file backend. */
 export class PulumiCli {
   readonly env: NodeJS.ProcessEnv;
   readonly stateDir: string;
 
+  /** The Pulumi home (plugins, credentials) of this CLI. */
+  readonly home: string;
+
+  /**
+   * A fresh backend and Pulumi home, or those of a stack another suite handed off (`LabHandoff`),
+   * or `stateDir` alone (made when missing) for a suite that keeps its stack for a later run of it.
+   */
   constructor(
     readonly stack: string,
     engineBin: string,
-    opts: { stateDir?: string } = {},
+    dirs: { stateDir?: string; home?: string } = {},
   ) {
-    if (opts.stateDir) fs.mkdirSync(opts.stateDir, { recursive: true });
-    this.stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-home-"));
+    if (dirs.stateDir) fs.mkdirSync(dirs.stateDir, { recursive: true });
+    this.stateDir = dirs.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
+    const home = dirs.home ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-home-"));
+    this.home = home;
     this.env = {
       ...process.env,
       PATH: `${engineBin}:${path.join(REPO, "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
@@ -125,13 +137,14 @@ export class PulumiCli {
     };
   }
 
-  run(args: string[], input?: string) {
-    return sh("pulumi", [...args, "--stack", this.stack, "--non-interactive"], { env: this.env, input });
+  /** Runs the CLI; `env` adds variables (e.g. SWARMCLOUD_FORGET_HOST_KEYS) for this run only. */
+  run(args: string[], input?: string, env: NodeJS.ProcessEnv = {}) {
+    return sh("pulumi", [...args, "--stack", this.stack, "--non-interactive"], { env: { ...this.env, ...env }, input });
   }
 
   /** Runs and throws with the CLI's output on failure. */
-  must(args: string[], input?: string): string {
-    const r = this.run(args, input);
+  must(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): string {
+    const r = this.run(args, input, env);
     if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     return r.stdout;
   }
@@ -165,10 +178,17 @@ export class PulumiCli {
   }
 
   /** Timed `pulumi up`; returns seconds and the JSON summary of the operation. */
-  up(extra: string[] = []): { seconds: number; output: string } {
+  up(extra: string[] = [], env: NodeJS.ProcessEnv = {}): { seconds: number; output: string } {
     const t0 = Date.now();
-    const output = this.must(["up", "--yes", "--skip-preview", "--parallel", "64", ...extra]);
+    const output = this.must(["up", "--yes", "--skip-preview", "--parallel", "64", ...extra], undefined, env);
     return { seconds: (Date.now() - t0) / 1000, output };
+  }
+
+  /** `pulumi up` that may fail: exit code, seconds and everything it printed. */
+  tryUp(env: NodeJS.ProcessEnv = {}): { code: number; seconds: number; output: string } {
+    const t0 = Date.now();
+    const r = this.run(["up", "--yes", "--skip-preview", "--parallel", "64"], undefined, env);
+    return { code: r.code, seconds: (Date.now() - t0) / 1000, output: `${r.stdout}\n${r.stderr}` };
   }
 
   preview(extra: string[] = []): { seconds: number; steps: PreviewStep[] } {
@@ -245,7 +265,17 @@ export const LAB_IMAGES = {
  * The stack configuration for lab nodes: the `ssh` environment over the lab inventory. With
  * apps, the lab images, host-mode ports and dnsrr (no IPVS here: no ingress mesh, no VIPs).
  */
-export function labConfig(inv: Inventory, opts: { apps: boolean; ghostReplicas?: number }): Record<string, unknown> {
+export function labConfig(
+  inv: Inventory,
+  opts: {
+    apps: boolean;
+    ghostReplicas?: number;
+    /** Pin each node's host key (the inventory's `hostKey`, made by lab.sh). Default false: trust on first use. */
+    pinHostKeys?: boolean;
+    /** Extra swarm labels, by node name. */
+    labels?: Record<string, Record<string, string>>;
+  },
+): Record<string, unknown> {
   const networking = { publishMode: "host", endpointMode: "dnsrr" };
   return {
     environment: "ssh",
@@ -253,7 +283,12 @@ export function labConfig(inv: Inventory, opts: { apps: boolean; ghostReplicas?:
       name: n.name,
       role: n.role,
       address: n.address,
-      labels: { "swarmcloud.lab": "true", tier: n.role === "manager" ? "control" : "app" },
+      ...(opts.pinHostKeys && n.hostKey ? { hostKey: n.hostKey } : {}),
+      labels: {
+        "swarmcloud.lab": "true",
+        tier: n.role === "manager" ? "control" : "app",
+        ...(opts.labels?.[n.name] ?? {}),
+      },
     })),
     swarm: { resolveImage: "never" },
     deployTimeout: 600,
@@ -297,4 +332,65 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`timed out after ${seconds}s waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/**
+ * A deployed lab stack one suite leaves to the next (`SWARMCLOUD_LAB_HANDOFF=1`): the apps suite
+ * keeps its cluster and writes this file; the security and drift suites attach to it instead of
+ * deploying their own, and keep it too, for the suite after them. No suite of the chain destroys
+ * it: the file is kept in the lab dir, so `lab.sh down` removes it with the nodes (CI runs that
+ * after the last suite that takes the cluster; every suite starts with it when it deploys).
+ */
+export interface LabHandoff {
+  stack: string;
+  stateDir: string;
+  home: string;
+  /** The suite that deployed it. */
+  by: string;
+}
+
+const HANDOFF_FILE = path.join(LAB_DIR, "handoff.json");
+
+/** Whether this run hands its cluster on (and takes one handed to it). */
+export function handingOff(): boolean {
+  return process.env.SWARMCLOUD_LAB_HANDOFF === "1";
+}
+
+export function writeHandoff(cli: PulumiCli, by: string): void {
+  const handoff: LabHandoff = { stack: cli.stack, stateDir: cli.stateDir, home: cli.home, by };
+  fs.writeFileSync(HANDOFF_FILE, JSON.stringify(handoff, null, 2));
+}
+
+/** The stack handed off by an earlier suite, when this run takes one and there is one. */
+export function readHandoff(): LabHandoff | undefined {
+  if (!handingOff() || !fs.existsSync(HANDOFF_FILE)) return undefined;
+  return JSON.parse(fs.readFileSync(HANDOFF_FILE, "utf8")) as LabHandoff;
+}
+
+/**
+ * The apps suites' cluster, up to the first `pulumi up`: the lab images, 3 managers and 2
+ * workers (lab.sh down first), the images loaded on every node, a fresh stack with the apps
+ * config, the lab key and passwords. Used by apps.e2e.ts and security.e2e.ts.
+ */
+export function prepareAppsLab(stack: string, report: Report): { cli: PulumiCli; inv: Inventory } {
+  const bin = engineBin();
+  lab("engine");
+  lab("image");
+  const t0 = Date.now();
+  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
+  if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
+  report.set("labImagesSeconds", (Date.now() - t0) / 1000);
+  lab("down");
+  lab("up", "3", "2");
+  const t1 = Date.now();
+  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
+  if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
+  report.set("imageLoadSeconds", (Date.now() - t1) / 1000);
+  const inv = inventory();
+  const cli = new PulumiCli(stack, bin);
+  cli.init();
+  cli.setConfig(labConfig(inv, { apps: true }));
+  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
+  for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+  return { cli, inv };
 }

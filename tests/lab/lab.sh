@@ -18,6 +18,12 @@
 #                              prefixes) and the lab dir; safe to call twice
 #   ssh NODE [CMD...]          run CMD on a node as root (CMD joined like ssh does)
 #   ip NODE                    print a node's address
+#   hostkey NODE               print the SSH host key the node's sshd serves (`ssh-ed25519 <base64>`),
+#                              read through docker exec, not over the network
+#   rekey NODE                 replace the node's SSH host keys as a reinstall (or an impostor)
+#                              would: remove them, `ssh-keygen -A`, SIGHUP sshd; wait until the
+#                              node serves the new key, record it in the lab dir (so a restart
+#                              keeps it), rewrite the inventory; print the new key
 #   inventory                  rewrite the inventory from Docker state and print it
 # NODE is a container name (lab-m1) or a cluster node name (manager-1).
 #
@@ -30,6 +36,11 @@
 #
 # Files (lab dir ${SWARMCLOUD_LAB_DIR:-/tmp/swarmcloud-lab}):
 #   id_ed25519, id_ed25519.pub   SSH key pair for root on every node
+#   host-keys/CONTAINER{,.pub}   each node's SSH host key, made here and mounted read-only at
+#                                /etc/swarmcloud/ssh_host_ed25519_key, which the node image's
+#                                entrypoint makes sshd's only host key; the inventory lists its
+#                                public half as hostKey, for a suite to pin (or not: trust on
+#                                first use works as with any host)
 #   inventory.json               (inventory-P.json for a prefix other than "lab")
 #
 # Node containers are made from the recipe LocalNodes uses too (components/nodes/node-container.json,
@@ -56,6 +67,8 @@ NODE_BIN="${SWARMCLOUD_LAB_NODE:-node}"
 readonly DOCKER LAB_DIR NETWORK NET_PREFIX IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
 readonly LABEL=swarmcloud.lab
 readonly KEY="$LAB_DIR/id_ed25519"
+readonly HOST_KEYS="$LAB_DIR/host-keys"
+readonly NODE_HOST_KEY=/etc/swarmcloud/ssh_host_ed25519_key
 readonly MARKER="$LAB_DIR/.swarmcloud-lab"
 # docker stop's wait; node containers are made with the same (stopTimeoutSeconds in the recipe).
 readonly STOP_TIMEOUT=30
@@ -224,6 +237,21 @@ ensure_key() {
   fi
 }
 
+# ensure_host_key CONTAINER: the node's SSH host key in the lab dir (kept when it exists, so a
+# re-created container shows the same key, as a local node made by the program does).
+ensure_host_key() {
+  local c="$1"
+  ensure_lab_dir
+  install -d -m 700 "$HOST_KEYS"
+  if [[ ! -f "$HOST_KEYS/$c" || ! -f "$HOST_KEYS/$c.pub" ]]; then
+    rm -f "$HOST_KEYS/$c" "$HOST_KEYS/$c.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "$c" -f "$HOST_KEYS/$c"
+  fi
+}
+
+# key_line FILE: `<type> <base64>` of a public key file (no comment)
+key_line() { awk 'NF >= 2 { print $1, $2; exit }' "$1"; }
+
 ensure_network() {
   if d network inspect "$NETWORK" >/dev/null 2>&1; then
     local lab
@@ -278,6 +306,7 @@ create_node() {
   for v in "${RECIPE[@]}"; do
     d volume create --label "$LABEL=1" --label "$LABEL.container=$c" "$v" >/dev/null
   done
+  ensure_host_key "$c"
   # Capabilities, confinement, /dev/fuse, cgroups (the nested dockerd's under /swarmcloud-lab,
   # which remove_cgroups and down clean up), /run, the volumes' mounts, the stop timeout.
   recipe run "$c" /swarmcloud-lab
@@ -286,6 +315,7 @@ create_node() {
     --network "$NETWORK" --ip "$ip" \
     --label "$LABEL=1" --label "$LABEL.prefix=$PREFIX" --label "$LABEL.name=$name" \
     --label "$LABEL.role=$role" --label "$LABEL.index=$k" --label "$LABEL.address=$ip" \
+    --mount "type=bind,src=$HOST_KEYS/$c,dst=$NODE_HOST_KEY,readonly" \
     -e "SSH_AUTHORIZED_KEY=$(cat "$KEY.pub")" \
     "${run_args[@]}" \
     "$IMAGE" >/dev/null
@@ -342,8 +372,14 @@ write_inventory() {
   rows="$(d ps -aq --filter "label=$LABEL=1" --filter "label=$LABEL.prefix=$PREFIX" |
     xargs -r "$DOCKER" inspect -f "{{index .Config.Labels \"$LABEL.role\"}} {{index .Config.Labels \"$LABEL.index\"}} {{index .Config.Labels \"$LABEL.name\"}} {{slice .Name 1}} {{index .Config.Labels \"$LABEL.address\"}} {{.State.Running}}" |
     sort -k1,1 -k2,2n)"
+  # container -> public host key line, for the nodes whose key the lab made
+  local keys='{}' c
+  while read -r _ _ _ c _; do
+    [[ -n "$c" && -f "$HOST_KEYS/$c.pub" ]] || continue
+    keys="$(jq -c --arg c "$c" --arg k "$(key_line "$HOST_KEYS/$c.pub")" '. + {($c): $k}' <<<"$keys")"
+  done <<<"$rows"
   jq -n --arg key "$KEY" --arg prefix "$PREFIX" --arg network "$NETWORK" \
-    --arg subnet "$NET_PREFIX.0/24" --arg rows "$rows" '
+    --arg subnet "$NET_PREFIX.0/24" --arg rows "$rows" --argjson keys "$keys" '
     {
       privateKeyPath: $key,
       publicKeyPath: ($key + ".pub"),
@@ -354,6 +390,7 @@ write_inventory() {
       nodes: [
         $rows | split("\n")[] | select(length > 0) | split(" ") |
         { name: .[2], container: .[3], role: .[0], address: .[4], running: (.[5] == "true") }
+        + (if $keys[.[3]] then { hostKey: $keys[.[3]] } else {} end)
       ]
     }' >"$tmp"
   mv -f "$tmp" "$inv"
@@ -528,6 +565,49 @@ cmd_ip() {
   node_address "$(resolve "$1")"
 }
 
+# served_key CONTAINER: the public host key the node's sshd serves, read inside the container
+served_key() {
+  # shellcheck disable=SC2016  # awk's fields, inside the container
+  d exec "$1" awk 'NF >= 2 { print $1, $2; exit }' /etc/ssh/ssh_host_ed25519_key.pub
+}
+
+cmd_hostkey() {
+  (($# == 1)) || usage
+  require_engine
+  served_key "$(resolve "$1")"
+}
+
+cmd_rekey() {
+  (($# == 1)) || usage
+  local c ip old new i
+  require_engine
+  c="$(resolve "$1")"
+  container_running "$c" || die "$c is not running"
+  ip="$(node_address "$c")"
+  old="$(served_key "$c")"
+  # What a reinstalled host (or another machine on its address) shows: new host keys. sshd
+  # re-executes itself on SIGHUP and loads them; its listener's pid is in /run/sshd.pid.
+  # shellcheck disable=SC2016  # expanded inside the container
+  d exec "$c" bash -c 'set -e; rm -f /etc/ssh/ssh_host_*; ssh-keygen -A >/dev/null
+    kill -HUP "$(cat /run/sshd.pid 2>/dev/null || pgrep -o -x sshd)"'
+  new="$(served_key "$c")"
+  [[ -n "$new" && "$new" != "$old" ]] || die "$c: the host key did not change"
+  for ((i = 0; i < 60; i++)); do
+    [[ "$(ssh-keyscan -T 2 -t ed25519 "$ip" 2>/dev/null | awk 'NF >= 3 { print $2, $3; exit }')" == "$new" ]] && break
+    sleep 0.5
+  done
+  ((i < 60)) || die "$c ($ip) does not serve its new host key after 30 s"
+  # Keep it: the mounted file is rewritten in place (a bind mount follows the inode), so the
+  # entrypoint installs the new key again after a restart.
+  if [[ -f "$HOST_KEYS/$c" ]]; then
+    d exec "$c" cat /etc/ssh/ssh_host_ed25519_key >"$HOST_KEYS/$c"
+    printf '%s %s\n' "$new" "$c" >"$HOST_KEYS/$c.pub"
+  fi
+  write_inventory
+  log "$c ($ip): host key replaced"
+  printf '%s\n' "$new"
+}
+
 cmd_inventory() {
   require_engine
   write_inventory
@@ -567,6 +647,8 @@ main() {
     down) cmd_down ;;
     ssh) cmd_ssh "${args[@]}" ;;
     ip) cmd_ip "${args[@]}" ;;
+    hostkey) cmd_hostkey "${args[@]}" ;;
+    rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
     *) usage ;;
   esac

@@ -118,6 +118,54 @@ describe("parseConfig ssh environment", () => {
     expect(config.nodes[0]).toMatchObject({ address: "pi-1.lan", privateAddress: "192.168.1.21", port: 2222 });
   });
 
+  test("a node's hostKey is kept as `<type> <base64>`, from a .pub or an ssh-keyscan line", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZrKH1OAtkn2SogC3YLDkb/+iSABClMOmOoH5ma6dxE";
+    const nodes = piNodes();
+    nodes[0] = { ...nodes[0], hostKey: `${key} root@pi-1` };
+    nodes[1] = { ...nodes[1], hostKey: `192.168.1.22 ${key}` };
+    const { config, errors } = parse(sshConfig(nodes), WITH_KEY);
+    expect(errors).toEqual([]);
+    expect(config.nodes.map((n) => n.hostKey)).toEqual([key, key, undefined, undefined]);
+  });
+
+  test("a hostKey that is no OpenSSH public key line is an error naming the node, the key and the fix", () => {
+    const nodes = piNodes();
+    nodes[1] = { ...nodes[1], hostKey: "SHA256:bDlA6dlvinXc25qoWwkl4JfEKM55S0jrPnY3B2TCxH8" };
+    nodes[2] = { ...nodes[2], hostKey: "ssh-ed25519 AAAA" };
+    const { errors } = parse(sshConfig(nodes), WITH_KEY);
+    expect(errors).toHaveLength(2);
+    expect(find(errors, 'swarmcloud:nodes[1].hostKey = "SHA256:bDlA6dlvinXc25qoWwkl4JfEKM55S0jrPnY3B2TCxH8": ')).toBe(
+      'swarmcloud:nodes[1].hostKey = "SHA256:bDlA6dlvinXc25qoWwkl4JfEKM55S0jrPnY3B2TCxH8": node pi-2: ' +
+        "is not an OpenSSH public key line: expected `<type> <base64>` with type ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa; " +
+        "use the line `ssh-keyscan -t ed25519 192.168.1.22` prints (without the address), or /etc/ssh/ssh_host_ed25519_key.pub on the node, " +
+        "or remove hostKey to trust the key seen first",
+    );
+    expect(find(errors, 'swarmcloud:nodes[2].hostKey = "ssh-ed25519 AAAA": ')).toContain(
+      "node pi-3: the key data is no SSH key, not ssh-ed25519",
+    );
+  });
+
+  test("a hostKey in an environment that makes its nodes' keys is an error: the program pins them itself", () => {
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZrKH1OAtkn2SogC3YLDkb/+iSABClMOmOoH5ma6dxE";
+    const nodes = [{ name: "manager-1", role: "manager", hostKey: key }];
+    for (const environment of ["local", "digitalocean"]) {
+      const raw = {
+        environment,
+        nodes,
+        sshPublicKey: key,
+        gluster: { replica: 1 },
+        digitalocean: { adminCidrs: ["203.0.113.7/32"] },
+      };
+      const { errors } = parseConfig(raw, { ...WITH_KEY, digitaloceanToken: true });
+      expect(errors).toHaveLength(1);
+      expect(find(errors, "swarmcloud:nodes[0].hostKey = ")).toMatch(
+        `: node manager-1: the ${environment} environment makes each node's host key itself, gives it to the node and pins it; remove hostKey`,
+      );
+    }
+    // Vagrant VMs make their own keys: a pin is the user's to set.
+    expect(parse({ environment: "vagrant", nodes }).config.nodes[0]!.hostKey).toBe(key);
+  });
+
   test("without a private key it is an error that shows the command to set one", () => {
     const { errors } = parse(sshConfig(), NO_KEY);
     expect(errors).toHaveLength(1);

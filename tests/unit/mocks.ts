@@ -25,6 +25,8 @@ export interface RecordedResource {
   urn: string;
   /** Inputs as the engine receives them (secrets unwrapped, unknowns undefined). */
   inputs: Record<string, any>;
+  /** Paths of the inputs that arrived as secrets, e.g. `uploads[0].content`. */
+  secretInputs: string[];
   /** ID the mock gave it ("" for components). */
   id: string;
   /** Outputs the mock returned (inputs plus computed values such as a droplet's address). */
@@ -78,6 +80,16 @@ function unwrapSecrets(value: any): any {
   return value;
 }
 
+/** Paths (`a.b[0].c`) of the secret envelopes in a value, at any depth. */
+function secretPaths(value: any, path = ""): string[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => secretPaths(v, `${path}[${i}]`));
+  if (value && typeof value === "object") {
+    if (value[SECRET_SIG] === SECRET_VALUE) return [path];
+    return Object.entries(value).flatMap(([k, v]) => secretPaths(v, path === "" ? k : `${path}.${k}`));
+  }
+  return [];
+}
+
 /** A short deterministic hex digest, for fake keys, digests and addresses. */
 function digest(text: string, length = 16): string {
   return createHash("sha256").update(text).digest("hex").slice(0, length);
@@ -111,12 +123,30 @@ function computed(args: pulumi.runtime.MockResourceArgs): Record<string, unknown
     }
     case "random:index/randomPassword:RandomPassword":
       return { result: `mock-password-${digest(name, 12)}` };
+    case "pulumi-nodejs:dynamic/swarmcloud:GeneratedKey":
+      return mockGeneratedKey(name);
     case "command:local:Command":
     case "command:remote:Command":
       return { stdout: "", stderr: "" };
     default:
       return {};
   }
+}
+
+/**
+ * A GeneratedKey's outputs, fixed per name: a well-formed ed25519 public key line (its 32 key
+ * bytes are a digest of the name, so it parses like a real one), its OpenSSH fingerprint and a
+ * stand-in private key.
+ */
+export function mockGeneratedKey(name: string): { privateKey: string; publicKey: string; fingerprint: string } {
+  const field = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  const blob = Buffer.concat([field(Buffer.from("ssh-ed25519")), field(createHash("sha256").update(name).digest())]);
+  const fingerprint = `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\nmock-${name}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `ssh-ed25519 ${blob.toString("base64")}`,
+    fingerprint,
+  };
 }
 
 function idOf(args: pulumi.runtime.MockResourceArgs): string {
@@ -160,13 +190,21 @@ export function setupMocks(options: SetupOptions = {}) {
       exportName: "handler",
       containsSecrets: false,
     });
-    const seen = new Map<string, { id: string; inputs: Record<string, any>; state: Record<string, any> }>();
+    const seen = new Map<
+      string,
+      { id: string; inputs: Record<string, any>; secretInputs: string[]; state: Record<string, any> }
+    >();
     void pulumi.runtime.setMocks(
       {
         newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
           const state = { ...args.inputs, ...computed(args), ...(options.state?.(args) ?? {}) };
           const id = idOf(args);
-          seen.set(`${args.type}::${args.name}`, { id, inputs: unwrapSecrets(args.inputs), state });
+          seen.set(`${args.type}::${args.name}`, {
+            id,
+            inputs: unwrapSecrets(args.inputs),
+            secretInputs: secretPaths(args.inputs),
+            state,
+          });
           return { id, state };
         },
         call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
@@ -201,6 +239,7 @@ export function setupMocks(options: SetupOptions = {}) {
               name: req.getName(),
               urn: res.getUrn(),
               inputs: known?.inputs ?? {},
+              secretInputs: known?.secretInputs ?? [],
               state: known?.state ?? {},
               id: known?.id ?? "",
               custom: req.getCustom(),

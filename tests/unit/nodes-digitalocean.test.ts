@@ -1,16 +1,20 @@
 /**
- * DigitalOceanNodes under Pulumi mocks: SSH key, VPC, droplets (tags, VPC, key), the EXACT
- * firewall rules, parents, dependencies, and that the private key stays a secret.
+ * DigitalOceanNodes under Pulumi mocks: SSH key, VPC, droplets (tags, VPC, key, the host key in
+ * their cloud-init user data), the EXACT firewall rules, parents, dependencies, the pinned host
+ * keys, and that the private keys stay secrets.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as yaml from "js-yaml";
 import { parseConfig } from "../../components/config";
 import {
   DigitalOceanNodes,
   firewallInboundRules,
   firewallOutboundRules,
+  hostKeyUserData,
   roleTag,
 } from "../../components/nodes/digitalocean";
-import { recorded, RecordedResource, recordedNamed, settled, setupMocks, valueOf } from "./mocks";
+import { generateEd25519 } from "../../components/generated-key";
+import { mockGeneratedKey, recorded, RecordedResource, recordedNamed, settled, setupMocks, valueOf } from "./mocks";
 
 setupMocks();
 
@@ -98,6 +102,7 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
         ["digitalocean:index/vpc:Vpc", "do-vpc"],
         ...names.map((n) => ["digitalocean:index/droplet:Droplet", `do-${n}`]),
         ["digitalocean:index/firewall:Firewall", "do-firewall"],
+        ...names.map((n) => ["pulumi-nodejs:dynamic/swarmcloud:GeneratedKey", `do-${n}-host-key`]),
       ].sort(),
     );
   });
@@ -112,6 +117,7 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
     const vpc = recordedNamed("do-vpc");
     for (const n of config.nodes) {
       const d = recordedNamed(`do-${n.name}`);
+      const hostKey = mockGeneratedKey(`do-${n.name}-host-key`);
       expect(d.inputs).toEqual({
         name: n.name,
         image: "debian-12-x64",
@@ -120,8 +126,12 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
         vpcUuid: "do-vpc_id",
         sshKeys: [key.state.fingerprint],
         tags: ["swarmcloud", n.role === "manager" ? "swarmcloud-manager" : "swarmcloud-worker"],
+        userData: hostKeyUserData(hostKey.privateKey, hostKey.publicKey),
       });
-      expect(d.dependencies).toEqual(expect.arrayContaining([key.urn, vpc.urn]));
+      expect(d.secretInputs).toEqual(["userData"]);
+      expect(d.dependencies).toEqual(
+        expect.arrayContaining([key.urn, vpc.urn, recordedNamed(`do-${n.name}-host-key`).urn]),
+      );
     }
     expect(roleTag("worker")).toBe("swarmcloud-worker");
   });
@@ -163,13 +173,50 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
     }
   });
 
+  it("makes each droplet's host key and pins its connection to it, as made by the program", async () => {
+    const pins = new Set<string>();
+    for (const n of comp.nodes) {
+      const made = recordedNamed(`do-${n.name}-host-key`);
+      expect(made.parent).toBe(component.urn);
+      expect(made.inputs).toMatchObject({ algorithm: "ed25519" });
+      expect(made.options.additionalSecretOutputs).toEqual(["privateKey"]);
+      const pin = await valueOf(n.connection.hostKey!);
+      expect(pin).toBe(mockGeneratedKey(`do-${n.name}-host-key`).publicKey);
+      expect(n.connection.hostKeySource).toBe("program");
+      expect(n.connection.node).toBe(n.name);
+      pins.add(pin);
+    }
+    expect(pins.size).toBe(comp.nodes.length);
+  });
+
   it("keeps the private key a secret even when it was passed in plain", async () => {
     for (const n of comp.nodes) {
       const key = pulumi.output(n.connection.privateKey);
       expect(await pulumi.isSecret(key)).toBe(true);
       expect(await valueOf(key)).toBe(PRIVATE_KEY);
     }
-    // The key reaches no resource input.
-    expect(JSON.stringify(recorded.map((r) => r.inputs))).not.toContain("OPENSSH PRIVATE KEY");
+    // The login key reaches no resource input; the only private keys in any are the droplets'
+    // own host keys, in their (secret) user data.
+    for (const d of recorded.filter((x) => x.type === "digitalocean:index/droplet:Droplet")) {
+      expect(JSON.stringify({ ...d.inputs, userData: undefined })).not.toContain("PRIVATE KEY");
+    }
+    // PRIVATE_KEY's body, as JSON writes it.
+    expect(JSON.stringify(recorded.map((r) => r.inputs))).not.toContain("\\nmock\\n");
+    for (const r of recorded.filter((x) => x.type === "digitalocean:index/droplet:Droplet")) {
+      expect(r.inputs.userData).toContain(mockGeneratedKey(`${r.name}-host-key`).privateKey.trim().split("\n")[1]);
+    }
+  });
+});
+
+describe("hostKeyUserData", () => {
+  it("is cloud-config that installs the key as sshd's only host key, and reads back exactly", () => {
+    const key = generateEd25519();
+    const text = hostKeyUserData(key.privateKey, key.publicKey);
+    expect(text.startsWith("#cloud-config\n")).toBe(true);
+    expect(yaml.load(text)).toEqual({
+      ssh_deletekeys: true,
+      ssh_genkeytypes: [],
+      ssh_keys: { ed25519_private: key.privateKey, ed25519_public: key.publicKey },
+    });
   });
 });

@@ -1,11 +1,22 @@
 /**
- * LocalNodes under Pulumi mocks: the exact containers, network, image, volumes and key it
- * creates, their parents and dependencies, and that the SSH key stays a secret.
+ * LocalNodes under Pulumi mocks: the exact containers, network, image, volumes and keys it
+ * creates, their parents and dependencies, that each node's host key goes into its container
+ * and is pinned in its connection, and that the private keys stay secrets.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { parseConfig } from "../../components/config";
-import { LocalNodes, nodeAddress, subnetHost } from "../../components/nodes/local";
-import { recorded, RecordedResource, recordedNamed, resourcesOfType, settled, setupMocks, valueOf } from "./mocks";
+import { parseHostKey } from "../../components/hostkey";
+import { HOST_KEY_FILE, LocalNodes, nodeAddress, subnetHost } from "../../components/nodes/local";
+import {
+  mockGeneratedKey,
+  recorded,
+  RecordedResource,
+  recordedNamed,
+  resourcesOfType,
+  settled,
+  setupMocks,
+  valueOf,
+} from "./mocks";
 
 setupMocks();
 
@@ -72,6 +83,7 @@ describe("LocalNodes (defaults: 3 managers + 2 workers)", () => {
     for (const r of children()) counts[r.type] = (counts[r.type] ?? 0) + 1;
     expect(counts).toEqual({
       "tls:index/privateKey:PrivateKey": 1,
+      "pulumi-nodejs:dynamic/swarmcloud:GeneratedKey": 5,
       "docker:index/network:Network": 1,
       "docker:index/image:Image": 1,
       "docker:index/volume:Volume": 10,
@@ -152,9 +164,40 @@ describe("LocalNodes (defaults: 3 managers + 2 workers)", () => {
           recordedNamed("lab-ssh").urn,
           recordedNamed(`lab-${n}-docker`).urn,
           recordedNamed(`lab-${n}-glusterd`).urn,
+          recordedNamed(`lab-${n}-host-key`).urn,
         ]),
       );
     });
+  });
+
+  it("makes each node's SSH host key and copies it into that node's container only, as a secret", () => {
+    names.forEach((n) => {
+      const key = recordedNamed(`lab-${n}-host-key`);
+      expect(key.type).toBe("pulumi-nodejs:dynamic/swarmcloud:GeneratedKey");
+      expect(key.parent).toBe(component.urn);
+      expect(key.inputs).toMatchObject({ algorithm: "ed25519" });
+      expect(key.options.additionalSecretOutputs).toEqual(["privateKey"]);
+      const c = recordedNamed(`lab-${n}`);
+      // What node-image/entrypoint.sh installs as sshd's only host key.
+      expect(HOST_KEY_FILE).toBe("/etc/swarmcloud/ssh_host_ed25519_key");
+      expect(c.inputs.uploads).toEqual([
+        { file: HOST_KEY_FILE, content: mockGeneratedKey(`lab-${n}-host-key`).privateKey, permissions: "0600" },
+      ]);
+      // The SDK marks the whole list secret: the private key is encrypted in state, nothing else is.
+      expect(c.secretInputs).toEqual(["uploads"]);
+    });
+  });
+
+  it("pins each node's connection to its own host key, made by the program", async () => {
+    for (const n of comp.nodes) {
+      const made = mockGeneratedKey(`lab-${n.name}-host-key`);
+      expect(await valueOf(n.connection.hostKey!)).toBe(made.publicKey);
+      expect(parseHostKey(made.publicKey)).toMatchObject({ type: "ssh-ed25519", fingerprint: made.fingerprint });
+      expect(n.connection.hostKeySource).toBe("program");
+      expect(n.connection.node).toBe(n.name);
+    }
+    const pins = await Promise.all(comp.nodes.map((n) => valueOf(n.connection.hostKey!)));
+    expect(new Set(pins).size).toBe(comp.nodes.length);
   });
 
   it("publishes Ghost and Portainer on the host from the first manager only", () => {
@@ -203,10 +246,13 @@ describe("LocalNodes (defaults: 3 managers + 2 workers)", () => {
       expect(await pulumi.isSecret(key)).toBe(true);
       expect(await valueOf(key)).toMatch(/BEGIN OPENSSH PRIVATE KEY/);
     }
-    // The public key is not a secret, and no input of any container carries the private key.
+    // The public key is not a secret; no input of any container carries the login key, and the
+    // only private key a container gets is its own host key (above).
     expect(await pulumi.isSecret(comp.sshPublicKey)).toBe(false);
     for (const c of ofType("docker:index/container:Container")) {
-      expect(JSON.stringify(c.inputs)).not.toMatch(/PRIVATE KEY/);
+      const { uploads, ...rest } = c.inputs;
+      expect(JSON.stringify(rest)).not.toMatch(/PRIVATE KEY/);
+      expect(JSON.stringify(uploads)).not.toContain("mock-lab-ssh");
     }
   });
 });

@@ -351,6 +351,19 @@ describe("execScript", () => {
     expect(stream.stdin).toBe("secret");
   });
 
+  test("a connection that closed a moment ago (exec throws at once) is notStarted, so the pool retries", async () => {
+    const ran = execScript(
+      client(() => {
+        throw new Error("Not connected");
+      }),
+      run,
+    );
+    await expect(ran).rejects.toMatchObject({
+      failure: "notStarted",
+      message: "node n1: could not start the script: Not connected",
+    });
+  });
+
   test("with no stderr the tail is stdout's; a signal stands in for the exit code", async () => {
     const stream = new FakeStream();
     const ran = execScript(

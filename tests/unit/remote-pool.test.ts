@@ -4,96 +4,16 @@
  * time; a connection that died while idle, or a server that allows one session per connection,
  * costs a new connection, never a failed script.
  */
-import { spawn } from "child_process";
-import { AddressInfo } from "net";
-import { Server, utils } from "ssh2";
 import { remoteScriptProvider as provider } from "../../components/remote";
 import { mkdtempSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { clientKey, Lab, sshServer } from "./ssh-server";
 
 /** How Pulumi's dynamic-provider host loads a serialized provider (a dependency of @pulumi/pulumi). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require("require-from-string") as (code: string) => unknown;
-
-interface Lab {
-  port: number;
-  /** Authenticated connections so far. */
-  logins: number;
-  /** Sessions (scripts) so far. */
-  sessions: number;
-  /** Most sessions open at once on one connection. */
-  maxPerConnection: number;
-  /** Drops every open connection (a node that restarted sshd). */
-  dropAll: () => void;
-  close: () => Promise<void>;
-}
-
-/**
- * An ed25519 key pair that ssh2 can read back: about 1 in 200 of the keys its own generator
- * makes are refused by its parser ("Malformed OpenSSH public key"), so draw again.
- */
-function keyPair(): { private: string; public: string; publicSSH: Buffer } {
-  for (;;) {
-    const k = utils.generateKeyPairSync("ed25519");
-    const pub = utils.parseKey(k.public);
-    const priv = utils.parseKey(k.private);
-    if (!(pub instanceof Error) && !(priv instanceof Error)) return { ...k, publicSSH: pub.getPublicSSH() };
-  }
-}
-
-const clientKey = keyPair();
-const clientPublic = clientKey.publicSSH;
-
-async function sshServer(opts: { sessionsPerConnection?: number; silentAfter?: number } = {}): Promise<Lab> {
-  const hostKey = keyPair();
-  const sockets = new Set<{ end: () => void }>();
-  const lab = { logins: 0, sessions: 0, maxPerConnection: 0 } as Lab;
-  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
-    let open = 0;
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => undefined);
-    client.on("authentication", (ctx) => {
-      if (ctx.method === "publickey" && ctx.key.data.equals(clientPublic)) return ctx.accept();
-      ctx.reject(["publickey"]);
-    });
-    client.on("ready", () => {
-      lab.logins++;
-      client.on("session", (accept, reject) => {
-        // A node that vanished: the connection stays open, nothing answers any more.
-        if (opts.silentAfter !== undefined && lab.sessions >= opts.silentAfter) return;
-        if (open >= (opts.sessionsPerConnection ?? 10)) return reject();
-        const session = accept();
-        open++;
-        lab.sessions++;
-        lab.maxPerConnection = Math.max(lab.maxPerConnection, open);
-        session.on("exec", (acceptExec, _rejectExec, info) => {
-          const stream = acceptExec();
-          const child = spawn("sh", ["-c", info.command]);
-          stream.pipe(child.stdin);
-          child.stdout.pipe(stream, { end: false });
-          child.stderr.pipe(stream.stderr, { end: false });
-          child.on("close", (code) => {
-            open--;
-            stream.exit(code ?? 1);
-            stream.end();
-          });
-        });
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  lab.port = (server.address() as AddressInfo).port;
-  lab.dropAll = () => sockets.forEach((s) => s.end());
-  lab.close = () =>
-    new Promise<void>((resolve) => {
-      lab.dropAll();
-      server.close(() => resolve());
-    });
-  return lab;
-}
 
 const script = (lab: Lab, create: string, node = "n1") => ({
   node,

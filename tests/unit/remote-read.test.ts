@@ -2,11 +2,13 @@
  * The RemoteScript provider's `read` (what `pulumi refresh` calls) against a real SSH server on
  * loopback (tests/unit/ssh-server.ts): the observed values replace the declared ones and nothing
  * else, a read goes through the pool and never opens a second connection to a node, a node that
- * cannot be read is named and left as it was, and no secret gets in.
+ * cannot be read is named and left as it was, no secret gets in, and host keys are checked as
+ * create and delete check them (none recorded by a read).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { hostKeyFingerprint } from "../../components/hostkey";
 import { DRIFT_KEY, observedState, parseObserved, remoteScriptProvider as provider } from "../../components/remote";
-import { clientKey, Lab, sshServer } from "./ssh-server";
+import { clientKey, keyPair, Lab, sshServer } from "./ssh-server";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require("require-from-string") as (code: string) => unknown;
@@ -223,3 +225,153 @@ describe("one connection per node", () => {
     expect(warnings).toEqual([]);
   });
 });
+
+/**
+ * Host keys on read, checked as create and delete check them: the node must show its pin (from
+ * config, or made by the program) or else the key recorded in state, before any login. A read
+ * records no key and returns `hostKeys` as it was in state; with no key known it reads the node
+ * as a first run would, and the next run of the step records the key.
+ */
+describe("host keys", () => {
+  const address = (lab: Lab) => `127.0.0.1:${lab.port}`;
+  /** State as create leaves it: the node's key recorded, plus an old address's kept as it was. */
+  const recordedOn = (lab: Lab, read: string, more: Record<string, unknown> = {}) => {
+    const hostKeys = { [address(lab)]: lab.hostKey.line, "10.9.9.9:22": "ssh-ed25519 AAAAold" };
+    return { ...stateOn(lab, read, more), hostKeys };
+  };
+  /** Another machine now answers on the lab's address. */
+  const impostorFor = async (lab: Lab) => {
+    await lab.close();
+    labs = labs.filter((l) => l !== lab);
+    return server({ port: lab.port });
+  };
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: Error) => e,
+    );
+  /** The server saw one connection and nothing after the key exchange. */
+  const expectNothingSent = (lab: Lab) =>
+    expect([lab.connections, lab.authAttempts, lab.logins, lab.sessions, lab.commands]).toEqual([1, 0, 0, 0, []]);
+
+  test("the key recorded in state: the read runs, hostKeys come back as they were, and the drift's inputs hold none", async () => {
+    const lab = await server();
+    const props = recordedOn(lab, "echo ROLE=manager");
+    const result = await provider.read!("id-1", props);
+    expect(result.props.environment.ROLE).toBe("manager");
+    expect(result.props.hostKeys).toEqual(props.hostKeys);
+    expect(Object.keys(result.inputs)).not.toContain("hostKeys");
+    // No drift: the state exactly as it was.
+    expect(await provider.read!("id-1", recordedOn(lab, "echo ROLE=worker"))).toEqual({
+      id: "id-1",
+      props: recordedOn(lab, "echo ROLE=worker"),
+    });
+  });
+
+  test("another key than the recorded one: the refresh fails before login, naming the node, both keys and the way out", async () => {
+    const lab = await server();
+    const props = recordedOn(lab, "echo ROLE=manager");
+    const impostor = await impostorFor(lab);
+    const error = await refusal(provider.read!("id-1", props));
+    expect(error).toMatchObject({ failure: "hostKey", seenKey: impostor.hostKey.line });
+    expect(error!.message).toMatch(
+      new RegExp(
+        `^node worker-1: refused root@127\\.0\\.0\\.1:${lab.port}: it shows the SSH host key ${escape(hostKeyFingerprint(impostor.hostKey.publicSSH))} ` +
+          `but ${escape(hostKeyFingerprint(lab.hostKey.publicSSH))} was expected \\(recorded on the first connection\\)`,
+      ),
+    );
+    expect(error!.message).toContain(`SWARMCLOUD_FORGET_HOST_KEYS=${address(lab)} pulumi up`);
+    expect(error!.message).toContain("A refresh checks the key kept in state");
+    expectNothingSent(impostor);
+    // Not a warning that leaves the state as it was: the refresh itself fails, as create and delete do.
+    expect(warnings).toEqual([]);
+  });
+
+  test("a pin, from config or made by the program, is checked on read: a match reads, another key is refused", async () => {
+    const lab = await server();
+    const pinned = (hostKey: string, hostKeySource?: string) =>
+      stateOn(lab, "echo ROLE=manager", { connection: connectionTo(lab, { hostKey, hostKeySource }) });
+    expect((await provider.read!("id-1", pinned(lab.hostKey.line, "program"))).props.environment.ROLE).toBe("manager");
+    const before = [lab.authAttempts, lab.sessions];
+    const other = keyPair();
+    for (const [source, origin] of [
+      ["config", "pinned in swarmcloud:nodes"],
+      ["program", "made by this program and given to the node when it was created"],
+    ]) {
+      const error = await refusal(provider.read!("id-1", pinned(other.line, source)));
+      expect(error?.message).toContain(
+        `${hostKeyFingerprint(lab.hostKey.publicSSH)} but ${hostKeyFingerprint(other.publicSSH)} was expected (${origin})`,
+      );
+    }
+    // The pin is enforced even over a recorded key that would match.
+    const both = { ...pinned(other.line), hostKeys: { [address(lab)]: lab.hostKey.line } };
+    await expect(provider.read!("id-1", both)).rejects.toThrow(/pinned in swarmcloud:nodes/);
+    // Refused three times before login: no authentication, no session since the first read.
+    expect([lab.authAttempts, lab.sessions]).toEqual(before);
+  });
+
+  test("a wrong key on the first manager fails the read: the next manager is not asked instead", async () => {
+    const first = await server();
+    const second = await server();
+    const props = {
+      ...recordedOn(first, "echo ROLE=manager"),
+      fallbackConnections: [connectionTo(second)],
+    };
+    const impostor = await impostorFor(first);
+    await expect(provider.read!("id-1", props)).rejects.toThrow(/recorded on the first connection/);
+    expectNothingSent(impostor);
+    expect(second.connections).toBe(0);
+  });
+
+  test("no key known (a stack from before host keys): the read runs as a first run would and records nothing; the repair records it", async () => {
+    const lab = await server();
+    const props = stateOn(lab, "echo ROLE=manager", { create: "echo repaired" });
+    const refreshed = await provider.read!("id-1", props);
+    expect(refreshed.props.environment.ROLE).toBe("manager");
+    expect(refreshed.props.hostKeys).toBeUndefined();
+    const updated = await provider.update!("id-1", refreshed.props, { ...props, stdout: undefined });
+    expect(updated.outs).toMatchObject({ stdout: "repaired", hostKeys: { [address(lab)]: lab.hostKey.line } });
+  });
+
+  test("SWARMCLOUD_FORGET_HOST_KEYS: a forgotten address is read with the key it shows now; the state keeps the old key until the next up", async () => {
+    const lab = await server();
+    const props = recordedOn(lab, "echo ROLE=manager", { create: "echo repaired" });
+    const replaced = await impostorFor(lab);
+    process.env.SWARMCLOUD_FORGET_HOST_KEYS = address(lab);
+    try {
+      const refreshed = await provider.read!("id-1", props);
+      expect(refreshed.props.environment.ROLE).toBe("manager");
+      expect(refreshed.props.hostKeys).toEqual(props.hostKeys);
+      expect((await provider.diff!("id-1", refreshed.props, props)).changes).toBe(true);
+      const updated = await provider.update!("id-1", refreshed.props, { ...props, stdout: undefined });
+      expect(updated.outs.hostKeys).toEqual({ [address(lab)]: replaced.hostKey.line });
+    } finally {
+      delete process.env.SWARMCLOUD_FORGET_HOST_KEYS;
+    }
+  });
+
+  test("reads that expect the same key share one verified connection; one that knows no key does not get it", async () => {
+    const lab = await server();
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => provider.read!(`id-${i}`, recordedOn(lab, `sleep 0.1; echo ROLE=r${i}`))),
+    );
+    expect([lab.logins, lab.sessions]).toEqual([1, 12]);
+    await provider.read!("unknown", stateOn(lab, "echo ROLE=x"));
+    expect(lab.logins).toBe(2);
+  });
+
+  test("the provider, serialized and re-loaded as Pulumi does, refuses on read the same way", async () => {
+    const { text } = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
+    const loaded = (requireFromString(text) as { handler: () => pulumi.dynamic.ResourceProvider }).handler();
+    const lab = await server();
+    const props = recordedOn(lab, "echo ROLE=manager");
+    expect((await loaded.read!("id-1", props)).props.hostKeys).toEqual(props.hostKeys);
+    const impostor = await impostorFor(lab);
+    await expect(loaded.read!("id-1", props)).rejects.toThrow(/recorded on the first connection/);
+    expectNothingSent(impostor);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
