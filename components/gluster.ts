@@ -56,10 +56,12 @@ export class GlusterVolume extends pulumi.ComponentResource {
       parent: this,
       dependsOn: [...bricks, ...probes],
     });
-    const servers = words(args.bricks.map((b) => b.privateAddress));
+    const fstab = pulumi
+      .all(args.bricks.map((b) => b.privateAddress))
+      .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
     const subdirs = (args.appDirs ?? []).join(" ");
     const mounts = args.nodes.map((node) =>
-      nodeStep(`${name}-${node.name}-mount`, mountStep(node, s, servers, subdirs), {
+      nodeStep(`${name}-${node.name}-mount`, mountStep(node, s, fstab, subdirs), {
         parent: this,
         dependsOn: [volume, hostReady(node)],
       }),
@@ -96,6 +98,7 @@ function peerStep(node: ClusterNode, first: ClusterNode): NodeStepArgs {
     runsOn: { connection: first.connection },
     create: script("gluster-probe"),
     delete: script("gluster-detach"),
+    read: script("gluster-probe-read"),
     environment: { PEER_ADDR: node.privateAddress },
   };
 }
@@ -106,11 +109,14 @@ function volumeStep(bricks: ClusterNode[], s: GlusterSettings): NodeStepArgs {
     node: bricks[0]!,
     create: script("gluster-volume"),
     delete: script("gluster-volume-delete"),
+    read: script("gluster-volume-read"),
     environment: {
       VOLUME: s.volume,
       BRICKS: brickPaths(bricks, s),
       ARBITER: String(s.arbiter),
       OPTIONS: keyValueLines(s.options),
+      // The state the read checks (the script starts the volume).
+      STATUS: "Started",
     },
   };
 }
@@ -130,6 +136,7 @@ function shrinkStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: Glu
   return {
     node: bricks[0]!,
     create: script("gluster-shrink"),
+    read: script("gluster-shrink-read"),
     environment: { VOLUME: s.volume, BRICKS: brickPaths(bricks, s) },
     // Consulted only when a brick leaves; adding a node does not re-run this step.
     context: { MEMBERS: members },
@@ -137,21 +144,39 @@ function shrinkStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: Glu
 }
 
 /**
- * Mounts the volume on the node (fstab with backup volfile servers) and makes the app folders.
- * `servers` is the brick nodes' addresses, space-separated (the volfile server and its backups);
- * `subdirs` the application folders to make under the mount path, space-separated.
+ * The fstab entry of the mount: the first brick server, the others as backup volfile servers
+ * (the mount survives the loss of the first), `_netdev` so a booting host mounts it once the
+ * network is up.
  */
-function mountStep(
-  node: ClusterNode,
-  s: GlusterSettings,
-  servers: pulumi.Input<string>,
-  subdirs: string,
-): NodeStepArgs {
+export function fstabLine(servers: string[], volume: string, mountPath: string): string {
+  const [first, ...backups] = servers;
+  const options = [
+    "defaults",
+    "_netdev",
+    ...(backups.length > 0 ? [`backup-volfile-servers=${backups.join(":")}`] : []),
+  ];
+  return `${first}:/${volume} ${mountPath} glusterfs ${options.join(",")} 0 0`;
+}
+
+/**
+ * Mounts the volume on the node (fstab with backup volfile servers) and makes the app folders.
+ * `fstab` is its fstab entry (`fstabLine`: the volfile server and its backups); `subdirs` the
+ * application folders to make under the mount path, space-separated.
+ */
+function mountStep(node: ClusterNode, s: GlusterSettings, fstab: pulumi.Input<string>, subdirs: string): NodeStepArgs {
   return {
     node,
     create: script("gluster-mount"),
     delete: script("gluster-unmount"),
-    environment: { VOLUME: s.volume, SERVERS: servers, MOUNT_PATH: s.mountPath, SUBDIRS: subdirs },
+    read: script("gluster-mount-read"),
+    environment: {
+      VOLUME: s.volume,
+      MOUNT_PATH: s.mountPath,
+      FSTAB_LINE: fstab,
+      SUBDIRS: subdirs,
+      // The state the read checks (the script mounts it).
+      MOUNTED: "true",
+    },
     skipDeleteWhenUnreachable: true,
   };
 }

@@ -39,6 +39,7 @@ export class DockerHost extends pulumi.ComponentResource {
       {
         node,
         create: script("host"),
+        read: script("host-read"),
         environment: { HOSTS_BLOCK: hostsBlock(node, args.nodes), SSH_USER: node.connection.user ?? "root" },
       },
       { parent: this, dependsOn: node.dependsOn },

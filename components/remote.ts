@@ -61,6 +61,15 @@ export interface RemoteScriptArgs {
    * not reasons to act (so adding a node does not re-run every script that looks at the list).
    */
   context?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /**
+   * Script run by `pulumi refresh` (and `--refresh`), never by a plain `up`: it changes nothing
+   * and prints `KEY=value` lines, the observed values of keys of `environment` (a key on several
+   * lines: those lines, joined). State gets them in place of the declared ones, so a drift is a
+   * diff of `environment` and the next `up` re-runs the script. `DRIFT=<what>` reports what no
+   * key shows (the resource is gone, in whole or in part). Its connection checks the node's host
+   * key as the other scripts' do and records none. Default: none (refresh keeps state).
+   */
+  read?: pulumi.Input<string>;
   /** Any change here replaces the resource (delete, then create). */
   triggers?: pulumi.Input<unknown[]>;
   /** Treat the script's output as a secret (join tokens, passwords). Default false. */
@@ -90,6 +99,7 @@ interface ScriptState {
   create: string;
   update?: string;
   delete?: string;
+  read?: string;
   stdinHash?: string;
   environment?: Record<string, string>;
   context?: Record<string, string>;
@@ -114,6 +124,15 @@ const SESSIONS_PER_CONNECTION = 8;
 /** A pooled connection without a script is closed after this long. */
 const IDLE_CLOSE_MS = 10_000;
 
+/** The key a read script prints for a drift no declared key shows: the create script runs again. */
+export const DRIFT_KEY = "DRIFT";
+
+/** Connection attempts a read makes before its node counts as unreachable (a refresh moves on). */
+const READ_DIAL_LIMIT = 3;
+
+/** Seconds a read script may run. */
+const READ_TIMEOUT_SECONDS = 60;
+
 /**
  * The dynamic provider that runs scripts over SSH. Kept free of captured state: everything it
  * needs is required inside the functions, so Pulumi can serialize it into the state file (the
@@ -127,7 +146,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       ...news,
       stdinHash: news.stdin === undefined ? undefined : sha256Hex(news.stdin),
     };
-    const changed = [...RERUN_KEYS, "delete", "node", "timeout"].filter(
+    // A new delete or read script is stored without running anything.
+    const changed = [...RERUN_KEYS, "delete", "read", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
     // `node` and `hostKeySource` only shape messages: a connection that gains them (an upgraded
@@ -172,6 +192,34 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
     return { outs: next };
   },
 
+  /**
+   * Refresh: runs the read script (on the pooled connection, at most one per node) and returns
+   * the state with the observed values in `environment` (and, when they differ, the inputs too,
+   * so both the refresh and the plan after it show the drift). A node that cannot be read is
+   * named in a warning and its state is returned as it was: a refresh never deletes a resource.
+   * Host keys are checked as for delete (the pin, else the key recorded in state, unless
+   * forgotten): a node showing another key fails the refresh before login, as create and delete
+   * fail; a read records no key (`hostKeys` stays as it was: the next run of the script records).
+   */
+  async read(id: string, props: ScriptState): Promise<pulumi.dynamic.ReadResult> {
+    if (!props.read) return { id, props };
+    let stdout: string;
+    try {
+      const target = { ...props, hostKeys: recordedHostKeys(props.hostKeys, props), timeout: READ_TIMEOUT_SECONDS };
+      ({ stdout } = await runRemote(target, props.read, undefined, READ_DIAL_LIMIT, true));
+    } catch (err) {
+      if (isRemoteError(err, "hostKey")) throw readRefused(err);
+      if (!(err instanceof Error) || (err as Partial<RemoteError>).failure === undefined) throw err;
+      // The provider host shows a plugin's stderr; `pulumi.log` has no engine to talk to here.
+      console.error(`warning: ${readSkipped(props, err)}`);
+      return { id, props };
+    }
+    const observed = observedState(props, parseObserved(stdout));
+    if (JSON.stringify(observed.environment) === JSON.stringify(props.environment)) return { id, props };
+    // A drift: inputs too, so the plan of the next up shows it ("ROLE: manager => worker").
+    return { id, props: observed, inputs: inputsOf(observed) };
+  },
+
   async delete(_id: string, props: ScriptState): Promise<void> {
     if (!props.delete) return;
     try {
@@ -190,6 +238,65 @@ function stateOf(inputs: ScriptInputs, stdout: string, hostKeys: Record<string, 
   const state: ScriptState = { ...rest, stdout, hostKeys };
   if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
   return state;
+}
+
+/**
+ * The inputs a drifted resource gets in state: its state without what only outputs hold (stdout,
+ * stdinHash, hostKeys). (stdin is never in the state the provider sees, so the plan shows it
+ * coming back: `+ stdin: [secret]`.)
+ */
+function inputsOf(state: ScriptState): ScriptInputs {
+  const { stdout: _stdout, stdinHash: _stdinHash, hostKeys: _hostKeys, ...inputs } = state;
+  return inputs;
+}
+
+/**
+ * A read refused by a host key: the same error, and how a refresh gets past a key that changed
+ * for a good reason (it checks the key in state, which only a run of the step replaces).
+ */
+function readRefused(err: RemoteError): RemoteError {
+  const how =
+    "A refresh checks the key kept in state: apply the fix with `pulumi up` (without --refresh), then refresh.";
+  return remoteError("hostKey", `${err.message} ${how}`, { seenKey: err.seenKey });
+}
+
+/** The warning when a resource could not be read: it names the node and keeps the resource. */
+export function readSkipped(props: Pick<ScriptState, "node" | "read">, err: Error): string {
+  const step = stepName(props.read ?? "");
+  return `swarmcloud: refresh could not ${step} on node ${props.node}; left as it was in state: ${err.message}`;
+}
+
+/**
+ * A read script's stdout as key -> value: `KEY=value` lines (KEY in capitals, digits and _),
+ * a key printed on several lines gets those lines joined with newlines; other lines are ignored.
+ */
+export function parseObserved(stdout: string): Map<string, string> {
+  const seen = new Map<string, string[]>();
+  for (const line of stdout.split("\n")) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.replace(/\r$/, ""));
+    if (!m) continue;
+    const values = seen.get(m[1]!) ?? [];
+    values.push(m[2]!);
+    seen.set(m[1]!, values);
+  }
+  return new Map([...seen].map(([k, v]) => [k, v.join("\n")]));
+}
+
+/**
+ * The state with what a read observed: declared keys of `environment` it printed take the
+ * observed value (the others stay as declared), and `DRIFT` is added when printed. Nothing else
+ * changes: `stdout`, `stdinHash` and the connections stay; no undeclared key gets in.
+ */
+export function observedState(props: ScriptState, seen: Map<string, string>): ScriptState {
+  // A DRIFT from an earlier refresh goes: this read says whether there still is one.
+  const declared = Object.fromEntries(Object.entries(props.environment ?? {}).filter(([k]) => k !== DRIFT_KEY));
+  const environment: Record<string, string> = { ...declared };
+  for (const [k, v] of seen) {
+    if (Object.prototype.hasOwnProperty.call(declared, k)) environment[k] = v;
+  }
+  const drift = seen.get(DRIFT_KEY);
+  if (drift !== undefined) environment[DRIFT_KEY] = drift;
+  return { ...props, environment };
 }
 
 /** `host:port` of a connection: what recorded host keys are keyed by. */
@@ -399,13 +506,16 @@ export interface Pooled {
   uses: number;
   closed: boolean;
   idle?: ReturnType<typeof setTimeout>;
+  /** Shared acquisitions waiting for a session on it (see `acquireShared`), woken on any release. */
+  waiters: (() => void)[];
   /** The host key the server showed (`<type> <base64>`), once connected. */
   hostKey?: string;
 }
 
 /**
- * The process's pool, keyed by login, address and key. It lives in `globalThis`, not in this
- * module: the provider is serialized and re-loaded, and must capture no state of its own.
+ * The process's pool, keyed by login, address, key and the host key expected. It lives in
+ * `globalThis`, not in this module: the provider is serialized and re-loaded, and must capture no
+ * state of its own.
  */
 function sshPool(): Map<string, Pooled[]> {
   const g = globalThis as { __swarmcloudSsh?: Map<string, Pooled[]> };
@@ -493,15 +603,28 @@ function scanHostKey(c: Conn, type: string): Promise<string | undefined> {
 }
 
 /**
- * A connection for one script: a pooled one with a free session, or a new one being dialled.
- * Keyed by the host key expected too: a connection verified against one key never serves a
- * script that expects another, or none.
+ * The pool's list of connections for one login and address, verified against one host key (or
+ * none): a connection verified against one key never serves a script that expects another, or none.
  */
-export function acquire(c: Dial, pool = sshPool(), dialTo = dial): Pooled {
+function pooledFor(c: Dial, pool: Map<string, Pooled[]>): Pooled[] {
   const verified = c.expect ? sha256Hex(c.expect.line) : "unverified";
   const key = `${c.user ?? "root"}@${hostAddress(c)}#${sha256Hex(c.privateKey)}#${verified}`;
   const list = pool.get(key) ?? [];
   pool.set(key, list);
+  return list;
+}
+
+/** Wakes every shared acquisition waiting on the connection (each looks again). */
+function wakeWaiters(p: Pooled): void {
+  for (const wake of p.waiters.splice(0)) wake();
+}
+
+/**
+ * A connection for one script: a pooled one with a free session, or a new one being dialled.
+ * Keyed by the host key expected too (see `pooledFor`).
+ */
+export function acquire(c: Dial, pool = sshPool(), dialTo = dial): Pooled {
+  const list = pooledFor(c, pool);
   const free = list.find((p) => !p.closed && p.channels < SESSIONS_PER_CONNECTION);
   if (free) {
     free.channels++;
@@ -509,21 +632,36 @@ export function acquire(c: Dial, pool = sshPool(), dialTo = dial): Pooled {
     if (free.idle) clearTimeout(free.idle);
     return free;
   }
-  const p: Pooled = { ready: dialTo(c, (k) => (p.hostKey = k)), channels: 1, uses: 1, closed: false };
+  const p: Pooled = { ready: dialTo(c, (k) => (p.hostKey = k)), channels: 1, uses: 1, closed: false, waiters: [] };
   const forget = () => {
     p.closed = true;
     const i = list.indexOf(p);
     if (i >= 0) list.splice(i, 1);
+    wakeWaiters(p);
   };
   list.push(p);
   p.ready.then((client) => client.on("close", forget).on("error", forget), forget);
   return p;
 }
 
+/**
+ * A connection for one read (refresh): like `acquire`, but while the node's open connection has
+ * no free session it waits for one rather than dialling another, so reads open at most one
+ * connection per node and login however many run at once.
+ */
+export async function acquireShared(c: Dial, pool = sshPool(), dialTo = dial): Promise<Pooled> {
+  for (;;) {
+    const open = pooledFor(c, pool).filter((p) => !p.closed);
+    if (open.length === 0 || open.some((p) => p.channels < SESSIONS_PER_CONNECTION)) return acquire(c, pool, dialTo);
+    await new Promise<void>((wake) => open[0]!.waiters.push(wake));
+  }
+}
+
 /** Gives a session back; `broken`: no new scripts on it, those still running finish first. */
 export function release(p: Pooled, broken = false): void {
   p.channels--;
   if (broken) p.closed = true;
+  wakeWaiters(p);
   if (p.channels > 0) return;
   const close = () => {
     p.closed = true;
@@ -594,6 +732,8 @@ interface Job {
   timeout?: number;
   /** Other connections remain to try, so exit 75 means "not here" rather than failure. */
   mayFallBack: boolean;
+  /** A read: waits for a session on the node's open connection rather than dialling another. */
+  shared?: boolean;
 }
 
 /** What one attempt on one connection came to (a failed script throws instead). */
@@ -610,7 +750,7 @@ export type Attempt =
  * host key the connection showed goes in `seen`, by address.
  */
 async function attemptOn(c: Dial, job: Job, seen: Record<string, string>): Promise<Attempt> {
-  const pooled = acquire(c);
+  const pooled = job.shared ? await acquireShared(c) : acquire(c);
   const where = `${job.node}@${c.host}`;
   let client: SshClient;
   try {
@@ -690,6 +830,7 @@ export async function tryInTurn(
  * Runs one script on one node; resolves to its trimmed stdout and the host keys the connections
  * showed (by address), rejects with the node named. Each connection must show its pinned key,
  * else the one in `hostKeys`; with neither, the key it shows is trusted (first use).
+ * `shared`: a read, which waits for a session on an open connection rather than dialling more.
  */
 async function runRemote(
   target: Pick<
@@ -699,6 +840,7 @@ async function runRemote(
   script: string,
   stdin: string | undefined,
   dialLimit?: number,
+  shared = false,
 ): Promise<{ stdout: string; seen: Record<string, string> }> {
   const conns: Dial[] = [target.connection, ...(target.fallbackConnections ?? [])].map((c) => {
     const expect = expectedKey(c, target.hostKeys);
@@ -708,7 +850,7 @@ async function runRemote(
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
   const { node, timeout } = target;
   const environment = target.context ? { ...target.context, ...target.environment } : target.environment;
-  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1 };
+  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1, shared };
   const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job, seen));
   if ("stdout" in end) return { stdout: end.stdout, seen };
   if ("notHere" in end) {

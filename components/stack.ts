@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import * as yaml from "js-yaml";
 import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
 import { script } from "./scripts";
@@ -90,6 +91,29 @@ export function secretsStdin(secrets: Record<string, pulumi.Input<string>>): pul
 }
 
 /**
+ * What a refresh checks of a stack (stack-deploy-read.sh prints the same from the swarm): one
+ * line per service of the compose text, `<stack>_<service> replicated <replicas>` or
+ * `<stack>_<service> global`, sorted.
+ */
+export function serviceLines(stackName: string, compose: string): string {
+  const file = (yaml.load(compose) ?? {}) as { services?: Record<string, { deploy?: ComposeDeployPart } | null> };
+  return Object.entries(file.services ?? {})
+    .map(([name, service]) => {
+      const deploy = service?.deploy ?? {};
+      const mode = deploy.mode === "global" ? "global" : `replicated ${deploy.replicas ?? 1}`;
+      return `${stackName}_${name} ${mode}`;
+    })
+    .sort()
+    .join("\n");
+}
+
+/** The part of a service's `deploy` that `serviceLines` reads. */
+interface ComposeDeployPart {
+  mode?: string;
+  replicas?: number;
+}
+
+/**
  * One Docker stack on the swarm: its secrets created on a manager, `docker stack deploy`,
  * and a wait until every service runs its replicas (the deploy fails with the tasks' own
  * errors otherwise). Delete runs `docker stack rm` and removes the stack's secrets.
@@ -149,12 +173,16 @@ export class SwarmStack extends pulumi.ComponentResource {
         skipDeleteWhenUnreachable: true,
         create: script("stack-deploy"),
         delete: script("stack-rm"),
+        read: script("stack-deploy-read"),
         stdin,
         environment: {
           STACK: args.stackName,
           COMPOSE: compose,
           TIMEOUT: String(timeout),
           RESOLVE_IMAGE: args.resolveImage ?? "always",
+          // The state a refresh checks: services with their replicas, and the secrets' names.
+          SERVICES: compose.apply((text) => serviceLines(args.stackName, text)),
+          SECRETS: secretNames.apply((names) => Object.values(names).sort().join("\n")),
         },
         // secrets, `docker stack deploy`, the wait, and old-secret cleanup
         timeout: timeout + 180,

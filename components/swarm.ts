@@ -140,6 +140,7 @@ function joinStep(
     node,
     create: script("swarm-join"),
     delete: script("swarm-leave"),
+    read: script("swarm-join-read"),
     stdin: joinSecret,
     environment: { ADVERTISE_ADDR: node.privateAddress, MANAGER_ADDRS: managerAddrs },
     skipDeleteWhenUnreachable: true,
@@ -153,6 +154,7 @@ function memberStep(node: ClusterNode, managerSide: RunsOn, nodeId: pulumi.Outpu
     runsOn: managerSide,
     create: script("swarm-member"),
     delete: script("swarm-release"),
+    read: script("swarm-member-read"),
     environment: {
       NODE_ID: nodeId,
       ROLE: node.role,

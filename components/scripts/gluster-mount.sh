@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # swarmcloud: mount the volume and make the application folders
-# The fstab entry names backup volfile servers, so the mount survives a reboot and the loss of
-# the first server. Inputs: NODE_NAME, VOLUME, SERVERS (brick addresses, space-separated),
-# MOUNT_PATH, SUBDIRS (space-separated names).
+# The fstab entry (rendered by the program: components/gluster.ts fstabLine) names backup
+# volfile servers and _netdev, so the mount survives a reboot and the loss of the first server.
+# Inputs: NODE_NAME, VOLUME, MOUNT_PATH, FSTAB_LINE (the entry), SUBDIRS (space-separated
+# names), MOUNTED ("true": the state gluster-mount-read.sh checks; not used here).
 set -euo pipefail
-: "${NODE_NAME:?}" "${VOLUME:?}" "${SERVERS:?}" "${MOUNT_PATH:?}"
+: "${NODE_NAME:?}" "${VOLUME:?}" "${MOUNT_PATH:?}" "${FSTAB_LINE:?}"
 SUBDIRS="${SUBDIRS:-}"
-read -r -a servers <<<"$SERVERS"
-backups=$(IFS=:; echo "${servers[*]:1}")
-options="defaults,_netdev"
-[ -n "$backups" ] && options="$options,backup-volfile-servers=$backups"
-line="${servers[0]}:/$VOLUME $MOUNT_PATH glusterfs $options 0 0"
+line=$FSTAB_LINE
 
 if ! grep -qxF "$line" /etc/fstab; then
   tmp=$(mktemp)
@@ -28,11 +25,18 @@ mkdir -p "$MOUNT_PATH"
 answering() { mountpoint -q "$MOUNT_PATH" && timeout 10 stat -f "$MOUNT_PATH" >/dev/null 2>&1 && timeout 10 ls "$MOUNT_PATH/" >/dev/null 2>&1; }
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
-for _ in $(seq 1 30); do
+for attempt in $(seq 1 30); do
   answering && break
   if ! mountpoint -q "$MOUNT_PATH"; then
     mount "$MOUNT_PATH" 2>"$err" || sleep 1
   else
+    # Mounted but silent: its client may still reach the bricks (they were restarting); after
+    # 15 tries it is a stale mount (the volume was stopped, its servers went away): unmount it
+    # (lazily: a container may hold it) so the next try mounts afresh.
+    if [ "$attempt" -eq 15 ]; then
+      info "$MOUNT_PATH is mounted but does not answer; mounting it again"
+      umount -l "$MOUNT_PATH" || true
+    fi
     sleep 1
   fi
 done

@@ -4,7 +4,8 @@
 # brick node added raises the replica count (add-brick). Bricks that leave are removed later, by
 # gluster-shrink.sh, once every node has mounted the volume.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
-# ARBITER (true|false), OPTIONS ("key=value" lines).
+# ARBITER (true|false), OPTIONS ("key=value" lines), STATUS ("Started": the state
+# gluster-volume-read.sh checks; not used here).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
 ARBITER="${ARBITER:-false}"

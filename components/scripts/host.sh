@@ -91,6 +91,9 @@ if ! pgrep -x glusterd >/dev/null; then
   fi
   changed+=(glusterd-started)
 fi
+if with_systemd && [ "$(systemctl is-enabled glusterd 2>/dev/null || true)" != enabled ]; then
+  systemctl enable glusterd >/dev/null 2>&1
+fi
 WAIT_EVERY=1 wait_for 30 "glusterd on $NODE_NAME to answer after it started" gluster_answers ||
   fatal "see the log of glusterd in /var/log/glusterfs"
 

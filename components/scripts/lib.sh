@@ -189,6 +189,15 @@ swarm_node_at() {
     awk -v a="$1" '$2 == a || index($3, a ":") == 1 { print $1; exit }'
 }
 
+# swarm_node_down NODE_ID: the node's status is "down", as a node that left shows a moment
+# later; prints the status seen (for wait_for).
+swarm_node_down() {
+  local state
+  state=$(docker node inspect --format '{{.Status.State}}' "$1")
+  printf '%s\n' "$state"
+  [ "$state" = down ]
+}
+
 # swarm_tasks_stopped NODE_ID: the node is down or none of its tasks runs or is about to;
 # prints how many still do.
 swarm_tasks_stopped() {
@@ -224,4 +233,25 @@ swarm_drain() {
   RETRY_ON=. retry docker node update --availability drain "$id" 2>/dev/null || info "$name: could not set it to drain"
   WAIT_EVERY=1 wait_for 180 "the tasks of $name to stop after draining" swarm_tasks_stopped "$id" || info "$name: going on"
   WAIT_EVERY=1 wait_for 120 "the tasks of the swarm to run elsewhere" swarm_tasks_running || true
+}
+
+# observed KEY VALUE: a read script's result (the *-read.sh scripts run by `pulumi refresh`): one
+# "KEY=<line>" on stdout per line of VALUE, or "KEY=" for an empty VALUE. RemoteScript joins the
+# lines of one KEY back with newlines and puts the value in place of the declared one.
+observed() {
+  local key=$1 line
+  if [ -z "$2" ]; then
+    printf '%s=\n' "$key"
+    return 0
+  fi
+  while IFS= read -r line; do
+    printf '%s=%s\n' "$key" "$line"
+  done <<<"$2"
+}
+
+# drift WHAT...: a read script's report of a drift no declared key shows (what the create step
+# made is gone, in whole or in part): "DRIFT=<WHAT>" on stdout. `pulumi up --refresh` runs the
+# create step again.
+drift() {
+  printf 'DRIFT=%s\n' "$*"
 }

@@ -9,6 +9,8 @@
 #   RESOLVE_IMAGE  always | changed | never: ask a registry for image digests (default always)
 #   stdin          one `name=base64(value)` line per Docker secret; each is created if missing.
 #                  Secrets are immutable, so a new value comes with a new (versioned) name.
+#   SERVICES       "<name> replicated <n>" / "<name> global" lines, SECRETS the secrets' names:
+#                  the state stack-deploy-read.sh checks (not used here)
 set -euo pipefail
 
 : "${STACK:?STACK is not set}"

@@ -22,13 +22,7 @@ ids() {
   done
 }
 # A node that left shows "down" a moment later; one still up after 30 s is removed by force.
-node_down() {
-  local state
-  state=$(docker node inspect --format '{{.Status.State}}' "$1")
-  printf '%s\n' "$state"
-  [ "$state" = down ]
-}
 for id in $(ids); do
-  WAIT_EVERY=1 wait_for 30 "swarm node $NODE_NAME ($id) to be down" node_down "$id" || true
+  WAIT_EVERY=1 wait_for 30 "swarm node $NODE_NAME ($id) to be down" swarm_node_down "$id" || true
   docker node rm --force "$id" >/dev/null
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # swarmcloud: set the node's role, availability and labels
 # Runs on a manager (exit 75 sends it to the next one). Promotes or demotes in place (no
-# rejoin). The labels given are the node's whole label set.
+# rejoin). The labels given are the node's whole label set. Read back by swarm-member-read.sh.
 # Inputs: NODE_NAME, NODE_ID, ROLE, AVAILABILITY, LABELS ("k=v" lines).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_ID:?}" "${ROLE:?}" "${AVAILABILITY:?}"
@@ -25,6 +25,22 @@ manager_reachable() {
 
 wait_for 60 "swarm node $NODE_NAME ($NODE_ID) to be ready after it joined" node_ready ||
   fatal "swarm node $NODE_NAME: is its Docker running and can it reach port 2377 of the managers?"
+
+# Entries of this node from before it joined again under a new ID (it had left the swarm):
+# workers with its hostname and address. One goes down within seconds of the leave; then it is
+# removed, so the node list names each node once.
+earlier_entries() {
+  local addr
+  addr=$(docker node inspect --format '{{.Status.Addr}}' "$NODE_ID")
+  docker node ls -q |
+    xargs -r docker node inspect --format '{{.ID}} {{.Spec.Role}} {{.Description.Hostname}} {{.Status.Addr}}' |
+    awk -v id="$NODE_ID" -v name="$NODE_NAME" -v addr="$addr" \
+      '$1 != id && $2 == "worker" && $3 == name && $4 == addr { print $1 }'
+}
+for earlier in $(earlier_entries); do
+  WAIT_EVERY=1 wait_for 60 "the earlier entry $earlier of $NODE_NAME to be down" swarm_node_down "$earlier" || continue
+  docker node rm "$earlier" >/dev/null 2>&1 || info "could not remove $earlier, an earlier entry of $NODE_NAME"
+done
 
 # Node updates race with others made at the same moment ("update out of sequence"): retry.
 read -r role availability <<<"$(docker node inspect --format '{{.Spec.Role}} {{.Spec.Availability}}' "$NODE_ID")"

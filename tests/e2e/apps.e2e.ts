@@ -71,7 +71,7 @@ beforeAll(() => {
 afterAll(() => {
   const file = report.write();
   console.log(`apps report: ${file}\n${JSON.stringify(report.data, null, 2)}`);
-  // SWARMCLOUD_LAB_HANDOFF=1: the deployed cluster stays for the next suite (security.e2e.ts).
+  // SWARMCLOUD_LAB_HANDOFF=1: the deployed cluster stays for the next suites (security, drift).
   if (cli && handingOff()) {
     writeHandoff(cli, "apps");
     return;
@@ -193,7 +193,7 @@ test("stopping the node that runs Ghost: Swarm starts it elsewhere and the same 
   }
 });
 
-// Handing the cluster on: the next suite destroys it (or `lab.sh down` removes the nodes).
+// Handing the cluster on: the suites after it work on it, and `lab.sh down` removes it.
 (handingOff() ? test.skip : test)("destroy removes the stacks and their secrets", () => {
   report.set("destroySeconds", cli.destroy());
   for (const n of inventory().nodes) {

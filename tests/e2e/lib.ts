@@ -101,7 +101,7 @@ export function sshLog(node: LabNode, since?: string): string[] {
   return (r.stdout + r.stderr).split("\n");
 }
 
-/** A Pulumi CLI bound to one stack in a fresh file backend. */
+/** A Pulumi CLI bound to one stack in a file backend. */
 export class PulumiCli {
   readonly env: NodeJS.ProcessEnv;
   readonly stateDir: string;
@@ -109,14 +109,18 @@ export class PulumiCli {
   /** The Pulumi home (plugins, credentials) of this CLI. */
   readonly home: string;
 
-  /** A fresh backend and Pulumi home, or those of a stack another suite handed off (`LabHandoff`). */
+  /**
+   * A fresh backend and Pulumi home, or those of a stack another suite handed off (`LabHandoff`),
+   * or `stateDir` alone (made when missing) for a suite that keeps its stack for a later run of it.
+   */
   constructor(
     readonly stack: string,
     engineBin: string,
-    dirs?: { stateDir: string; home: string },
+    dirs: { stateDir?: string; home?: string } = {},
   ) {
-    this.stateDir = dirs?.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
-    const home = dirs?.home ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-home-"));
+    if (dirs.stateDir) fs.mkdirSync(dirs.stateDir, { recursive: true });
+    this.stateDir = dirs.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-state-"));
+    const home = dirs.home ?? fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-home-"));
     this.home = home;
     this.env = {
       ...process.env,
@@ -332,8 +336,10 @@ export async function waitFor<T>(
 
 /**
  * A deployed lab stack one suite leaves to the next (`SWARMCLOUD_LAB_HANDOFF=1`): the apps suite
- * keeps its cluster and writes this file; the security suite attaches to it instead of
- * deploying its own. Kept in the lab dir, so `lab.sh down` removes it with the nodes.
+ * keeps its cluster and writes this file; the security and drift suites attach to it instead of
+ * deploying their own, and keep it too, for the suite after them. No suite of the chain destroys
+ * it: the file is kept in the lab dir, so `lab.sh down` removes it with the nodes (CI runs that
+ * after the last suite that takes the cluster; every suite starts with it when it deploys).
  */
 export interface LabHandoff {
   stack: string;

@@ -4,7 +4,8 @@
  *
  * The cluster is the apps suite's when that suite hands it on (SWARMCLOUD_LAB_HANDOFF=1 on
  * both runs: apps keeps its stack and nodes, this suite attaches to them); otherwise this suite
- * deploys the same cluster itself (3 managers, 2 workers, Ghost and Portainer, lab images).
+ * deploys the same cluster itself (3 managers, 2 workers, Ghost and Portainer, lab images). With
+ * the variable it hands the cluster on in turn (to the drift suite, in CI) rather than destroying it.
  *
  * So far: a node whose SSH host key was replaced (a reinstall, or another machine answering on
  * its address). `pulumi up` must refuse it before login, naming the node and both fingerprints,
@@ -133,9 +134,10 @@ afterAll(() => {
       "\n",
     ),
   );
-  // Deployed here and handing on: keep it for the next suite.
-  if (cli && handingOff() && !attached) {
-    writeHandoff(cli, "security");
+  // Handing on (SWARMCLOUD_LAB_HANDOFF=1): the cluster, taken or deployed here, stays for the next
+  // suite (drift, in CI); `lab.sh down` removes it.
+  if (cli && handingOff()) {
+    if (!attached) writeHandoff(cli, "security");
     return;
   }
   if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {

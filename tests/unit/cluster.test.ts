@@ -202,14 +202,49 @@ describe("GlusterVolume", () => {
       expect(mount.inputs.delete).toBe(script("gluster-unmount"));
       expect(mount.dependencies).toContain(urnOf("t-gluster-volume"));
       expect(env(`t-gluster-${n.name}-mount`)).toMatchObject({
-        SERVERS: "10.0.0.11 10.0.0.12 10.0.0.13",
+        FSTAB_LINE:
+          "10.0.0.11:/swarmcloud /mnt/swarmcloud glusterfs defaults,_netdev,backup-volfile-servers=10.0.0.12:10.0.0.13 0 0",
         MOUNT_PATH: "/mnt/swarmcloud",
         SUBDIRS: "ghost/content portainer",
+        MOUNTED: "true",
       });
     }
     expect(await valueOf(storage.appPaths)).toEqual({
       "ghost/content": "/mnt/swarmcloud/ghost/content",
       portainer: "/mnt/swarmcloud/portainer",
     });
+  });
+});
+
+describe("refresh", () => {
+  test("each resource whose state can drift has its read script; the others read nothing", () => {
+    const reads: Record<string, string | undefined> = {
+      "t-worker-1-provision": "host-read",
+      "t-swarm-worker-1-join": "swarm-join-read",
+      "t-swarm-worker-1-member": "swarm-member-read",
+      "t-gluster-manager-2-peer": "gluster-probe-read",
+      "t-gluster-volume": "gluster-volume-read",
+      "t-gluster-shrink": "gluster-shrink-read",
+      "t-gluster-worker-1-mount": "gluster-mount-read",
+      "t-swarm-bootstrap": undefined,
+      "t-swarm-worker-1-slot": undefined,
+      "t-gluster-manager-1-brick": undefined,
+    };
+    for (const [name, read] of Object.entries(reads)) {
+      expect([name, r(name).inputs.read]).toEqual([name, read === undefined ? undefined : script(read)]);
+    }
+  });
+
+  test("the states a read checks are declared with the rest of the environment", () => {
+    expect(env("t-gluster-volume")).toMatchObject({ STATUS: "Started", OPTIONS: "network.ping-timeout=10" });
+    expect(env("t-gluster-worker-2-mount").MOUNTED).toBe("true");
+  });
+
+  test("fstabLine: the first server, the others as backups, _netdev; one server has no backups", async () => {
+    const { fstabLine } = await import("../../components/gluster");
+    expect(fstabLine(["a", "b", "c"], "v", "/mnt/v")).toBe(
+      "a:/v /mnt/v glusterfs defaults,_netdev,backup-volfile-servers=b:c 0 0",
+    );
+    expect(fstabLine(["a"], "v", "/mnt/v")).toBe("a:/v /mnt/v glusterfs defaults,_netdev 0 0");
   });
 });

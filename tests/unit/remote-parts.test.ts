@@ -8,6 +8,7 @@ import { EventEmitter } from "events";
 import type { Client } from "ssh2";
 import {
   acquire,
+  acquireShared,
   Attempt,
   commandLine,
   execScript,
@@ -258,6 +259,60 @@ describe("the SSH pool", () => {
     const failing = acquire({ ...conn, host: "10.0.0.9" }, pool, () => Promise.reject(new Error("refused")));
     await expect(failing.ready).rejects.toThrow("refused");
     expect(pool.get([...pool.keys()].find((k) => k.includes("10.0.0.9"))!)).toEqual([]);
+  });
+});
+
+describe("the SSH pool for reads (acquireShared)", () => {
+  class FakeClient extends EventEmitter {
+    end() {
+      this.emit("close");
+      return this;
+    }
+  }
+  const conn = { host: "10.0.0.1", user: "root", privateKey: "KEY" };
+  let pool: Map<string, Pooled[]>;
+  let dials: number;
+  const dialTo = () => {
+    dials++;
+    return Promise.resolve(new FakeClient() as unknown as Client);
+  };
+  beforeEach(() => {
+    pool = new Map();
+    dials = 0;
+  });
+  /** Whether a promise has settled after the pending microtasks ran. */
+  const settledYet = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    return done;
+  };
+
+  test("a ninth read waits for a session on the one connection instead of dialling another", async () => {
+    const first = await Promise.all(Array.from({ length: 8 }, () => acquireShared(conn, pool, dialTo)));
+    expect(dials).toBe(1);
+    const ninth = acquireShared(conn, pool, dialTo);
+    expect(await settledYet(ninth)).toBe(false);
+    release(first[3]!);
+    expect(await ninth).toBe(first[0]);
+    expect(dials).toBe(1);
+    expect(first[0]).toMatchObject({ channels: 8, uses: 9 });
+  });
+
+  test("reads waiting on a connection that breaks dial one new connection between them", async () => {
+    const first = await Promise.all(Array.from({ length: 8 }, () => acquireShared(conn, pool, dialTo)));
+    const waiting = Array.from({ length: 3 }, () => acquireShared(conn, pool, dialTo));
+    release(first[0]!, true);
+    const next = await Promise.all(waiting);
+    expect(new Set(next).size).toBe(1);
+    expect(next[0]).not.toBe(first[0]);
+    expect(dials).toBe(2);
+  });
+
+  test("with no connection yet it dials, and reads arriving meanwhile share that dial", async () => {
+    const [a, b] = await Promise.all([acquireShared(conn, pool, dialTo), acquireShared(conn, pool, dialTo)]);
+    expect(a).toBe(b);
+    expect(dials).toBe(1);
   });
 });
 

@@ -361,6 +361,34 @@ describe("lib.sh wait_for", () => {
   });
 });
 
+describe("lib.sh swarm_node_down", () => {
+  /** A `docker node inspect` that prints the node's states in turn, one per call (the last from then on). */
+  const inspect = (states: string[]) =>
+    [
+      'echo "$*" >>"$STAND_IN_DIR/docker.log"',
+      'n=$(( $(cat "$STAND_IN_DIR/calls" 2>/dev/null || echo 0) + 1 ))',
+      'echo "$n" >"$STAND_IN_DIR/calls"',
+      `states=(${states.join(" ")})`,
+      'echo "${states[n - 1]:-${states[-1]}}"',
+    ].join("\n");
+
+  test("prints the node's status and succeeds once it is down: the wait swarm-forget and swarm-member share", () => {
+    const r = inBash('WAIT_EVERY=0 wait_for 10 "swarm node w1 to be down" swarm_node_down abc && echo gone', {
+      docker: inspect(["ready", "unknown", "down"]),
+    });
+    expect(r).toMatchObject({ code: 0, stdout: "gone", stderr: "" });
+    expect(r.read("docker.log")).toBe("node inspect --format {{.Status.State}} abc\n".repeat(3));
+  });
+
+  test("a node still up: it fails, and the wait names the status last seen", () => {
+    const r = inBash('wait_for 0 "swarm node w1 to be down" swarm_node_down abc || echo "exit $?"', {
+      docker: inspect(["ready"]),
+    });
+    expect(r.stdout).toBe("exit 1");
+    expect(r.stderr).toBe("timed out after 0 s waiting for swarm node w1 to be down; last seen: ready");
+  });
+});
+
 /** The scripts that run on a manager, with the inputs each needs up to its manager check. */
 const MANAGER_SIDE: Record<string, Record<string, string>> = {
   "swarm-init": { NODE_NAME: "manager-1", ADVERTISE_ADDR: "10.9.9.9", DATA_PATH_PORT: "4789" },

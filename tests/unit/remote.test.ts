@@ -63,6 +63,15 @@ test("a new connection or delete script is stored without running anything", asy
   expect(result.outs.connection.host).toBe("127.0.0.2");
 });
 
+test("a new read script is a change stored without running anything (as a new delete script is)", async () => {
+  const withRead = { ...base, read: "echo ROLE=worker" };
+  expect((await diff(base, withRead)).changes).toBe(true);
+  expect((await diff(withRead, withRead)).changes).toBe(false);
+  // Port 1 on loopback refuses: had the update tried to run a script, it would have thrown.
+  const result = await provider.update!("id", { ...base, stdout: "before" }, withRead);
+  expect(result.outs).toMatchObject({ stdout: "before", read: "echo ROLE=worker" });
+});
+
 test("state keeps a hash of stdin, never stdin itself", async () => {
   const news = { ...base, create: "echo changed", stdin: "SECRET-TOKEN" };
   await expect(provider.update!("id", { ...base, stdout: "" }, news)).rejects.toThrow(/unreachable/);

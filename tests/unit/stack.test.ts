@@ -6,7 +6,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { setupMocks, settled, recordedNamed, valueOf } from "./mocks";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
-import { secretLines, secretsStdin, secretVersion, SwarmStack, versionedSecretName } from "../../components/stack";
+import {
+  secretLines,
+  secretsStdin,
+  secretVersion,
+  serviceLines,
+  SwarmStack,
+  versionedSecretName,
+} from "../../components/stack";
 import { script } from "../../components/scripts";
 import { renderCompose } from "../../stacks/compose";
 import { ghostCompose } from "../../stacks/ghost";
@@ -107,6 +114,35 @@ describe("SwarmStack", () => {
     expect(recordedNamed("one-portainer-deploy").inputs.fallbackConnections).toEqual([]);
   });
 
+  test("a refresh reads the services and secrets back; they are declared with the deploy's inputs", async () => {
+    const deploy = recordedNamed("one-ghost-deploy").inputs;
+    expect(deploy.read).toBe(script("stack-deploy-read"));
+    const names = await valueOf(one.ghost.secretNames);
+    expect(deploy.environment.SECRETS).toBe(Object.values(names).sort().join("\n"));
+    expect(deploy.environment.SERVICES).toBe("ghost_db replicated 1\nghost_ghost replicated 1");
+    expect(recordedNamed("one-portainer-deploy").inputs.environment.SERVICES).toBe(
+      "portainer_agent global\nportainer_portainer replicated 1",
+    );
+  });
+
+  test("serviceLines: global or replicated (1 by default), sorted; no services, nothing", () => {
+    const compose = [
+      "services:",
+      "  web:",
+      '    image: "x"',
+      "  agent:",
+      "    deploy:",
+      '      mode: "global"',
+      "  db:",
+      "    deploy:",
+      "      replicas: 3",
+      "",
+    ].join("\n");
+    expect(serviceLines("s", compose)).toBe("s_agent global\ns_db replicated 3\ns_web replicated 1");
+    expect(serviceLines("s", 'version: "3.8"\nservices: {}\n')).toBe("");
+    expect(serviceLines("s", "")).toBe("");
+  });
+
   test("secrets go on stdin as name=base64 lines and appear nowhere else", async () => {
     const deploy = recordedNamed("one-ghost-deploy").inputs;
     const dbName = `ghost-db-password-${secretVersion("ghost-db-password", DB_PW)}`;
@@ -174,12 +210,17 @@ describe("SwarmStack", () => {
     expect(recordedNamed("two-ghost-deploy").inputs.stdin).toEqual(recordedNamed("one-ghost-deploy").inputs.stdin);
     const a = env("one-ghost-deploy");
     const b = env("two-ghost-deploy");
-    expect({ ...a, COMPOSE: "" }).toEqual({ ...b, COMPOSE: "" });
+    expect({ ...a, COMPOSE: "", SERVICES: "" }).toEqual({ ...b, COMPOSE: "", SERVICES: "" });
     const la = a.COMPOSE!.split("\n");
     const lb = b.COMPOSE!.split("\n");
     expect(la.length).toBe(lb.length);
     const diff = la.flatMap((l, i) => (l === lb[i] ? [] : [`- ${l}`, `+ ${lb[i]}`]));
     expect(diff).toEqual(["-       replicas: 1", "+       replicas: 2"]);
+    // What a refresh compares with the swarm follows the compose text.
+    expect([a.SERVICES, b.SERVICES]).toEqual([
+      "ghost_db replicated 1\nghost_ghost replicated 1",
+      "ghost_db replicated 1\nghost_ghost replicated 2",
+    ]);
   });
 
   test("the deploy waits for the storage it is given", async () => {
