@@ -320,6 +320,11 @@ afterAll(() => {
   const file = report.write();
   console.log(`drift report: ${file}\n\n${table}\n`);
   // SWARMCLOUD_LAB_HANDOFF=1: the cluster goes on to the next suite (or `lab.sh down` removes it).
+  if (destroyed) {
+    cli.removeStack();
+    lab("down");
+    return;
+  }
   if (cli && handingOff()) {
     if (!attached) writeHandoff(cli, "drift");
     return;
@@ -585,3 +590,14 @@ test("a restart of a manager that holds a brick needs nothing", () => restartRow
 
 test("a restart of the first manager, the first brick node, needs nothing", () =>
   restartRow("manager-1", "first manager, first brick and volfile server"));
+
+// The last suite of CI's chain (apps → security → drift) ends the cluster apps deployed, as the
+// apps suite would on its own: the destroy removes the stacks and the swarm from every node.
+let destroyed = false;
+test("destroy removes the stacks and leaves every node outside any swarm", () => {
+  report.set("destroySeconds", cli.destroy());
+  destroyed = true;
+  for (const n of inventory().nodes) {
+    expect(onNode(n, "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+  }
+});
