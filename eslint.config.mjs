@@ -28,7 +28,7 @@ export default defineConfig(
   },
   {
     // CONTRIBUTING.md, Conventions: no function over 80 lines outside the tests (a long one is
-    // split into small named functions). scripts/golint.sh checks the Go source the same way.
+    // split into small named functions). tools/golint.sh checks the Go source the same way.
     files: ["**/*.ts", "**/*.js", "**/*.cjs", "**/*.mjs"],
     ignores: ["tests/**"],
     rules: { "max-lines-per-function": ["error", { max: 80 }] },

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ghostCompose } from "../stacks/ghost";
-import { portainerCompose } from "../stacks/portainer";
-import { renderCompose } from "../stacks/compose";
+import { ghostCompose } from "../compose/ghost";
+import { portainerCompose } from "../compose/portainer";
+import { renderCompose } from "../compose/compose";
 import { SwarmcloudConfig } from "./config";
 import { GlusterVolume } from "./gluster";
 import { ClusterNode } from "./nodes/types";

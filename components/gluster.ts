@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { GlusterSettings } from "./config";
 import { ClusterNode } from "./nodes/types";
-import { keyValueLines, script, words } from "./scripts";
+import { keyValueLines, script, words } from "./remote-scripts";
 import { nodeStep, NodeStepArgs } from "./step";
 
 export interface GlusterVolumeArgs {

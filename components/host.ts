@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterNode } from "./nodes/types";
 import { RemoteScript } from "./remote";
-import { script } from "./scripts";
+import { script } from "./remote-scripts";
 import { nodeStep } from "./step";
 
 export interface DockerHostArgs {

@@ -78,19 +78,13 @@ export interface RemoteScriptArgs {
   timeout?: pulumi.Input<number>;
 }
 
-/** What the provider keeps in state: never stdin, only a hash of it. */
-interface Conn {
-  host: string;
-  port?: number;
-  user?: string;
-  privateKey: string;
-  dialErrorLimit?: number;
-  perDialTimeout?: number;
-  hostKey?: string;
-  hostKeySource?: HostKeySource;
-  node?: string;
-}
+/**
+ * A connection as the provider holds it: SshConnection with its values resolved, plus the name
+ * of the node it reaches (for messages only).
+ */
+type Conn = pulumi.Unwrap<SshConnection> & { node?: string };
 
+/** What the provider keeps in state: never stdin, only a hash of it. */
 interface ScriptState {
   node: string;
   connection: Conn;

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
-import { script } from "./scripts";
+import { script } from "./remote-scripts";
 
 /** The part of a ClusterNode a stack needs: a manager to run `docker stack` on. */
 export interface StackManager {
@@ -22,7 +22,7 @@ export interface SwarmStackArgs {
   /** Docker stack name (the prefix of its services, networks and secrets). */
   stackName: string;
   /**
-   * The compose file text (see `stacks/`), or a function that renders it from the versioned
+   * The compose file text (see `compose/`), or a function that renders it from the versioned
    * Docker names of `secrets` (base name -> Docker name). An input of the deploy, so preview
    * diffs it.
    */

@@ -4,7 +4,7 @@
  *
  * - the step carries the node's name, which RemoteScript puts in its errors and progress
  *   (`node worker-1: join the swarm failed (exit 1): ...`);
- * - its scripts read the node's name as NODE_NAME (every step script in components/scripts
+ * - its scripts read the node's name as NODE_NAME (every step script in components/remote-scripts
  *   requires it);
  * - it runs over the node's own connection unless it says where else (on a manager, on the first
  *   brick node).

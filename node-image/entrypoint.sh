@@ -168,7 +168,7 @@ mount_gluster_fstab() {
 }
 
 # Docker rewrites /etc/hosts and the hostname when a container starts; a machine keeps them
-# across a reboot. Put back what the program set (components/scripts/host.sh records it).
+# across a reboot. Put back what the program set (components/remote-scripts/host.sh records it).
 restore_host_identity() {
   if [[ -s /etc/swarmcloud/hostname ]]; then
     hostname "$(cat /etc/swarmcloud/hostname)" || true

@@ -3,7 +3,7 @@
  * sshd, dockerd and glusterd) over SSH. Hosts, swarm, Gluster; apps are covered by apps.e2e.ts.
  */
 import * as fs from "fs";
-import { script } from "../../components/scripts";
+import { script } from "../../components/remote-scripts";
 import {
   changes,
   engineBin,

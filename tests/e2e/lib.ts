@@ -226,7 +226,7 @@ export function changes(steps: PreviewStep[]): string[] {
 
 /** The Pulumi engine's bin dir (built from Go modules when no pulumi is on PATH). */
 export function engineBin(): string {
-  const out = execFileSync("bash", [path.join(REPO, "scripts", "engine.sh")], {
+  const out = execFileSync("bash", [path.join(REPO, "tools", "engine.sh")], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });

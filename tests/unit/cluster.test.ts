@@ -17,7 +17,7 @@ setupMocks({
 
 import { parseConfig, brickNodes } from "../../components/config";
 import { GlusterVolume } from "../../components/gluster";
-import { script } from "../../components/scripts";
+import { script } from "../../components/remote-scripts";
 import { DockerHost, hostsBlock } from "../../components/host";
 import { sshClusterNodes } from "../../components/nodes/ssh";
 import { Swarm } from "../../components/swarm";

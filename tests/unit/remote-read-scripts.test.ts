@@ -1,5 +1,5 @@
 /**
- * The read scripts (components/scripts/*-read.sh) as `pulumi refresh` runs them, in bash against
+ * The read scripts (components/remote-scripts/*-read.sh) as `pulumi refresh` runs them, in bash against
  * stand-in commands (`docker`, `gluster`, `hostname`, ...) that answer as the real ones do and
  * log every call: what each prints parses (parseObserved) into exactly the values the program
  * declares when nothing drifted, and into the drift when something did; they only ever ask
@@ -11,10 +11,10 @@ import * as os from "os";
 import * as path from "path";
 import { parseObserved } from "../../components/remote";
 import { fstabLine } from "../../components/gluster";
-import { keyValueLines, script } from "../../components/scripts";
+import { keyValueLines, script } from "../../components/remote-scripts";
 import { serviceLines } from "../../components/stack";
 
-const SCRIPT_DIR = path.join(__dirname, "..", "..", "components", "scripts");
+const SCRIPT_DIR = path.join(__dirname, "..", "..", "components", "remote-scripts");
 const READS = fs
   .readdirSync(SCRIPT_DIR)
   .filter((f) => f.endsWith("-read.sh"))

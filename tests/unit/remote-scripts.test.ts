@@ -1,5 +1,5 @@
 /**
- * The remote scripts as components/scripts.ts renders them: the shared helpers of lib.sh inside
+ * The remote scripts as components/remote-scripts.ts renders them: the shared helpers of lib.sh inside
  * every script, and those helpers run for real in bash against stand-in commands on PATH (a
  * `gluster` that prints what glusterd prints, a `docker` that answers `docker info`, a `sleep`
  * that logs), so the peer-state, manager, retry and wait rules are checked without a cluster.
@@ -8,9 +8,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { script, withHelpers } from "../../components/scripts";
+import { script, withHelpers } from "../../components/remote-scripts";
 
-const SCRIPT_DIR = path.join(__dirname, "..", "..", "components", "scripts");
+const SCRIPT_DIR = path.join(__dirname, "..", "..", "components", "remote-scripts");
 const names = fs
   .readdirSync(SCRIPT_DIR)
   .filter((f) => f.endsWith(".sh") && f !== "lib.sh")
@@ -427,7 +427,7 @@ describe("the manager-side scripts", () => {
   );
 });
 
-describe("one shell style in components/scripts", () => {
+describe("one shell style in components/remote-scripts", () => {
   test.each([...names, "lib"])(
     "%s.sh uses [ ], info and fatal (no [[ ]], (( )) tests or a logger of its own)",
     (name) => {

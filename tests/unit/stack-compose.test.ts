@@ -3,10 +3,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ComposeFile, networkingErrors, renderCompose, toYaml, validateCompose } from "../../stacks/compose";
+import { ComposeFile, networkingErrors, renderCompose, toYaml, validateCompose } from "../../compose/compose";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
-import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../stacks/ghost";
-import { portainerCompose } from "../../stacks/portainer";
+import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../compose/ghost";
+import { portainerCompose } from "../../compose/portainer";
 
 /** The settings parseConfig gives when nothing is configured; tests override what they vary. */
 const ghost: GhostSettings = { ...DEFAULTS.ghost };

@@ -14,10 +14,10 @@ import {
   SwarmStack,
   versionedSecretName,
 } from "../../components/stack";
-import { script } from "../../components/scripts";
-import { renderCompose } from "../../stacks/compose";
-import { ghostCompose } from "../../stacks/ghost";
-import { portainerCompose } from "../../stacks/portainer";
+import { script } from "../../components/remote-scripts";
+import { renderCompose } from "../../compose/compose";
+import { ghostCompose } from "../../compose/ghost";
+import { portainerCompose } from "../../compose/portainer";
 
 const { recorded } = setupMocks();
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Checks the repo's Go source: gofmt on every Go file (tracked files plus untracked ones that
 # .gitignore does not exclude), no function over 80 lines, then go vet on the language host
-# (scripts/langhost). Fails if a file is not gofmt-formatted, a function is too long or vet has
+# (tools/langhost). Fails if a file is not gofmt-formatted, a function is too long or vet has
 # a finding.
-#   usage: bash scripts/golint.sh        (GO=/path/to/go to override)
+#   usage: bash tools/golint.sh        (GO=/path/to/go to override)
 #
-# The repo has no go.mod: scripts/engine.sh builds the language host in a throw-away wrapper
+# The repo has no go.mod: tools/engine.sh builds the language host in a throw-away wrapper
 # module. go vet needs that module context, so it runs in a fresh copy of the same wrapper
 # module (engine.sh --wrapper-module), with the same requires and therefore the same module
 # versions. GOFLAGS=-mod=mod lets go fill in go.sum; the modules come from the Go module cache,
@@ -24,7 +24,7 @@ gofmt_bin="$("$go_bin" env GOROOT)/bin/gofmt"
 cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
 
 # shellcheck source=repo-files.sh
-source scripts/repo-files.sh
+source tools/repo-files.sh
 files=()
 repo_files files '*.go'
 
@@ -56,12 +56,12 @@ fi
 
 module="$(mktemp -d /tmp/golint.XXXXXX)"
 trap 'rm -rf "$module"' EXIT
-bash scripts/engine.sh --wrapper-module "$module"
-# vet names files relative to the wrapper module; point them back at scripts/langhost/.
+bash tools/engine.sh --wrapper-module "$module"
+# vet names files relative to the wrapper module; point them back at tools/langhost/.
 if ! (
   cd "$module"
   GOFLAGS="$("$go_bin" env GOFLAGS) -mod=mod" "$go_bin" vet ./langhost 2>&1
-) | sed 's|^langhost/|scripts/langhost/|' >&2; then
+) | sed 's|^langhost/|tools/langhost/|' >&2; then
   echo "golint.sh: go vet findings above" >&2
   exit 1
 fi

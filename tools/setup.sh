@@ -2,7 +2,7 @@
 # Gets one stack ready for its first `pulumi up` on a machine with a fresh Pulumi CLI and no
 # Pulumi account. Safe to run again: a step that is already done is left as it is.
 #
-#   usage: npm run setup -- STACK        (or bash scripts/setup.sh STACK; STACK: local, dev, pi, do)
+#   usage: npm run setup -- STACK        (or bash tools/setup.sh STACK; STACK: local, dev, pi, do)
 #
 # 1. Backend: when the CLI is logged in nowhere, it is logged in to a folder on this machine,
 #    file://$SWARMCLOUD_STATE_DIR (default ~/.pulumi-swarmcloud). An existing login (Pulumi

@@ -1,4 +1,4 @@
-# Helpers every remote script shares. components/scripts.ts inserts this file into each script
+# Helpers every remote script shares. components/remote-scripts.ts inserts this file into each script
 # right after its `set -euo pipefail` line, so it is not a script of its own: it defines
 # functions (and one constant) and runs nothing. It has no "swarmcloud:" header line: that line
 # names a script's step in error messages and must stay the script's own.

@@ -2,18 +2,18 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 
-const SCRIPT_DIR = path.join(__dirname, "scripts");
+const SCRIPT_DIR = path.join(__dirname, "remote-scripts");
 const STRICT_MODE = "set -euo pipefail\n";
 let lib: string | undefined;
 
 /**
- * The text of one remote script from components/scripts (each lives in its own file), with the
- * shared helpers of components/scripts/lib.sh inserted right after its strict-mode line.
+ * The text of one remote script from components/remote-scripts (each lives in its own file), with the
+ * shared helpers of components/remote-scripts/lib.sh inserted right after its strict-mode line.
  */
 export function script(name: string): string {
   lib ??= fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8");
   return withHelpers(
-    `components/scripts/${name}.sh`,
+    `components/remote-scripts/${name}.sh`,
     fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8"),
     lib,
   );

@@ -3,8 +3,8 @@
 # provider launcher) and print the directory holding them as the last line of
 # stdout. Everything else goes to stderr. Usage:
 #
-#   PATH="$(scripts/engine.sh):$PATH"
-#   scripts/engine.sh --wrapper-module DIR   (only write the Go module the
+#   PATH="$(tools/engine.sh):$PATH"
+#   tools/engine.sh --wrapper-module DIR   (only write the Go module the
 #                                             engine is built in; golint.sh)
 #
 # If a `pulumi` that is not ours is already on PATH, its directory is printed.
@@ -16,7 +16,7 @@
 # The CLI is github.com/pulumi/pulumi/pkg/v3/cmd/pulumi. Upstream's Node.js
 # language host module (github.com/pulumi/pulumi/sdk/nodejs/cmd/
 # pulumi-language-nodejs/v3) is refused by the Go module proxy here at every
-# version, so a small language host of our own (scripts/langhost/main.go) is
+# version, so a small language host of our own (tools/langhost/main.go) is
 # built instead. It serves the same gRPC interface from the pinned sdk/v3 module
 # and runs programs through the run script that ships in the @pulumi/pulumi npm
 # package.
@@ -50,7 +50,7 @@ is_ours() {
 }
 
 # write_wrapper_module DIR: write the throw-away Go module the engine is built in:
-# go.mod, tools.go and langhost/main.go (copied from scripts/langhost/main.go,
+# go.mod, tools.go and langhost/main.go (copied from tools/langhost/main.go,
 # the language host's source). pkg/v3's own go.mod carries replace lines that
 # only apply when it is the main module; the non-local ones are repeated here.
 write_wrapper_module() {
@@ -78,11 +78,11 @@ import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
 EOF
 
 	mkdir -p "$dir/langhost"
-	cp "$REPO_ROOT/scripts/langhost/main.go" "$dir/langhost/main.go"
+	cp "$REPO_ROOT/tools/langhost/main.go" "$dir/langhost/main.go"
 }
 
 # --wrapper-module DIR: only write the wrapper module into DIR (an existing,
-# empty directory) and exit. scripts/golint.sh vets the language host in it.
+# empty directory) and exit. tools/golint.sh vets the language host in it.
 if [[ "${1:-}" == --wrapper-module ]]; then
 	[[ -d "${2:-}" ]] || {
 		log "usage: engine.sh --wrapper-module DIR (DIR must exist)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs shellcheck on every shell script in the repo: tracked files plus untracked ones that
 # .gitignore does not exclude. Fails if any script has a finding.
-#   usage: bash scripts/shellcheck.sh        (SHELLCHECK=/path/to/shellcheck to override)
+#   usage: bash tools/shellcheck.sh        (SHELLCHECK=/path/to/shellcheck to override)
 set -euo pipefail
 
 shellcheck_bin="${SHELLCHECK:-/usr/bin/shellcheck}"
@@ -16,7 +16,7 @@ fi
 cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
 
 # shellcheck source=repo-files.sh
-source scripts/repo-files.sh
+source tools/repo-files.sh
 scripts=()
 repo_files scripts '*.sh'
 
