@@ -575,7 +575,8 @@ test("a node that cannot be reached is named, and its resources are left as they
       expect(w).toMatch(/on node worker-2; left as it was in state: node worker-2 .*unreachable over SSH/);
     const blocks = diffBlocks(shown.text);
     // Nothing to update, create, replace or delete: the resources of worker-2 stay as they were.
-    row.planned = blocks.filter((b) => b.op !== "refresh" && b.op !== "same").map((b) => `${b.op} ${b.name}`);
+    // (The stack reference to its own last update is read on every run: not a change.)
+    row.planned = blocks.filter((b) => !["refresh", "same", "read"].includes(b.op)).map((b) => `${b.op} ${b.name}`);
     expect(row.planned).toEqual([]);
   } finally {
     lab("start", n.container);
