@@ -77,6 +77,11 @@ export interface SwarmSettings {
   encryptOverlay: boolean;
   /** `docker stack deploy --resolve-image`: `never` where nodes reach no registry. */
   resolveImage: ResolveImage;
+  /**
+   * Export the manager join token in the `joinTokens` output. Off: nothing the program does needs
+   * it, and whoever holds it can make any machine a manager of the swarm (root on every node).
+   */
+  exportManagerToken: boolean;
 }
 
 /** The `docker stack deploy --resolve-image` values. */
@@ -204,6 +209,7 @@ export const DEFAULTS = {
     defaultAddrPool: [] as string[],
     encryptOverlay: false,
     resolveImage: "always",
+    exportManagerToken: false,
   } satisfies SwarmSettings,
   gluster: {
     volume: "swarmcloud",
@@ -769,7 +775,13 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
     },
   },
   swarm: {
-    fields: { dataPathPort: port, defaultAddrPool: list, encryptOverlay: flag, resolveImage: oneOf(RESOLVE_IMAGES) },
+    fields: {
+      dataPathPort: port,
+      defaultAddrPool: list,
+      encryptOverlay: flag,
+      resolveImage: oneOf(RESOLVE_IMAGES),
+      exportManagerToken: flag,
+    },
     check: (swarm, s) => cidrList(s, "defaultAddrPool", swarm.defaultAddrPool, "10.10.0.0/16"),
   },
   gluster: {
@@ -850,6 +862,14 @@ function checkGluster(gluster: GlusterSettings, s: Reader): void {
   }
   if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
     s.error("volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
+  }
+  // The program keeps auth.allow equal to the node addresses (gluster-allow.sh): a value here would fight it.
+  if (gluster.options["auth.allow"] !== undefined) {
+    s.error(
+      "options.auth.allow",
+      gluster.options["auth.allow"],
+      `swarmcloud keeps auth.allow equal to the cluster's node addresses (README, "Security"); remove it`,
+    );
   }
 }
 
@@ -1065,6 +1085,22 @@ export function brickNodes(c: Pick<SwarmcloudConfig, "nodes" | "gluster">): Node
   }
   const ordered = [...c.nodes.filter((n) => n.role === "manager"), ...c.nodes.filter((n) => n.role === "worker")];
   return ordered.slice(0, c.gluster.replica);
+}
+
+/**
+ * Refuses a new `gluster.volume` on a stack whose volume has another name: the program would make
+ * a new, empty volume and move the bricks of the one holding the data aside. `previous` is the
+ * volume name the last update exported (undefined on the first update, or one made before the
+ * name was exported). Returns the problem, or undefined.
+ */
+export function volumeRenameProblem(previous: unknown, next: string): string | undefined {
+  if (typeof previous !== "string" || previous === "" || previous === next) return undefined;
+  return (
+    `swarmcloud:gluster.volume = ${JSON.stringify(next)}: this stack's volume is ${JSON.stringify(previous)}, and ` +
+    `its bricks hold the applications' data (the database, Ghost's content, Portainer's); a new name would make a ` +
+    `new, empty volume and move those bricks aside. Set gluster.volume back to ${JSON.stringify(previous)}. To ` +
+    `start afresh under another name, copy the data out, run pulumi destroy, then pulumi up with the new name.`
+  );
 }
 
 /** Raft fault tolerance of a manager count: N managers survive floor((N-1)/2) losses. */

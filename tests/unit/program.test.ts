@@ -58,7 +58,7 @@ function inputsFor(
     config: { ...engineConfig(`Pulumi.${stack}.yaml`), ...extra.plain, ...extra.secret },
     isSecret: (key) => secretKeys.has(key),
     repoDir: REPO,
-    previousNodeList: async () => undefined,
+    previousOutput: async () => undefined,
   };
 }
 
@@ -292,6 +292,7 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
         "sshCommands",
         "joinTokens",
         "glusterMountPath",
+        "glusterVolume",
         "ghostUrl",
         "ghostAdminUrl",
         "ghostDbPassword",
@@ -310,6 +311,11 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
     for (const key of ["joinTokens", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"]) {
       expect([key, await pulumi.isSecret(outputs[key] as pulumi.Output<unknown>)]).toEqual([key, true]);
     }
+    // The manager token only when swarm.exportManagerToken asks for it.
+    expect(await valueOf(outputs.joinTokens as pulumi.Output<Record<string, string>>)).toEqual({
+      worker: "SWMTKN-worker",
+    });
+    expect(outputs.glusterVolume).toBe("swarmcloud");
   });
 });
 
@@ -349,12 +355,33 @@ describe("refused before any resource is made", () => {
 
   test("an update that would take more than (N-1)/2 managers away at once", async () => {
     const inputs = inputsFor("pi", { secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY } });
-    inputs.previousNodeList = async () => [
-      { name: "old-1", role: "manager" },
-      { name: "old-2", role: "manager" },
-      { name: "old-3", role: "manager" },
-    ];
+    inputs.previousOutput = async (name) =>
+      name === "nodeList"
+        ? [
+            { name: "old-1", role: "manager" },
+            { name: "old-2", role: "manager" },
+            { name: "old-3", role: "manager" },
+          ]
+        : undefined;
     await expect(main(inputs)).rejects.toThrow(/removes or demotes 3 of the swarm's 3 managers/);
+    await settled();
+    expect(recorded).toEqual([]);
+  });
+
+  test("a renamed Gluster volume: refused with the name to set back, read from the last update's output", async () => {
+    const inputs = inputsFor("pi", {
+      plain: { "swarmcloud:gluster": JSON.stringify({ volume: "renamed" }) },
+      secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY },
+    });
+    const asked: string[] = [];
+    inputs.previousOutput = async (name) => {
+      asked.push(name);
+      return name === "glusterVolume" ? "swarmcloud" : undefined;
+    };
+    const message = await main(inputs).catch((e: Error) => e.message);
+    expect(message).toContain('swarmcloud:gluster.volume = "renamed": this stack\'s volume is "swarmcloud"');
+    expect(message).toContain('Set gluster.volume back to "swarmcloud"');
+    expect(asked).toEqual(expect.arrayContaining(["nodeList", "glusterVolume"]));
     await settled();
     expect(recorded).toEqual([]);
   });
