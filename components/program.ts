@@ -91,6 +91,12 @@ function readSecrets(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
         `swarmcloud:${key} is stored in plaintext: set it again with pulumi config set --secret swarmcloud:${key}`,
       );
     }
+    // Ghost refuses a shorter one at setup, after the whole cluster is up: say so now (no value shown).
+    if (key === "ghostOwnerPassword" && value.length < 10) {
+      errors.push(
+        `swarmcloud:${key} is shorter than 10 characters, which Ghost refuses: set a longer one with pulumi config set --secret swarmcloud:${key}`,
+      );
+    }
     values[key] = pulumi.secret(value);
   }
   return { values, errors };
@@ -161,6 +167,7 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
       ghostDb: secrets.ghostDbPassword,
       dbRoot: secrets.dbRootPassword,
       portainerAdmin: secrets.portainerAdminPassword,
+      ghostOwner: secrets.ghostOwnerPassword,
     },
   });
   return stackOutputs(config, { nodes, swarm, storage, apps });

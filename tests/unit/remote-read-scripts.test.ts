@@ -76,7 +76,7 @@ function snapshot(dir: string): Record<string, string> {
 
 /** Subcommands the read scripts may use: they ask, never change. */
 const READ_ONLY: Record<string, RegExp> = {
-  docker: /^docker (info|node (ls|inspect)|service (ls|inspect)|secret inspect)( |$)/,
+  docker: /^docker (info|node (ls|inspect)|service (ls|inspect)|secret inspect|config inspect)( |$)/,
   gluster: /^gluster (--mode=script )?(--remote-host=\S+ )?(pool list|peer status|volume (info|get))( |$)/,
   iptables: /^iptables -w (-C|-S) /,
 };
@@ -98,6 +98,7 @@ const docker = (cases: string[]) =>
 
 test("there is a read script for each resource kind that can drift", () => {
   expect(READS.sort()).toEqual([
+    "ghost-setup-read",
     "gluster-allow-read",
     "gluster-mount-read",
     "gluster-probe-read",
@@ -601,5 +602,36 @@ describe("swarm-member.sh after a node left and joined again (the repair)", () =
     const r = run("down");
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => c.startsWith("docker node rm"))).toEqual(["docker node rm OLD"]);
+  });
+});
+
+describe("ghost-setup-read", () => {
+  const run = (o: { marker: boolean; ports: number }) =>
+    runRead(
+      "ghost-setup-read",
+      { STACK: "ghost", SERVICE: "ghost_ghost" },
+      {
+        docker: docker([
+          `  "config inspect ghost-opened") ${o.marker ? "echo '[{}]'" : 'echo "Error: no such config" >&2; exit 1'} ;;`,
+          `  "service inspect --format "*) echo ${o.ports} ;;`,
+        ]),
+        hostname: "echo manager-1",
+      },
+      { files: { "swarm-state": "active true\n" } },
+    );
+
+  test("opened and published: nothing drifted", () => {
+    const r = run({ marker: true, ports: 1 });
+    expect([r.code, r.stdout]).toEqual([0, ""]);
+    expectReadOnly(r);
+  });
+
+  test("the marker gone, or the ports: a DRIFT each, which up --refresh repairs by running the setup step again", () => {
+    expect(run({ marker: false, ports: 0 }).seen).toEqual({
+      DRIFT: [
+        "stack ghost is not marked opened (no Docker config ghost-opened): its next deploy would publish no port",
+        "service ghost_ghost publishes no port",
+      ].join("\n"),
+    });
   });
 });

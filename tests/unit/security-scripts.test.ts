@@ -400,3 +400,77 @@ describe("gluster-allow-read.sh", () => {
     }
   });
 });
+
+/**
+ * A docker for stack-deploy.sh: a manager; `stack deploy` keeps the compose text it reads in
+ * deployed.yml and the environment it got in deploy-env (PORTAINER_AGENT_SECRET); every service
+ * runs its replicas; the config ghost-opened exists when the file `opened` does; every call
+ * goes to docker.log.
+ */
+const STACK_DOCKER = [
+  'echo "$*" >>"$STAND_IN_DIR/docker.log"',
+  'case "$*" in',
+  '  "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}") echo "active true" ;;',
+  '  "secret inspect "*) exit 0 ;;',
+  '  "config inspect ghost-opened") [ -e "$STAND_IN_DIR/opened" ] || exit 1 ;;',
+  '  "stack deploy "*) cat >"$STAND_IN_DIR/deployed.yml"; echo "${PORTAINER_AGENT_SECRET:-unset}" >"$STAND_IN_DIR/deploy-env" ;;',
+  '  "service ls --filter label=com.docker.stack.namespace="*" --format {{.ID}} {{.Name}} {{.Replicas}}") echo "id1 x_web 1/1" ;;',
+  '  "service inspect --format "*) echo "" ;;',
+  '  "secret ls "*) ;;',
+  '  "service ls --filter label=com.docker.stack.namespace="*) echo "x_web replicated 1/1" ;;',
+  '  *) echo "unexpected: docker $*" >&2; exit 1 ;;',
+  "esac",
+].join("\n");
+
+describe("stack-deploy.sh: a stack held closed until set up, deploy variables", () => {
+  const deploy = (env: Record<string, string>, stdin: string, files: Record<string, string> = {}) => {
+    const s = standIns({ docker: STACK_DOCKER, hostname: "echo manager-1" }, files);
+    const r = spawnSync("bash", ["-c", script("stack-deploy"), "swarmcloud"], {
+      env: { ...process.env, TIMEOUT: "10", ...env, STAND_IN_DIR: s.dir, PATH: `${s.dir}:${process.env.PATH}` },
+      input: stdin,
+      encoding: "utf8",
+    });
+    const out = {
+      code: r.status,
+      stderr: r.stderr,
+      deployed: s.read("deployed.yml"),
+      env: s.read("deploy-env").trim(),
+      log: s.read("docker.log"),
+    };
+    s.done();
+    return out;
+  };
+
+  test("not opened yet: the text without ports is deployed; opened: the real one", () => {
+    const env = { STACK: "ghost", COMPOSE: "open: ports", CLOSED_COMPOSE: "closed: no ports" };
+    const first = deploy(env, "");
+    expect(first.code).toBe(0);
+    expect(first.deployed).toBe("closed: no ports\n");
+    expect(first.stderr).toContain("stack ghost is not set up yet: deployed without published ports");
+    expect(deploy(env, "", { opened: "opened\n" }).deployed).toBe("open: ports\n");
+    // A stack without a closed text is deployed as it is from the start.
+    expect(deploy({ STACK: "ghost", COMPOSE: "open: ports" }, "").deployed).toBe("open: ports\n");
+  });
+
+  test("a deploy variable reaches docker stack deploy's environment only: no command line, no secret of its own", () => {
+    const value = "agent-secret-0123456789";
+    const r = deploy(
+      { STACK: "portainer", COMPOSE: 'AGENT_SECRET: "${PORTAINER_AGENT_SECRET}"' },
+      `env:PORTAINER_AGENT_SECRET=${Buffer.from(value).toString("base64")}\n`,
+    );
+    expect(r.code).toBe(0);
+    expect(r.env).toBe(value);
+    expect(r.log).not.toContain(value);
+    expect(r.log).not.toMatch(/secret (inspect|create) .*PORTAINER/);
+  });
+
+  test("a deploy variable line with a bad name is refused without showing the value", () => {
+    const r = deploy(
+      { STACK: "portainer", COMPOSE: "x" },
+      `env:lower=${Buffer.from("hidden-value").toString("base64")}\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("stdin: a deploy variable line is not env:NAME=BASE64");
+    expect(r.stderr).not.toContain("hidden-value");
+  });
+});
