@@ -42,7 +42,9 @@ while IFS= read -r line || [ -n "$line" ]; do
       continue
       ;;
   esac
-  if [ "$name" = "$line" ] || ! printf '%s\n' "$name" | grep -qxE '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}'; then
+  # A line without "=" may be a bare value: it is never shown.
+  [ "$name" != "$line" ] || fatal "stdin: a secret line is not NAME=BASE64 (it has no =)"
+  if ! printf '%s\n' "$name" | grep -qxE '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}'; then
     fatal "stdin: a secret line is not NAME=BASE64 (name ${name:0:64})"
   fi
   wanted+=("$name")

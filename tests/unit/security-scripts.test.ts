@@ -474,3 +474,48 @@ describe("stack-deploy.sh: a stack held closed until set up, deploy variables", 
     expect(r.stderr).not.toContain("hidden-value");
   });
 });
+
+describe("no secret in an error message", () => {
+  test("stack-deploy.sh: a stdin line without = (a bare value) is refused without being shown", () => {
+    const s = standIns({ docker: STACK_DOCKER, hostname: "echo manager-1" });
+    try {
+      const r = s.run(script("stack-deploy"), { STACK: "ghost", COMPOSE: "x" });
+      expect(r.code).toBe(0);
+      const bare = spawnSync("bash", ["-c", script("stack-deploy"), "swarmcloud"], {
+        env: {
+          ...process.env,
+          STACK: "ghost",
+          COMPOSE: "x",
+          STAND_IN_DIR: s.dir,
+          PATH: `${s.dir}:${process.env.PATH}`,
+        },
+        input: "a-bare-password-value\n",
+        encoding: "utf8",
+      });
+      expect(bare.status).toBe(1);
+      expect(bare.stderr).toContain("stdin: a secret line is not NAME=BASE64 (it has no =)");
+      expect(bare.stderr + bare.stdout).not.toContain("a-bare-password-value");
+    } finally {
+      s.done();
+    }
+  });
+
+  test("the scripts that read secrets on stdin never print them: no message names the variables that hold them", () => {
+    const holders: Record<string, string[]> = {
+      "ghost-setup": ["password"],
+      "stack-deploy": ["line", "value"],
+      "swarm-join": ["token"],
+    };
+    for (const [name, vars] of Object.entries(holders)) {
+      const text = fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8");
+      for (const line of text.split("\n")) {
+        // What a message command prints: its words from the command on.
+        const said = /\b(info|fatal|echo|observed|drift|not_here)\b.*/.exec(line)?.[0];
+        if (said === undefined) continue;
+        for (const v of vars) {
+          expect([name, said, said.includes(`$${v}`) || said.includes(`\${${v}`)]).toEqual([name, said, false]);
+        }
+      }
+    }
+  });
+});
