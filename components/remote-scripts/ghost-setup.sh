@@ -46,8 +46,9 @@ run="$STACK-setup-$(date +%s)"
 printf '%s' "$password" | docker secret create --label "$OWNER_LABEL" --label "$SETUP_LABEL" "$run" - >/dev/null
 resolve=()
 [ "$RESOLVE_IMAGE" = never ] && resolve=(--no-resolve-image)
+# dnsrr: no virtual IP (nothing connects to it, and no IPVS is needed where the kernel has none).
 docker service create --detach --quiet --name "$run" --label "$SETUP_LABEL" --network "$NETWORK" \
-  --restart-condition none "${resolve[@]}" --secret "source=$run,target=ghost_owner_password" \
+  --endpoint-mode dnsrr --restart-condition none "${resolve[@]}" --secret "source=$run,target=ghost_owner_password" \
   --env "GHOST=$GHOST" --env "URL=$URL" --env "OWNER_NAME=$OWNER_NAME" --env "OWNER_EMAIL=$OWNER_EMAIL" \
   --env "BLOG_TITLE=$BLOG_TITLE" --entrypoint node "$IMAGE" -e "$CLIENT" >/dev/null
 

@@ -445,8 +445,9 @@ describe("the Gluster volume, from a stranger", () => {
         .nodes.map((n) => n.address)
         .sort(),
     );
-    expect(code).not.toBe("0");
+    // Nothing of the volume (its root holds the apps' folders) is seen, and the bricks said why.
     expect(files).toBe("0");
+    expect(why).not.toBe("");
     table.push({
       attack: "a machine on the network, not a node, mounts the volume",
       expected: "refused (auth.allow = the node addresses)",

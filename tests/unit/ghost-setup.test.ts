@@ -186,7 +186,7 @@ describe("ghost-setup.sh", () => {
     expect(r.read("docker.log")).not.toContain(PASSWORD);
     const create = r.calls.find((c) => c.startsWith("service create"))!;
     expect(create).toContain(
-      `--network ghost_frontend --restart-condition none --no-resolve-image --secret source=${name},target=ghost_owner_password`,
+      `--network ghost_frontend --endpoint-mode dnsrr --restart-condition none --no-resolve-image --secret source=${name},target=ghost_owner_password`,
     );
     expect(create).toContain("--entrypoint node ghost:5 -e");
     const update = r.calls.find((c) => c.startsWith("service update"))!;
