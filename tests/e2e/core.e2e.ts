@@ -230,13 +230,21 @@ test("a brick node that was down heals the files written meanwhile", async () =>
 // fresh peer is probed and its brick added at once, on a scratch volume over the managers: even
 // rounds by a bare `gluster peer probe` right before the volume script (its own wait must hold),
 // odd rounds by the probe script, whose result must already be the joined state. Each round
-// then removes the brick and detaches the peer, so the next probe is a fresh one.
+// then removes the brick and detaches the peer (the shrink step), so the next probe is a fresh one.
 test("a peer probed and its brick added at once, twenty times: every volume change waits for 'Peer in Cluster'", () => {
   const [first, ...others] = inv.nodes.filter((n) => n.role === "manager");
   const peer = node("worker-2");
   const base = [first!, ...others].map((n) => `${n.address}:/srv/race/base`);
   const volume = (bricks: string[]) =>
     runOnNode(first!, script("gluster-volume"), { NODE_NAME: first!.name, VOLUME: "race", BRICKS: bricks.join(" ") });
+  // Bricks leave through the shrink step, as in a real replacement (worker-2 stays a member).
+  const shrink = (bricks: string[]) =>
+    runOnNode(first!, script("gluster-shrink"), {
+      NODE_NAME: first!.name,
+      VOLUME: "race",
+      BRICKS: bricks.join(" "),
+      MEMBERS: inv.nodes.map((n) => n.address).join(" "),
+    });
   for (const n of [first!, ...others, peer]) onNode(n, "mkdir -p /srv/race"); // glusterd makes the brick, not its parent
   const created = volume(base);
   expect(created.stderr).toBe("");
@@ -262,7 +270,7 @@ test("a peer probed and its brick added at once, twenty times: every volume chan
       const added = volume([...base, brick]);
       if (added.code !== 0)
         failures.push(`round ${round}: add-brick right after the probe failed: ${added.stderr.trim()}`);
-      const removed = volume(base);
+      const removed = shrink(base);
       if (removed.code !== 0) failures.push(`round ${round}: remove-brick failed: ${removed.stderr.trim()}`);
       if (onNode(first!, "gluster --mode=script pool list").includes(peer.address))
         failures.push(`round ${round}: ${peer.name} is still in the pool after its brick left`);

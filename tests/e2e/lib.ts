@@ -400,3 +400,16 @@ export function prepareAppsLab(stack: string, report: Report): { cli: PulumiCli;
   for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
   return { cli, inv };
 }
+
+/**
+ * What a failed `pulumi up` said about its failure: the Diagnostics section (each failed
+ * resource's error) without the Outputs and Resources summary that follows it, so a long
+ * outputs diff cannot push the error out of a test's message. The tail when there is none.
+ */
+export function diagnostics(out: string, max = 6000): string {
+  const start = out.indexOf("Diagnostics:");
+  if (start < 0) return out.slice(-max);
+  const rest = out.slice(start);
+  const end = rest.search(/\n[^\n]*(Outputs:|Resources:)/);
+  return (end < 0 ? rest : rest.slice(0, end)).slice(0, max);
+}

@@ -10,6 +10,7 @@ import * as path from "path";
 import { createPost, homeStatus, ownerFrom, ownerKeys, readPage, readPost, GhostKeys } from "./ghost";
 import {
   changes,
+  diagnostics,
   engineBin,
   inventory,
   Inventory,
@@ -476,7 +477,7 @@ test("one of three managers stops: the swarm takes changes and pulumi up works t
     configure(members);
     const up = await pulumiUp();
     record.upSeconds = up.seconds;
-    if (up.code !== 0) throw new Error(`pulumi up with ${victim.name} down failed:\n${up.out.slice(-4000)}`);
+    if (up.code !== 0) throw new Error(`pulumi up with ${victim.name} down failed:\n${diagnostics(up.out)}`);
     expect(
       await onManager("docker node inspect --format '{{index .Spec.Labels \"resilience.fault\"}}' worker-1", rest),
     ).toBe("manager-down");
@@ -545,7 +546,7 @@ test("a node unreachable during pulumi up: the error names it, the rest complete
     const again = await pulumiUp();
     record.convergeUpSeconds = again.seconds;
     if (again.code !== 0)
-      throw new Error(`pulumi up after ${victim.name} came back failed:\n${again.out.slice(-4000)}`);
+      throw new Error(`pulumi up after ${victim.name} came back failed:\n${diagnostics(again.out)}`);
     expect(await pulumiPreview()).toEqual([]);
     expect(await ssh(victim.address, "cat /etc/hosts")).toContain(`${promoted.address} ${promoted.name}`);
     await converged(members, "node back, program converged");
@@ -559,7 +560,7 @@ test("a node unreachable during pulumi up: the error names it, the rest complete
     configure(members);
     const up = await pulumiUp();
     restore.upSeconds = up.seconds;
-    if (up.code !== 0) throw new Error(`pulumi up demoting ${promoted.name} failed:\n${up.out.slice(-4000)}`);
+    if (up.code !== 0) throw new Error(`pulumi up demoting ${promoted.name} failed:\n${diagnostics(up.out)}`);
     await converged(members, "demoted back");
     return {};
   });
@@ -669,7 +670,7 @@ describe("rolling replacement of every node, one at a time", () => {
           // The whole up, stamped like the load loop's failures, for reading a failure against.
           fs.writeFileSync(path.join(REPO, "reports", `resilience-up-${oldName}.log`), up.out);
           if (up.code !== 0) {
-            throw new Error(`pulumi up replacing ${oldName} by ${newName} failed:\n${up.out.slice(-5000)}`);
+            throw new Error(`pulumi up replacing ${oldName} by ${newName} failed:\n${diagnostics(up.out)}`);
           }
           await converged(next, `${newName} in, ${oldName} out`);
         } finally {

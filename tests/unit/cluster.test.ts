@@ -49,6 +49,8 @@ const storage = new GlusterVolume("t-gluster", {
   settings: config.gluster,
   appDirs: ["ghost/content", "portainer"],
 });
+// The infrastructure alone (apps off): a volume with no application folder.
+const bare = new GlusterVolume("t-bare", { nodes, bricks, hostReady: hosts, settings: config.gluster });
 
 let r: (name: string) => RecordedResource;
 beforeAll(async () => {
@@ -216,6 +218,12 @@ describe("GlusterVolume", () => {
       expect(allow.dependencies).toEqual([urnOf("t-gluster-volume")]);
       expect(r(`t-gluster-${n.name}-mount`).dependencies).toContain(allow.urn);
     }
+  });
+
+  test("without application folders: mounts make none, and appPaths is empty", async () => {
+    for (const n of nodes) expect(env(`t-bare-${n.name}-mount`).SUBDIRS).toBe("");
+    expect(await valueOf(bare.appPaths)).toEqual({});
+    expect(await valueOf(bare.mountPath)).toBe("/mnt/swarmcloud");
   });
 
   test("every node mounts it with the brick servers, after the volume", async () => {

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { mkdtempSync } from "fs";
 import { tmpdir } from "os";
 import { join } from "path";
-import { hostKeyFingerprint, parseHostKey } from "../../components/hostkey";
+import { hostKeyFingerprint, hostKeyOfBlob, parseHostKey } from "../../components/hostkey";
 import { sshClusterNodes } from "../../components/nodes/ssh";
 import { forgetsHostKey, remoteScriptProvider as provider } from "../../components/remote";
 import { clientKey, keyPair, Lab, sshServer } from "./ssh-server";
@@ -48,6 +48,24 @@ describe("parseHostKey", () => {
     });
     expect(parseHostKey(`ssh-rsa ${data}`)).toEqual({ problem: "the key data is a ssh-ed25519 key, not ssh-rsa" });
     expect(parseHostKey("ssh-ed25519 AAAA")).toEqual({ problem: "the key data is no SSH key, not ssh-ed25519" });
+    // A type with no key data after it.
+    expect(parseHostKey("ssh-ed25519")).toEqual({ problem: "the key data after ssh-ed25519 is not base64" });
+  });
+
+  test("a key blob a server shows: its type read from the blob, 'unknown' when the blob is malformed", () => {
+    const blob = Buffer.from(OPENSSH_KEY.split(" ")[1]!, "base64");
+    expect(hostKeyOfBlob(blob)).toEqual({ type: "ssh-ed25519", line: OPENSSH_KEY, fingerprint: OPENSSH_FINGERPRINT });
+    const length = (n: number) => Buffer.from([0, 0, 0, n]);
+    for (const bad of [
+      Buffer.from([0, 0]), // shorter than a length
+      Buffer.concat([length(0), Buffer.from("x")]), // an empty type name
+      Buffer.concat([length(99), Buffer.alloc(120)]), // a type name longer than any
+      Buffer.concat([length(11), Buffer.from("ssh-ed25519")]), // the name and nothing after it
+    ]) {
+      const key = hostKeyOfBlob(bad);
+      expect(key.type).toBe("unknown");
+      expect(key.fingerprint).toBe(hostKeyFingerprint(bad));
+    }
   });
 });
 
