@@ -170,6 +170,8 @@ function shrinkStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: Glu
     environment: { VOLUME: s.volume, BRICKS: brickPaths(bricks, s) },
     // Consulted only when a brick leaves; adding a node does not re-run this step.
     context: { MEMBERS: members },
+    // its two heal waits (600 s and 300 s at most) and the drain between them (300 s at most)
+    timeout: 1500,
   };
 }
 

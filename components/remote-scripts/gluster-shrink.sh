@@ -5,9 +5,11 @@
 # volume but not in BRICKS, lowering the replica count, and detaches its node from the pool when
 # it holds no other brick. Does nothing when no brick leaves.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words), MEMBERS (every node's address; context:
-# its change alone does not run this script).
+# its change alone does not run this script), HEAL_SECONDS (optional: how long the heal before
+# the drain may take, default 600; the one after it gets half).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}" "${MEMBERS:?}"
+HEAL_SECONDS="${HEAL_SECONDS:-600}"
 g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 read -r -a members <<<"$MEMBERS"
@@ -31,15 +33,27 @@ done
 # runs first, while every task still runs where it was: a database drained at the same moment
 # would start elsewhere against a volume busy healing. A heal that does not finish stops here,
 # before anything is drained or removed (the next `pulumi up` resumes).
+# The self-heal daemon crawls its index only every cluster.heal-timeout (600 s by default), so an
+# entry left pending while this waits is handed to it at once, at most every 10 s.
+prodded=0
 healed() {
   local pending
   pending=$(g volume heal "$VOLUME" info 2>/dev/null | awk -F': ' '/^Number of entries:/ {n += $2} END {print n + 0}')
   printf '%s entries still to heal\n' "$pending"
-  [ "$pending" -eq 0 ]
+  [ "$pending" -eq 0 ] && return 0
+  if [ $((SECONDS - prodded)) -ge 10 ]; then
+    g volume heal "$VOLUME" >/dev/null 2>&1 || true
+    prodded=$SECONDS
+  fi
+  return 1
+}
+# Which entries stayed unhealed, for the error (paths on the volume, never file contents).
+unhealed() {
+  g volume heal "$VOLUME" info 2>/dev/null | grep -v '^$' | head -n 20 | tr '\n' ' '
 }
 g volume heal "$VOLUME" full >/dev/null 2>&1 || true
-WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal onto the other bricks" healed ||
-  fatal "volume $VOLUME: no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
+WAIT_EVERY=2 wait_for "$HEAL_SECONDS" "volume $VOLUME to heal onto the other bricks" healed ||
+  fatal "volume $VOLUME: no brick was removed; still to heal: $(unhealed)" "run pulumi up again once it has healed"
 
 # Nothing may write through a leaving brick's node while its brick is removed: writes in flight
 # at that moment leave heal markers that name brick positions from before the removal, and the
@@ -72,8 +86,8 @@ fi
 
 # What the drained tasks wrote on their way out went to every brick; anything still pending
 # heals before the brick goes.
-WAIT_EVERY=2 wait_for 120 "volume $VOLUME to heal after the drain" healed ||
-  fatal "volume $VOLUME: no brick was removed; see 'gluster volume heal $VOLUME info' and run pulumi up again"
+WAIT_EVERY=2 wait_for $((HEAL_SECONDS / 2)) "volume $VOLUME to heal after the drain" healed ||
+  fatal "volume $VOLUME: no brick was removed; still to heal: $(unhealed)" "run pulumi up again once it has healed"
 for b in "${remove[@]}"; do
   count=$((count - 1))
   g volume remove-brick "$VOLUME" replica "$count" "$b" force >/dev/null

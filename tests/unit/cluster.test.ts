@@ -187,6 +187,8 @@ describe("GlusterVolume", () => {
     const shrink = r("t-gluster-shrink");
     expect(shrink.inputs.create).toBe(script("gluster-shrink"));
     expect(shrink.inputs.delete).toBeUndefined();
+    // Both heal waits and the drain fit in its time limit.
+    expect(shrink.inputs.timeout).toBeGreaterThanOrEqual(600 + 300 + 300);
     expect(shrink.inputs.connection.host).toBe("10.0.0.11");
     expect(env("t-gluster-shrink").BRICKS).toBe(env("t-gluster-volume").BRICKS);
     // Context, not environment: adding a node must not re-run it.
