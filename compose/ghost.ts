@@ -186,6 +186,10 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           database__connection__user: GHOST_DB_USER,
           database__connection__database: GHOST_DB_NAME,
           paths__contentPath: GHOST_CONTENT_DIR,
+          // Ghost e-mails a code to staff signing in from a new device; swarmcloud sets up no
+          // mail, so the code could never arrive and the owner would be locked out (the login
+          // fails with "Failed to send email"). The password alone guards the admin.
+          security__staffDeviceVerification: "false",
         },
         secrets: [{ source: GHOST_SECRET_KEYS.dbPassword }],
         volumes: [{ type: "bind", source: ctx.contentPath, target: GHOST_CONTENT_DIR }],

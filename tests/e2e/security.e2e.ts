@@ -506,10 +506,19 @@ describe("Portainer's agents", () => {
 
 describe("secrets in the places a user looks", () => {
   /** Every secret of the stack, by name: outputs, tokens, the SSH key, the agent secret. */
+  /**
+   * A secret output as `stack export --show-secrets` writes it: the value itself, or (Pulumi's
+   * secret envelope) an object whose `plaintext` is the value as JSON.
+   */
+  function revealed(v: string | { plaintext?: string } | undefined): string {
+    if (typeof v === "string") return v;
+    return v?.plaintext === undefined ? "" : String(JSON.parse(v.plaintext));
+  }
+
   function secrets(): Record<string, string> {
     const out = cli.outputs() as Record<string, unknown> & { joinTokens: { worker: string } };
     const exported = JSON.parse(cli.must(["stack", "export", "--show-secrets"])) as {
-      deployment: { resources?: { type: string; outputs?: { value?: string } }[] };
+      deployment: { resources?: { type: string; outputs?: { value?: string | { plaintext?: string } } }[] };
     };
     const agent = (exported.deployment.resources ?? []).find((r) => r.type.endsWith("swarmcloud:GeneratedSecret"));
     const key = fs.readFileSync(inventory().privateKeyPath, "utf8").split("\n");
@@ -520,7 +529,7 @@ describe("secrets in the places a user looks", () => {
       ghostOwnerPassword: String(out.ghostOwnerPassword),
       workerToken: out.joinTokens.worker,
       managerToken: onNode(node(VICTIM), "docker swarm join-token -q manager"),
-      portainerAgentSecret: agent?.outputs?.value ?? "",
+      portainerAgentSecret: revealed(agent?.outputs?.value),
       // A line from the middle of the SSH private key's body.
       sshPrivateKey: key[Math.floor(key.length / 2)] ?? "",
     };

@@ -258,6 +258,8 @@ describe("ghost stack", () => {
     expect(g.deploy?.replicas).toBe(1);
     expect(g.environment?.url).toBe(ctx.url);
     expect(g.environment?.database__connection__host).toBe("db");
+    // No mail is set up, so Ghost must not wait for an e-mailed code to let staff in.
+    expect(g.environment?.security__staffDeviceVerification).toBe("false");
     expect(Object.keys(g.environment ?? {}).filter((k) => /password/i.test(k))).toEqual([]);
     expect(g.entrypoint).toEqual([
       "/bin/sh",
