@@ -60,9 +60,14 @@ export default defineConfig(
   },
   {
     // Dynamic providers are serialized into the state file, so the modules they use are
-    // required inline inside the functions; allow that here only (remote.ts and generated-key.ts,
-    // and hostkey.ts whose functions their providers call).
-    files: ["components/remote.ts", "components/generated-key.ts", "components/hostkey.ts"],
+    // required inline inside the functions; allow that here only (remote.ts, generated-key.ts and
+    // generated-secret.ts, and hostkey.ts whose functions their providers call).
+    files: [
+      "components/remote.ts",
+      "components/generated-key.ts",
+      "components/generated-secret.ts",
+      "components/hostkey.ts",
+    ],
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
 );

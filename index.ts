@@ -17,11 +17,14 @@ function isConfigSecret(fullKey: string): boolean {
   return runtimeConfig.isConfigSecret ? runtimeConfig.isConfigSecret(fullKey) : true;
 }
 
-/** The node list this stack exported last time (undefined on its first update). */
-async function previousNodeList(): Promise<{ name: string; role: string }[] | undefined> {
-  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`);
-  const details = await self.getOutputDetails("nodeList");
-  return (details.value ?? undefined) as { name: string; role: string }[] | undefined;
+/** This stack itself, read as another would: the outputs of its last update. */
+let self: pulumi.StackReference | undefined;
+
+/** What this stack exported last time under `name` (undefined on its first update). */
+async function previousOutput(name: string): Promise<unknown> {
+  self ??= new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}`);
+  const details = await self.getOutputDetails(name);
+  return details.value ?? undefined;
 }
 
 export = main({
@@ -30,5 +33,5 @@ export = main({
   isSecret: isConfigSecret,
   digitaloceanTokenEnv: process.env.DIGITALOCEAN_TOKEN,
   repoDir: __dirname,
-  previousNodeList,
+  previousOutput,
 });

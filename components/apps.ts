@@ -1,10 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ghostCompose } from "../compose/ghost";
-import { portainerCompose } from "../compose/portainer";
-import { renderCompose } from "../compose/compose";
+import { ghostCompose, GhostContext, GHOST_PORT, GHOST_SETUP_CLIENT } from "../compose/ghost";
+import { agentArgs, PORTAINER_AGENT_SECRET_VARIABLE, portainerCompose } from "../compose/portainer";
+import { ComposePort, renderCompose, withoutPorts } from "../compose/compose";
 import { SwarmcloudConfig } from "./config";
+import { GeneratedSecret } from "./generated-secret";
 import { GlusterVolume } from "./gluster";
 import { ClusterNode } from "./nodes/types";
+import { RemoteScript } from "./remote";
+import { script } from "./remote-scripts";
 import { SwarmStack, versionedSecretName } from "./stack";
 import { Swarm } from "./swarm";
 
@@ -19,12 +22,15 @@ export interface AppsArgs {
     ghostDb?: pulumi.Output<string>;
     dbRoot?: pulumi.Output<string>;
     portainerAdmin?: pulumi.Output<string>;
+    ghostOwner?: pulumi.Output<string>;
   };
 }
 
 export interface AppsOutputs {
   ghostUrl?: pulumi.Output<string>;
   ghostAdminUrl?: pulumi.Output<string>;
+  ghostOwnerEmail?: pulumi.Output<string>;
+  ghostOwnerPassword?: pulumi.Output<string>;
   portainerUrl?: pulumi.Output<string>;
   portainerAdminPassword?: pulumi.Output<string>;
   ghostDbPassword?: pulumi.Output<string>;
@@ -46,79 +52,169 @@ async function password(name: string, given: pulumi.Output<string> | undefined):
   return pulumi.secret(generated.result);
 }
 
+/** Where an app deploys: the stack's name, its config, the managers, what every stack waits for. */
+interface AppPlace {
+  stack: string;
+  config: SwarmcloudConfig;
+  manager: ClusterNode;
+  fallbackManagers: ClusterNode[];
+  dependsOn: pulumi.Resource[];
+}
+
 /** Deploys the enabled application stacks (Portainer, Ghost + MySQL) on the swarm. */
 export async function deployApps(stack: string, config: SwarmcloudConfig, args: AppsArgs): Promise<AppsOutputs> {
   const managers = args.nodes.filter((n) => n.role === "manager");
   const [manager, ...fallbackManagers] = managers;
   if (manager === undefined) return {};
-  const mount = config.gluster.mountPath;
   // No stack before the swarm is formed and the volume is mounted everywhere.
   const dependsOn = [...args.swarm.ready, ...args.storage.ready];
-  const resolveImage = config.swarm.resolveImage;
-  const outputs: AppsOutputs = {};
+  const place: AppPlace = { stack, config, manager, fallbackManagers, dependsOn };
+  return {
+    ...(config.ghost.enabled ? await deployGhost(place, args) : {}),
+    ...(config.portainer.enabled ? await deployPortainer(place, args) : {}),
+  };
+}
 
-  if (config.ghost.enabled) {
-    const dbPassword = await password(`${stack}-ghost-db-password`, args.passwords.ghostDb);
-    const dbRootPassword = await password(`${stack}-db-root-password`, args.passwords.dbRoot);
-    const url = config.ghost.url
-      ? pulumi.output(config.ghost.url)
-      : pulumi.interpolate`http://${args.entryAddress}:${config.ghost.port}`;
-    const ghost = new SwarmStack(`${stack}-ghost`, {
-      manager,
-      fallbackManagers,
-      stackName: "ghost",
-      secrets: { "ghost-db-password": dbPassword, "ghost-db-root-password": dbRootPassword },
-      // The same versioned names SwarmStack gives the secrets (one-way digests, not secret).
-      compose: pulumi
-        .all([
-          url,
-          versionedSecretName("ghost-db-password", dbPassword),
-          versionedSecretName("ghost-db-root-password", dbRootPassword),
-        ])
-        .apply(([u, dbName, rootName]) =>
-          renderCompose(
-            ghostCompose(config.ghost, {
-              contentPath: `${mount}/${APP_DIRS.ghostContent}`,
-              dbPath: `${mount}/${APP_DIRS.ghostDb}`,
-              url: u,
-              encryptOverlay: config.swarm.encryptOverlay,
-              secretNames: { dbPassword: dbName, dbRootPassword: rootName },
-            }),
-          ),
-        ),
-      timeout: config.deployTimeout,
-      resolveImage,
-      dependsOn,
-    });
-    outputs.ghostUrl = pulumi.all([url, ghost.services]).apply(([u]) => u);
-    outputs.ghostAdminUrl = outputs.ghostUrl.apply((u) => `${u.replace(/\/$/, "")}/ghost/`);
-    outputs.ghostDbPassword = dbPassword;
-    outputs.dbRootPassword = dbRootPassword;
-  }
+/**
+ * Ghost + MySQL, and Ghost's owner: the stack's first deploy publishes no port, the setup step
+ * completes Ghost's setup from inside the swarm and only then publishes Ghost's ports.
+ */
+async function deployGhost(place: AppPlace, args: AppsArgs): Promise<AppsOutputs> {
+  const { stack, config } = place;
+  const dbPassword = await password(`${stack}-ghost-db-password`, args.passwords.ghostDb);
+  const dbRootPassword = await password(`${stack}-db-root-password`, args.passwords.dbRoot);
+  const ownerPassword = await password(`${stack}-ghost-owner-password`, args.passwords.ghostOwner);
+  const url = config.ghost.url
+    ? pulumi.output(config.ghost.url)
+    : pulumi.interpolate`http://${args.entryAddress}:${config.ghost.port}`;
+  const mount = config.gluster.mountPath;
+  // The same versioned names SwarmStack gives the secrets (one-way digests, not secret).
+  const spec = pulumi
+    .all([
+      url,
+      versionedSecretName("ghost-db-password", dbPassword),
+      versionedSecretName("ghost-db-root-password", dbRootPassword),
+    ])
+    .apply(([u, dbName, rootName]) =>
+      ghostCompose(config.ghost, {
+        contentPath: `${mount}/${APP_DIRS.ghostContent}`,
+        dbPath: `${mount}/${APP_DIRS.ghostDb}`,
+        url: u,
+        encryptOverlay: config.swarm.encryptOverlay,
+        secretNames: { dbPassword: dbName, dbRootPassword: rootName },
+      } satisfies GhostContext),
+    );
+  const ghost = new SwarmStack(`${stack}-ghost`, {
+    manager: place.manager,
+    fallbackManagers: place.fallbackManagers,
+    stackName: "ghost",
+    secrets: { "ghost-db-password": dbPassword, "ghost-db-root-password": dbRootPassword },
+    compose: spec.apply(renderCompose),
+    closedCompose: spec.apply((file) => renderCompose(withoutPorts(file))),
+    timeout: config.deployTimeout,
+    resolveImage: config.swarm.resolveImage,
+    dependsOn: place.dependsOn,
+  });
+  const ports = spec.apply((file) => file.services.ghost?.ports ?? []);
+  const setup = ghostSetup(place, { ghost, url, ports, ownerPassword });
+  const ghostUrl = pulumi.all([url, setup.stdout]).apply(([u]) => u);
+  return {
+    ghostUrl,
+    ghostAdminUrl: ghostUrl.apply((u) => `${u.replace(/\/$/, "")}/ghost/`),
+    ghostOwnerEmail: setup.stdout.apply(() => config.ghost.owner.email),
+    ghostOwnerPassword: ownerPassword,
+    ghostDbPassword: dbPassword,
+    dbRootPassword,
+  };
+}
 
-  if (config.portainer.enabled) {
-    const adminPassword = await password(`${stack}-portainer-admin-password`, args.passwords.portainerAdmin);
-    const portainer = new SwarmStack(`${stack}-portainer`, {
-      manager,
-      fallbackManagers,
-      stackName: "portainer",
-      secrets: { "portainer-admin-password": adminPassword },
-      compose: (names) =>
-        renderCompose(
-          portainerCompose(config.portainer, {
-            dataPath: `${mount}/${APP_DIRS.portainer}`,
-            encryptOverlay: config.swarm.encryptOverlay,
-            adminPasswordSecret: names["portainer-admin-password"]!,
-          }),
-        ),
-      timeout: config.deployTimeout,
-      resolveImage,
-      dependsOn,
-    });
-    outputs.portainerUrl = pulumi
+/** `docker service update --publish-add` specs of ports, one per line, as the compose file publishes them. */
+export function publishSpecs(ports: ComposePort[]): string {
+  return ports
+    .map(
+      (p) => `published=${p.published},target=${p.target},protocol=${p.protocol ?? "tcp"},mode=${p.mode ?? "ingress"}`,
+    )
+    .join("\n");
+}
+
+/**
+ * The step that sets up Ghost's owner (ghost-setup.sh), on a manager after the deploy: the
+ * password on stdin, the rest in the environment; then it publishes Ghost's ports.
+ */
+function ghostSetup(
+  place: AppPlace,
+  a: {
+    ghost: SwarmStack;
+    url: pulumi.Output<string>;
+    ports: pulumi.Output<ComposePort[]>;
+    ownerPassword: pulumi.Output<string>;
+  },
+): RemoteScript {
+  const { stack, config } = place;
+  const owner = config.ghost.owner;
+  return new RemoteScript(
+    `${stack}-ghost-setup`,
+    {
+      node: place.manager.name,
+      connection: place.manager.connection,
+      fallbackConnections: place.fallbackManagers.map((m) => m.connection),
+      create: script("ghost-setup"),
+      read: script("ghost-setup-read"),
+      stdin: a.ownerPassword,
+      environment: {
+        STACK: "ghost",
+        SERVICE: "ghost_ghost",
+        NETWORK: "ghost_frontend",
+        IMAGE: config.ghost.image,
+        RESOLVE_IMAGE: config.swarm.resolveImage,
+        GHOST: `http://ghost_ghost:${GHOST_PORT}`,
+        URL: a.url,
+        OWNER_NAME: owner.name,
+        OWNER_EMAIL: owner.email,
+        BLOG_TITLE: owner.blogTitle,
+        PUBLISH: a.ports.apply(publishSpecs),
+        CLIENT: GHOST_SETUP_CLIENT,
+        TIMEOUT: String(config.deployTimeout),
+      },
+      // the one-shot's wait, and the update that publishes the ports
+      timeout: config.deployTimeout * 2 + 120,
+    },
+    { parent: a.ghost, dependsOn: [a.ghost.deployed] },
+  );
+}
+
+/** Portainer server + agents, the agents answering only the server (the agent secret). */
+async function deployPortainer(place: AppPlace, args: AppsArgs): Promise<AppsOutputs> {
+  const { stack, config } = place;
+  const adminPassword = await password(`${stack}-portainer-admin-password`, args.passwords.portainerAdmin);
+  // What the server signs its requests with and every agent checks: no person types it.
+  const agentSecret = new GeneratedSecret(`${stack}-portainer-agent-secret`).value;
+  const portainer = new SwarmStack(`${stack}-portainer`, {
+    manager: place.manager,
+    fallbackManagers: place.fallbackManagers,
+    stackName: "portainer",
+    secrets: {
+      "portainer-admin-password": adminPassword,
+      "portainer-agent-args": agentSecret.apply(agentArgs),
+    },
+    deployVariables: { [PORTAINER_AGENT_SECRET_VARIABLE]: agentSecret },
+    compose: (names) =>
+      renderCompose(
+        portainerCompose(config.portainer, {
+          dataPath: `${config.gluster.mountPath}/${APP_DIRS.portainer}`,
+          encryptOverlay: config.swarm.encryptOverlay,
+          adminPasswordSecret: names["portainer-admin-password"]!,
+          agentArgsSecret: names["portainer-agent-args"]!,
+        }),
+      ),
+    timeout: config.deployTimeout,
+    resolveImage: config.swarm.resolveImage,
+    dependsOn: place.dependsOn,
+  });
+  return {
+    portainerUrl: pulumi
       .all([args.entryAddress, portainer.services])
-      .apply(([address]) => `https://${address}:${config.portainer.httpsPort}`);
-    outputs.portainerAdminPassword = adminPassword;
-  }
-  return outputs;
+      .apply(([address]) => `https://${address}:${config.portainer.httpsPort}`),
+    portainerAdminPassword: adminPassword,
+  };
 }

@@ -77,6 +77,11 @@ export interface SwarmSettings {
   encryptOverlay: boolean;
   /** `docker stack deploy --resolve-image`: `never` where nodes reach no registry. */
   resolveImage: ResolveImage;
+  /**
+   * Export the manager join token in the `joinTokens` output. Off: nothing the program does needs
+   * it, and whoever holds it can make any machine a manager of the swarm (root on every node).
+   */
+  exportManagerToken: boolean;
 }
 
 /** The `docker stack deploy --resolve-image` values. */
@@ -113,6 +118,17 @@ export interface GhostSettings extends ServiceNetworking {
   dbPlacement: string[];
   /** Public URL of the blog; defaults to http://<first manager public address>:<port>. */
   url?: string;
+  /** The blog's owner, set up by the deploy before Ghost's port is published (its password: `ghostOwnerPassword`). */
+  owner: GhostOwner;
+}
+
+/** Ghost's owner account and the blog's title, as Ghost's setup takes them. */
+export interface GhostOwner {
+  /** Shown as the author of the owner's posts. */
+  name: string;
+  /** The owner's login. */
+  email: string;
+  blogTitle: string;
 }
 
 export interface PortainerSettings extends ServiceNetworking {
@@ -204,6 +220,7 @@ export const DEFAULTS = {
     defaultAddrPool: [] as string[],
     encryptOverlay: false,
     resolveImage: "always",
+    exportManagerToken: false,
   } satisfies SwarmSettings,
   gluster: {
     volume: "swarmcloud",
@@ -231,6 +248,7 @@ export const DEFAULTS = {
     dbPlacement: ["node.role==manager"],
     publishMode: "ingress",
     endpointMode: "vip",
+    owner: { name: "swarmcloud owner", email: "owner@swarmcloud.local", blogTitle: "swarmcloud" },
   } satisfies GhostSettings,
   portainer: {
     enabled: true,
@@ -243,7 +261,13 @@ export const DEFAULTS = {
 };
 
 /** The secret settings: program.ts reads them as secrets, and the parser never sees their values. */
-export const SECRET_KEYS = ["sshPrivateKey", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"] as const;
+export const SECRET_KEYS = [
+  "sshPrivateKey",
+  "ghostDbPassword",
+  "dbRootPassword",
+  "portainerAdminPassword",
+  "ghostOwnerPassword",
+] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 /** Words of a key name that holds a secret. */
@@ -632,6 +656,7 @@ const TOP_LEVEL_KEYS = [
   "ghostDbPassword",
   "dbRootPassword",
   "portainerAdminPassword",
+  "ghostOwnerPassword",
 ];
 
 /** Parses and validates every setting; never throws. */
@@ -696,6 +721,17 @@ const list: Field<string[]> = (s, key, fallback) => s.strings(key, fallback);
 const portMap: Field<Record<string, number>> = (s, key, fallback) => s.portMap(key, fallback);
 /** A string without a default: left out when unset (or empty). */
 const optionalText: Field<string | undefined> = (s, key) => s.optionalString(key);
+
+/** Ghost's owner, an object of its own: name, e-mail and blog title, each a non-empty string. */
+const ghostOwner: Field<GhostOwner> = (s, key, fallback) => {
+  const o = s.object(key);
+  o.rejectUnknown(["name", "email", "blogTitle"]);
+  return {
+    name: o.string("name", fallback.name),
+    email: o.string("email", fallback.email),
+    blogTitle: o.string("blogTitle", fallback.blogTitle),
+  };
+};
 
 /** A whole number from `min` (up to `max`, when given). */
 function wholeNumber(min: number, max?: number): Field<number> {
@@ -769,7 +805,13 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
     },
   },
   swarm: {
-    fields: { dataPathPort: port, defaultAddrPool: list, encryptOverlay: flag, resolveImage: oneOf(RESOLVE_IMAGES) },
+    fields: {
+      dataPathPort: port,
+      defaultAddrPool: list,
+      encryptOverlay: flag,
+      resolveImage: oneOf(RESOLVE_IMAGES),
+      exportManagerToken: flag,
+    },
     check: (swarm, s) => cidrList(s, "defaultAddrPool", swarm.defaultAddrPool, "10.10.0.0/16"),
   },
   gluster: {
@@ -798,6 +840,7 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       ...NETWORKING,
       // Defaults to http://<first manager public address>:<port>, known only once the nodes are.
       url: optionalText,
+      owner: ghostOwner,
     },
     check: checkGhost,
   },
@@ -851,12 +894,21 @@ function checkGluster(gluster: GlusterSettings, s: Reader): void {
   if (!/^[A-Za-z0-9_-]+$/.test(gluster.volume)) {
     s.error("volume", gluster.volume, "must be a plain name (letters, digits, _ and -)");
   }
+  // The program keeps auth.allow equal to the node addresses (gluster-allow.sh): a value here would fight it.
+  if (gluster.options["auth.allow"] !== undefined) {
+    s.error(
+      "options.auth.allow",
+      gluster.options["auth.allow"],
+      `swarmcloud keeps auth.allow equal to the cluster's node addresses (README, "Security"); remove it`,
+    );
+  }
 }
 
 function checkGhost(ghost: GhostSettings, s: Reader): void {
   if (ghost.url !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(ghost.url)) {
     s.error("url", ghost.url, "must be an http:// or https:// URL such as https://blog.example.com");
   }
+  checkGhostOwner(ghost.owner, s);
   if (ghost.dbReplicas !== 1) {
     s.error(
       "dbReplicas",
@@ -869,6 +921,24 @@ function checkGhost(ghost: GhostSettings, s: Reader): void {
       "replicas",
       `${ghost.replicas} Ghost replicas share one content folder and one database; Ghost is built as a single writer (scheduler, migrations, uploads), and a new post answers 404 from the other replicas until they restart (each process keeps its own routes): put a load balancer that retries 404 elsewhere in front (docs/load-balancer.md), or keep 1`,
     );
+  }
+}
+
+/** An e-mail address as Ghost takes one for a login: something@domain.tld, no spaces. */
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Ghost's owner as its setup takes it: fields within Ghost's lengths, a real e-mail address. */
+function checkGhostOwner(owner: GhostOwner, s: Reader): void {
+  const limits = { name: 191, email: 191, blogTitle: 150 } as const;
+  for (const field of ["name", "email", "blogTitle"] as const) {
+    const value = owner[field];
+    const control = [...value].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+    if (value.length > limits[field] || control) {
+      s.error(`owner.${field}`, value, `must be at most ${limits[field]} characters, without control characters`);
+    }
+  }
+  if (!EMAIL.test(owner.email)) {
+    s.error("owner.email", owner.email, "must be an e-mail address such as you@example.com (the owner's login)");
   }
 }
 
@@ -1005,22 +1075,28 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
   }
 }
 
+/** Who a published port is for: everyone (the blog), or the cluster's admins only (Portainer: root on every node). */
+export type PortAudience = "public" | "admin";
+
 /**
- * The ports the enabled apps publish on every node, each with the key that sets it: the
- * DigitalOcean firewall opens these (nodes/source.ts), and validatePorts keeps them apart.
+ * The ports the enabled apps publish on every node, each with the key that sets it and who it is
+ * for: the DigitalOcean firewall opens the public ones to the world and the admin ones to
+ * `digitalocean.adminCidrs` (nodes/source.ts), and validatePorts keeps them apart.
  */
-export function appPorts(c: Pick<SwarmcloudConfig, "ghost" | "portainer">): [key: string, port: number][] {
-  const ports: [string, number][] = [];
-  if (c.ghost.enabled) ports.push(["ghost.port", c.ghost.port]);
+export function appPorts(
+  c: Pick<SwarmcloudConfig, "ghost" | "portainer">,
+): [key: string, port: number, audience: PortAudience][] {
+  const ports: [string, number, PortAudience][] = [];
+  if (c.ghost.enabled) ports.push(["ghost.port", c.ghost.port, "public"]);
   if (c.portainer.enabled) {
-    ports.push(["portainer.httpsPort", c.portainer.httpsPort]);
-    if (c.portainer.httpPort !== undefined) ports.push(["portainer.httpPort", c.portainer.httpPort]);
+    ports.push(["portainer.httpsPort", c.portainer.httpsPort, "admin"]);
+    if (c.portainer.httpPort !== undefined) ports.push(["portainer.httpPort", c.portainer.httpPort, "admin"]);
   }
   return ports;
 }
 
 function validatePorts(c: SwarmcloudConfig, problems: Problems): void {
-  const published = appPorts(c);
+  const published: [string, number][] = appPorts(c).map(([key, port]) => [key, port]);
   // The Portainer agent listens on its port on every node.
   if (c.portainer.enabled) published.push(["portainer agent", PORTAINER_AGENT_PORT]);
   published.push(["swarm.dataPathPort", c.swarm.dataPathPort]);
@@ -1065,6 +1141,22 @@ export function brickNodes(c: Pick<SwarmcloudConfig, "nodes" | "gluster">): Node
   }
   const ordered = [...c.nodes.filter((n) => n.role === "manager"), ...c.nodes.filter((n) => n.role === "worker")];
   return ordered.slice(0, c.gluster.replica);
+}
+
+/**
+ * Refuses a new `gluster.volume` on a stack whose volume has another name: the program would make
+ * a new, empty volume and move the bricks of the one holding the data aside. `previous` is the
+ * volume name the last update exported (undefined on the first update, or one made before the
+ * name was exported). Returns the problem, or undefined.
+ */
+export function volumeRenameProblem(previous: unknown, next: string): string | undefined {
+  if (typeof previous !== "string" || previous === "" || previous === next) return undefined;
+  return (
+    `swarmcloud:gluster.volume = ${JSON.stringify(next)}: this stack's volume is ${JSON.stringify(previous)}, and ` +
+    `its bricks hold the applications' data (the database, Ghost's content, Portainer's); a new name would make a ` +
+    `new, empty volume and move those bricks aside. Set gluster.volume back to ${JSON.stringify(previous)}. To ` +
+    `start afresh under another name, copy the data out, run pulumi destroy, then pulumi up with the new name.`
+  );
 }
 
 /** Raft fault tolerance of a manager count: N managers survive floor((N-1)/2) losses. */

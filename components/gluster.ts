@@ -40,8 +40,8 @@ export class GlusterVolume extends pulumi.ComponentResource {
     const hostReady = (node: ClusterNode) => args.hostReady[node.name]!;
 
     // The steps in the order they run: a brick on each brick node, the other brick nodes probed
-    // into the pool from the first, the volume, a mount on every node, and last the removal of
-    // bricks that leave. What each step runs is in its function below (brickStep...); here, its
+    // into the pool from the first, the volume, each node's address allowed and its mount, and
+    // last the removal of bricks that leave. What each step runs is in its function below (brickStep...); here, its
     // name and what it waits for.
     const bricks = args.bricks.map((node) =>
       nodeStep(`${name}-${node.name}-brick`, brickStep(node, s), { parent: this, dependsOn: [hostReady(node)] }),
@@ -60,15 +60,20 @@ export class GlusterVolume extends pulumi.ComponentResource {
       .all(args.bricks.map((b) => b.privateAddress))
       .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
     const subdirs = (args.appDirs ?? []).join(" ");
-    const mounts = args.nodes.map((node) =>
-      nodeStep(`${name}-${node.name}-mount`, mountStep(node, s, fstab, subdirs), {
+    const members = words(args.nodes.map((n) => n.privateAddress));
+    // Each node's address in auth.allow before it mounts, out again after it unmounted.
+    const mounts = args.nodes.map((node) => {
+      const allow = nodeStep(`${name}-${node.name}-allow`, allowStep(node, args.bricks, s, members), {
         parent: this,
-        dependsOn: [volume, hostReady(node)],
-      }),
-    );
+        dependsOn: [volume],
+      });
+      return nodeStep(`${name}-${node.name}-mount`, mountStep(node, s, fstab, subdirs), {
+        parent: this,
+        dependsOn: [volume, hostReady(node), allow],
+      });
+    });
     this.ready = mounts;
     // Bricks leave last: once every node, a new one included, has the volume mounted.
-    const members = words(args.nodes.map((n) => n.privateAddress));
     nodeStep(`${name}-shrink`, shrinkStep(args.bricks, members, s), { parent: this, dependsOn: [volume, ...mounts] });
 
     const mounted = pulumi.all(mounts.map((m) => m.stdout));
@@ -100,6 +105,31 @@ function peerStep(node: ClusterNode, first: ClusterNode): NodeStepArgs {
     delete: script("gluster-detach"),
     read: script("gluster-probe-read"),
     environment: { PEER_ADDR: node.privateAddress },
+  };
+}
+
+/**
+ * The node's address in the volume's auth.allow (added before it mounts, removed after it
+ * unmounted), on the first brick node, or the next brick node when that one does not know the
+ * volume (it left the pool). One step per node, so adding or removing a node runs only its own
+ * on one node. `members` (every node's address) is context: consulted only while the volume
+ * still admits every address, so a new node changes no other node's step.
+ */
+function allowStep(
+  node: ClusterNode,
+  bricks: ClusterNode[],
+  s: GlusterSettings,
+  members: pulumi.Input<string>,
+): NodeStepArgs {
+  return {
+    node,
+    runsOn: { connection: bricks[0]!.connection, fallbackConnections: bricks.slice(1).map((b) => b.connection) },
+    create: script("gluster-allow"),
+    delete: script("gluster-disallow"),
+    read: script("gluster-allow-read"),
+    environment: { VOLUME: s.volume, ADDRESS: node.privateAddress },
+    context: { MEMBERS: members },
+    skipDeleteWhenUnreachable: true,
   };
 }
 

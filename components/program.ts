@@ -7,7 +7,16 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { APP_DIRS, AppsOutputs, deployApps } from "./apps";
-import { brickNodes, parseConfig, quorumProblem, RawConfig, SECRET_KEYS, SecretKey, SwarmcloudConfig } from "./config";
+import {
+  brickNodes,
+  parseConfig,
+  quorumProblem,
+  RawConfig,
+  SECRET_KEYS,
+  SecretKey,
+  SwarmcloudConfig,
+  volumeRenameProblem,
+} from "./config";
 import { GlusterVolume } from "./gluster";
 import { DockerHost } from "./host";
 import { nodeSource } from "./nodes/source";
@@ -29,8 +38,11 @@ export interface ProgramInputs {
   digitaloceanTokenEnv?: string;
   /** The repository's root (node-image/, .vagrant-stacks/). */
   repoDir: string;
-  /** The node list this stack exported last time (undefined on its first update). */
-  previousNodeList: () => Promise<{ name: string; role: string }[] | undefined>;
+  /**
+   * What this stack exported last time under an output name (`nodeList`, `glusterVolume`):
+   * undefined on its first update, or when that update did not export it.
+   */
+  previousOutput: (name: string) => Promise<unknown>;
 }
 
 type Secrets = Partial<Record<SecretKey, pulumi.Output<string>>>;
@@ -79,6 +91,12 @@ function readSecrets(inputs: Pick<ProgramInputs, "config" | "isSecret">): {
         `swarmcloud:${key} is stored in plaintext: set it again with pulumi config set --secret swarmcloud:${key}`,
       );
     }
+    // Ghost refuses a shorter one at setup, after the whole cluster is up: say so now (no value shown).
+    if (key === "ghostOwnerPassword" && value.length < 10) {
+      errors.push(
+        `swarmcloud:${key} is shorter than 10 characters, which Ghost refuses: set a longer one with pulumi config set --secret swarmcloud:${key}`,
+      );
+    }
     values[key] = pulumi.secret(value);
   }
   return { values, errors };
@@ -102,12 +120,24 @@ function configFrom(inputs: ProgramInputs): { config: SwarmcloudConfig; secrets:
   return { config: parsed.config, secrets: secrets.values, sshPublicKey };
 }
 
+/**
+ * Changes the program refuses before any resource, read against what the last update exported:
+ * a manager change that would lose the swarm's quorum, a renamed Gluster volume.
+ */
+async function refuseUnsafeChange(inputs: ProgramInputs, config: SwarmcloudConfig): Promise<void> {
+  const previousNodes = (await inputs.previousOutput("nodeList")) as { name: string; role: string }[] | undefined;
+  const problems = [
+    quorumProblem(previousNodes ?? undefined, config.nodes),
+    volumeRenameProblem(await inputs.previousOutput("glusterVolume"), config.gluster.volume),
+  ].filter((p): p is string => p !== undefined);
+  if (problems.length > 0) throw new pulumi.RunError(problems.join("\n"));
+}
+
 /** Builds the whole graph; the returned object is the stack's outputs. */
 export async function main(inputs: ProgramInputs): Promise<Record<string, unknown>> {
   const { stack } = inputs;
   const { config, secrets, sshPublicKey } = configFrom(inputs);
-  const quorum = quorumProblem(await inputs.previousNodeList(), config.nodes);
-  if (quorum !== undefined) throw new pulumi.RunError(quorum);
+  await refuseUnsafeChange(inputs, config);
   const source = await nodeSource({
     stack,
     config,
@@ -137,6 +167,7 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
       ghostDb: secrets.ghostDbPassword,
       dbRoot: secrets.dbRootPassword,
       portainerAdmin: secrets.portainerAdminPassword,
+      ghostOwner: secrets.ghostOwnerPassword,
     },
   });
   return stackOutputs(config, { nodes, swarm, storage, apps });
@@ -159,8 +190,14 @@ function stackOutputs(
           .apply(([host, port, user]) => `${n.name}: ssh -p ${port} ${user}@${host}`),
       ),
     ),
-    joinTokens: pulumi.secret({ worker: swarm.workerToken, manager: swarm.managerToken }),
+    // The manager token only when asked for (swarm.exportManagerToken): it makes any machine a manager.
+    joinTokens: pulumi.secret({
+      worker: swarm.workerToken,
+      ...(config.swarm.exportManagerToken ? { manager: swarm.managerToken } : {}),
+    }),
     glusterMountPath: storage.mountPath,
+    // Read back by the next update: a renamed volume is refused (volumeRenameProblem).
+    glusterVolume: config.gluster.volume,
     ...apps,
   };
   return Object.fromEntries(Object.entries(outputs).filter(([, v]) => v !== undefined));

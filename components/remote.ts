@@ -51,7 +51,10 @@ export interface RemoteScriptArgs {
   update?: pulumi.Input<string>;
   /** Script run on delete. It should tolerate a node that already left. Default: nothing. */
   delete?: pulumi.Input<string>;
-  /** Fed to the script's standard input: the way to pass secrets. Never stored in state. */
+  /**
+   * Fed to the script's standard input: the way to pass secrets. Always a Pulumi secret: kept in
+   * state only encrypted (as every secret input is), never hashed, never in a message.
+   */
   stdin?: pulumi.Input<string>;
   /** Exported before the script runs (not for secrets). */
   environment?: pulumi.Input<Record<string, pulumi.Input<string>>>;
@@ -84,7 +87,11 @@ export interface RemoteScriptArgs {
  */
 type Conn = pulumi.Unwrap<SshConnection> & { node?: string };
 
-/** What the provider keeps in state: never stdin, only a hash of it. */
+/**
+ * What the provider keeps in state. `stdin` is a secret output (encrypted by the stack's secrets
+ * provider, like the resource's inputs, which hold it too); `stdinHash` is what stacks made
+ * before kept instead (a bare SHA-256): read for the comparison, dropped at the next update.
+ */
 interface ScriptState {
   node: string;
   connection: Conn;
@@ -94,6 +101,8 @@ interface ScriptState {
   update?: string;
   delete?: string;
   read?: string;
+  stdin?: string;
+  /** Legacy: a SHA-256 of stdin (stacks made before stdin was kept as a secret). */
   stdinHash?: string;
   environment?: Record<string, string>;
   context?: Record<string, string>;
@@ -104,10 +113,10 @@ interface ScriptState {
   hostKeys?: Record<string, string>;
 }
 
-type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash" | "hostKeys"> & { stdin?: string };
+type ScriptInputs = Omit<ScriptState, "stdout" | "stdinHash" | "hostKeys">;
 
-/** Inputs whose change re-runs the script in place. */
-const RERUN_KEYS = ["create", "update", "stdinHash", "environment"] as const;
+/** Inputs whose change re-runs the script in place (stdin too: see `stdinChanged`). */
+const RERUN_KEYS = ["create", "update", "environment"] as const;
 
 /** Exit code (EX_TEMPFAIL) of a script that says "not here": the next connection is tried. */
 const NOT_HERE_EXIT = 75;
@@ -136,14 +145,14 @@ const READ_TIMEOUT_SECONDS = 60;
 export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.DiffResult> {
     const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-    const next: Record<string, unknown> = {
-      ...news,
-      stdinHash: news.stdin === undefined ? undefined : sha256Hex(news.stdin),
-    };
+    const next: Record<string, unknown> = { ...news };
     // A new delete or read script is stored without running anything.
     const changed = [...RERUN_KEYS, "delete", "read", "node", "timeout"].filter(
       (k) => !same((olds as unknown as Record<string, unknown>)[k], next[k]),
     );
+    if (stdinChanged(olds, news.stdin)) changed.push("stdin");
+    // A legacy hash of stdin leaves state at the next update, which runs nothing for it.
+    if (olds.stdinHash !== undefined) changed.push("stdinHash");
     // `node` and `hostKeySource` only shape messages: a connection that gains them (an upgraded
     // stack) is no change.
     const reach = (c: Conn | undefined) => c && { ...c, node: undefined, hostKeySource: undefined };
@@ -175,7 +184,9 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: ScriptState, news: ScriptInputs): Promise<pulumi.dynamic.UpdateResult> {
     const recorded = recordedHostKeys(olds.hostKeys, news);
     const next = stateOf(news, olds.stdout, { ...recorded, ...pinnedHostKeys(news) });
-    const rerun = RERUN_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null));
+    const rerun =
+      stdinChanged(olds, news.stdin) ||
+      RERUN_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null));
     if (rerun) {
       const ran = await runRemote({ ...news, hostKeys: recorded }, news.update ?? news.create, news.stdin);
       next.stdout = ran.stdout;
@@ -227,20 +238,32 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** The state after a run: the inputs (stdin a secret output: see RemoteScript), stdout, host keys; no legacy hash. */
 function stateOf(inputs: ScriptInputs, stdout: string, hostKeys: Record<string, string>): ScriptState {
-  const { stdin, ...rest } = inputs;
-  const state: ScriptState = { ...rest, stdout, hostKeys };
-  if (stdin !== undefined) state.stdinHash = sha256Hex(stdin);
-  return state;
+  const { stdinHash: _legacy, ...rest } = inputs as ScriptInputs & { stdinHash?: string };
+  return { ...rest, stdout, hostKeys };
+}
+
+/**
+ * Whether `stdin` differs from what the last run had: compared with the stdin kept in state (a
+ * secret), or, for a stack made before that, with the legacy hash (a match is no change, so
+ * upgrading re-runs nothing).
+ */
+function stdinChanged(olds: Pick<ScriptState, "stdin" | "stdinHash">, stdin: string | undefined): boolean {
+  if (olds.stdin === undefined && olds.stdinHash !== undefined) {
+    return stdin === undefined || sha256Hex(stdin) !== olds.stdinHash;
+  }
+  return (olds.stdin ?? null) !== (stdin ?? null);
 }
 
 /**
  * The inputs a drifted resource gets in state: its state without what only outputs hold (stdout,
- * stdinHash, hostKeys). (stdin is never in the state the provider sees, so the plan shows it
- * coming back: `+ stdin: [secret]`.)
+ * stdinHash, hostKeys) and without stdin: the engine encrypts stdin as a secret output, but
+ * inputs a read returns are taken as they come, so stdin stays out of them (the plan shows it
+ * coming back: `+ stdin: [secret]`).
  */
 function inputsOf(state: ScriptState): ScriptInputs {
-  const { stdout: _stdout, stdinHash: _stdinHash, hostKeys: _hostKeys, ...inputs } = state;
+  const { stdout: _stdout, stdin: _stdin, stdinHash: _stdinHash, hostKeys: _hostKeys, ...inputs } = state;
   return inputs;
 }
 
@@ -279,7 +302,7 @@ export function parseObserved(stdout: string): Map<string, string> {
 /**
  * The state with what a read observed: declared keys of `environment` it printed take the
  * observed value (the others stay as declared), and `DRIFT` is added when printed. Nothing else
- * changes: `stdout`, `stdinHash` and the connections stay; no undeclared key gets in.
+ * changes: `stdout`, `stdin` and the connections stay; no undeclared key gets in.
  */
 export function observedState(props: ScriptState, seen: Map<string, string>): ScriptState {
   // A DRIFT from an earlier refresh goes: this read says whether there still is one.
@@ -347,7 +370,7 @@ function pinnedHostKeys(target: Pick<ScriptState, "connection" | "fallbackConnec
   return pins;
 }
 
-/** Hex SHA-256 of a text: what state keeps of stdin, and what tells private keys apart in the pool. */
+/** Hex SHA-256 of a text: what tells private keys apart in the pool (and the legacy stdin hash). */
 export function sha256Hex(text: string): string {
   const { createHash } = require("crypto") as typeof import("crypto");
   return createHash("sha256").update(text).digest("hex");
@@ -858,7 +881,7 @@ async function runRemote(
  * One idempotent shell script run on one node over SSH, with create / update / delete phases,
  * like @pulumi/command's `remote.Command` but with the semantics this program needs:
  * a change of the script re-runs it in place (no delete of the old one), secrets go in on stdin
- * and are never stored, and only `triggers` replace the resource.
+ * (kept in state only as a secret, encrypted), and only `triggers` replace the resource.
  */
 export class RemoteScript extends pulumi.dynamic.Resource {
   /** Trimmed standard output of the last run (secret when `secretStdout`). */
@@ -867,14 +890,20 @@ export class RemoteScript extends pulumi.dynamic.Resource {
   declare public readonly hostKeys: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
-    const { secretStdout, ...props } = args;
+    const { secretStdout, stdin, ...props } = args;
     super(
       remoteScriptProvider,
       name,
-      { ...props, stdout: undefined, hostKeys: undefined },
+      {
+        ...props,
+        // A secret whatever the caller passed: encrypted in the inputs and outputs of the state.
+        ...(stdin === undefined ? {} : { stdin: pulumi.secret(stdin) }),
+        stdout: undefined,
+        hostKeys: undefined,
+      },
       {
         ...opts,
-        additionalSecretOutputs: ["connection", ...(secretStdout ? ["stdout"] : [])],
+        additionalSecretOutputs: ["connection", "stdin", ...(secretStdout ? ["stdout"] : [])],
       },
       "swarmcloud",
       "RemoteScript",

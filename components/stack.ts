@@ -1,6 +1,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
+import { deployVariableNames } from "../compose/compose";
 import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
 import { script } from "./remote-scripts";
@@ -37,6 +38,20 @@ export interface SwarmStackArgs {
   timeout?: number;
   /** `docker stack deploy --resolve-image`: `never` where no registry answers (the lab). Default `always`. */
   resolveImage?: ResolveImage;
+  /**
+   * The compose text with no port published (`withoutPorts` in compose/compose.ts), deployed in
+   * place of `compose` until the stack is marked opened (the Docker config `<stack>-opened`, made
+   * by the app's setup step), so that the app is set up from inside the swarm before anyone else
+   * can reach it. A fact the deploy consults (RemoteScript `context`), never a reason to run it.
+   * Default: none (ports published from the first deploy).
+   */
+  closedCompose?: pulumi.Input<string>;
+  /**
+   * Values of the compose file's DeployVariables (`${NAME}`), by name: sent on stdin with the
+   * secrets, exported to `docker stack deploy` only, so the compose text and the state hold the
+   * name alone. Every DeployVariable the text uses needs one. Default: none.
+   */
+  deployVariables?: Record<string, pulumi.Input<string>>;
   /** Resources the deploy waits for (and that outlive its removal): the shared storage mounts. Default: none. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -77,17 +92,34 @@ export function versionedNames(values: Record<string, string>): Record<string, s
 }
 
 /**
- * The deploy script's stdin for these secrets (base name -> value): `versioned-name=base64`
- * lines, always a Pulumi secret; nothing without secrets.
+ * The deploy script's stdin for these secrets (base name -> value) and deploy variables (name ->
+ * value): `versioned-name=base64` lines, then `env:NAME=base64` lines, always a Pulumi secret;
+ * nothing without either.
  */
-export function secretsStdin(secrets: Record<string, pulumi.Input<string>>): pulumi.Output<string> | undefined {
-  if (Object.keys(secrets).length === 0) return undefined;
+export function secretsStdin(
+  secrets: Record<string, pulumi.Input<string>>,
+  variables: Record<string, pulumi.Input<string>> = {},
+): pulumi.Output<string> | undefined {
+  if (Object.keys(secrets).length === 0 && Object.keys(variables).length === 0) return undefined;
   return pulumi.secret(
-    pulumi.all(secrets).apply((values) => {
+    pulumi.all([pulumi.all(secrets), pulumi.all(variables)]).apply(([values, vars]) => {
       const names = versionedNames(values as Record<string, string>);
-      return secretLines(Object.fromEntries(Object.entries(values).map(([base, v]) => [names[base]!, v as string])));
+      const env = Object.fromEntries(Object.entries(vars).map(([name, v]) => [`env:${name}`, v as string]));
+      return (
+        secretLines(Object.fromEntries(Object.entries(values).map(([base, v]) => [names[base]!, v as string]))) +
+        secretLines(env)
+      );
     }),
   );
+}
+
+/** The compose text, refused (thrown) when it uses DeployVariables that have no value among `given`. */
+export function checkDeployVariables(stackName: string, text: string, given: string[]): string {
+  const missing = deployVariableNames(text).filter((name) => !given.includes(name));
+  if (missing.length > 0) {
+    throw new Error(`stack ${stackName}: the compose file uses ${missing.join(", ")}, which deployVariables lacks`);
+  }
+  return text;
 }
 
 /**
@@ -113,6 +145,24 @@ interface ComposeDeployPart {
   replicas?: number;
 }
 
+/** What is wrong with a stack's args (its name, secret names, timeout, deploy variable names), if anything. */
+function argsProblem(args: SwarmStackArgs): string | undefined {
+  if (!STACK_NAME.test(args.stackName)) {
+    return `stack name ${JSON.stringify(args.stackName)} must be 1-40 lowercase letters, digits, _ or -, starting with a letter or digit`;
+  }
+  const badSecret = Object.keys(args.secrets ?? {}).find((s) => !SECRET_BASE.test(s));
+  if (badSecret !== undefined) {
+    return `stack ${args.stackName}: secret base name ${JSON.stringify(badSecret)} must be 1-51 letters, digits, _ . - and start with a letter or digit`;
+  }
+  const timeout = args.timeout ?? 300;
+  if (!Number.isInteger(timeout) || timeout < 10) return `stack ${args.stackName}: timeout must be 10 seconds or more`;
+  const badVariable = Object.keys(args.deployVariables ?? {}).find((v) => !/^[A-Z][A-Z0-9_]{0,63}$/.test(v));
+  if (badVariable !== undefined) {
+    return `stack ${args.stackName}: deploy variable ${JSON.stringify(badVariable)} must be capitals, digits and _`;
+  }
+  return undefined;
+}
+
 /**
  * One Docker stack on the swarm: its secrets created on a manager, `docker stack deploy`,
  * and a wait until every service runs its replicas (the deploy fails with the tasks' own
@@ -131,38 +181,27 @@ export class SwarmStack extends pulumi.ComponentResource {
   public readonly services: pulumi.Output<string>;
   /** Secret base name -> the versioned Docker secret name (not secret). */
   public readonly secretNames: pulumi.Output<Record<string, string>>;
+  /** The deploy step: what a step on the deployed stack (an app's setup) depends on. */
+  public readonly deployed: RemoteScript;
 
   constructor(name: string, args: SwarmStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:stack:SwarmStack", name, {}, opts);
 
-    if (!STACK_NAME.test(args.stackName)) {
-      throw new pulumi.ResourceError(
-        `stack name ${JSON.stringify(args.stackName)} must be 1-40 lowercase letters, digits, _ or -, starting with a letter or digit`,
-        this,
-      );
-    }
+    const problem = argsProblem(args);
+    if (problem !== undefined) throw new pulumi.ResourceError(problem, this);
     const secrets = args.secrets ?? {};
-    for (const s of Object.keys(secrets)) {
-      if (!SECRET_BASE.test(s)) {
-        throw new pulumi.ResourceError(
-          `stack ${args.stackName}: secret base name ${JSON.stringify(s)} must be 1-51 letters, digits, _ . - and start with a letter or digit`,
-          this,
-        );
-      }
-    }
+    const variables = args.deployVariables ?? {};
     const timeout = args.timeout ?? 300;
-    if (!Number.isInteger(timeout) || timeout < 10)
-      throw new pulumi.ResourceError(`stack ${args.stackName}: timeout must be 10 seconds or more`, this);
-
-    const stdin = secretsStdin(secrets);
+    const stdin = secretsStdin(secrets, variables);
     // One-way digests of the values (see secretVersion): safe to show, and shown in the diff.
     const secretNames: pulumi.Output<Record<string, string>> = pulumi.unsecret(
       pulumi.all(secrets).apply((values) => versionedNames(values as Record<string, string>)),
     );
-    const compose =
+    const rendered =
       typeof args.compose === "function"
         ? pulumi.unsecret(secretNames.apply(args.compose))
         : pulumi.output(args.compose);
+    const compose = rendered.apply((text) => checkDeployVariables(args.stackName, text, Object.keys(variables)));
 
     const deploy = new RemoteScript(
       `${name}-deploy`,
@@ -184,6 +223,15 @@ export class SwarmStack extends pulumi.ComponentResource {
           SERVICES: compose.apply((text) => serviceLines(args.stackName, text)),
           SECRETS: secretNames.apply((names) => Object.values(names).sort().join("\n")),
         },
+        ...(args.closedCompose === undefined
+          ? {}
+          : {
+              context: {
+                CLOSED_COMPOSE: pulumi
+                  .output(args.closedCompose)
+                  .apply((text) => checkDeployVariables(args.stackName, text, Object.keys(variables))),
+              },
+            }),
         // secrets, `docker stack deploy`, the wait, and old-secret cleanup
         timeout: timeout + 180,
       },
@@ -194,6 +242,7 @@ export class SwarmStack extends pulumi.ComponentResource {
     this.compose = compose;
     this.services = deploy.stdout;
     this.secretNames = secretNames;
+    this.deployed = deploy;
     this.registerOutputs({
       stackName: this.stackName,
       compose: this.compose,

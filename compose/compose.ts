@@ -9,9 +9,27 @@
  *
  * Values in the model are literal. `docker stack deploy` interpolates `${VAR}` in every value of
  * a compose file, so every `$` is written as `$$` (composeValues); a shell wrapper written here
- * reaches the container exactly as typed.
+ * reaches the container exactly as typed. The one exception is a `DeployVariable`, written as
+ * `${NAME}` for the deploy to fill in.
  */
 import * as yaml from "js-yaml";
+
+/**
+ * An environment value `docker stack deploy` fills in from its own environment as it reads the
+ * file, written `${NAME}`: for a secret an image reads from its environment only (Portainer's
+ * AGENT_SECRET), which must not sit in the compose text (the text is in Pulumi's state and its
+ * diffs). SwarmStack's `deployVariables` sends the value on stdin; the service's spec holds it,
+ * where only those who manage the swarm (root on every node already) can read it.
+ */
+export class DeployVariable {
+  constructor(readonly name: string) {}
+}
+
+/** The names of the DeployVariables a rendered compose text uses (`${NAME}`, not an escaped `$${NAME}`). */
+export function deployVariableNames(text: string): string[] {
+  const names = [...text.matchAll(/(?<!\$)(?:\$\$)*\$\{([A-Z][A-Z0-9_]*)\}/g)].map((m) => m[1]!);
+  return [...new Set(names)].sort();
+}
 
 /** How a port is published: on every node through the routing mesh, or on the task's node only. */
 export const PUBLISH_MODES = ["ingress", "host"] as const;
@@ -91,8 +109,11 @@ export interface ComposeService {
   entrypoint?: string[];
   /** Replaces the image's command (arguments to the entrypoint). */
   command?: string[];
-  /** Plain settings only: secrets never go here, they go in `secrets` and are read from files. */
-  environment?: Record<string, string>;
+  /**
+   * Plain settings only: secrets never go here, they go in `secrets` and are read from files; a
+   * secret an image takes from its environment only is a DeployVariable.
+   */
+  environment?: Record<string, string | DeployVariable>;
   secrets?: ComposeServiceSecret[];
   volumes?: ComposeBind[];
   /** Keys under the top-level `networks:`. */
@@ -106,7 +127,7 @@ export interface ComposeService {
 
 export interface ComposeNetwork {
   driver: "overlay";
-  /** Standalone containers (`docker run --network`) may join, for debugging. */
+  /** Standalone containers (`docker run --network`) may join. Off here: only the stack's services. */
   attachable?: boolean;
   /** No route out of the cluster: only services on the network talk to each other. */
   internal?: boolean;
@@ -178,7 +199,12 @@ export function validateCompose(file: ComposeFile): string[] {
     for (const [k, v] of Object.entries(svc.environment ?? {})) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
         errors.push(`${where}: environment name ${JSON.stringify(k)} is invalid`);
-      if (typeof v !== "string") errors.push(`${where}: environment ${k} must be a string`);
+      if (v instanceof DeployVariable) {
+        if (!/^[A-Z][A-Z0-9_]*$/.test(v.name))
+          errors.push(`${where}: deploy variable ${JSON.stringify(v.name)} is invalid`);
+      } else if (typeof v !== "string") {
+        errors.push(`${where}: environment ${k} must be a string`);
+      }
     }
     for (const v of svc.volumes ?? []) {
       if (!v.source.startsWith("/") || !v.target.startsWith("/")) {
@@ -243,15 +269,16 @@ const NUMBER_LIKE = new yaml.Type("tag:swarmcloud,2025:number-like", {
 const DUMP_SCHEMA = yaml.DEFAULT_SCHEMA.extend({ implicit: [NUMBER_LIKE] });
 
 /** A JSON-like value as the model holds it; `undefined` marks a field left out. */
-type Yaml = string | number | boolean | undefined | Yaml[] | { [key: string]: Yaml };
+type Yaml = string | number | boolean | undefined | DeployVariable | Yaml[] | { [key: string]: Yaml };
 
 /**
  * The compose-specific pre-pass, the one part of the YAML that is ours: every `$` of a string
- * value doubled (compose interpolates `${VAR}` in values, not in keys), fields left `undefined`
- * dropped, and numbers YAML cannot hold as numbers refused.
+ * value doubled (compose interpolates `${VAR}` in values, not in keys), a DeployVariable written
+ * `${NAME}`, fields left `undefined` dropped, and numbers YAML cannot hold as numbers refused.
  */
 function composeValues(value: Yaml): Yaml {
   if (typeof value === "string") return value.replace(/\$/g, "$$$$");
+  if (value instanceof DeployVariable) return `\${${value.name}}`;
   if (typeof value === "number" && !Number.isFinite(value)) throw new Error(`cannot write ${value} to YAML`);
   if (Array.isArray(value)) return value.map(composeValues);
   if (typeof value !== "object") return value;
@@ -279,6 +306,17 @@ export function toYaml(value: object): string {
     forceQuotes: true,
     quotingType: '"',
   });
+}
+
+/**
+ * The same file with no port published: what a stack's first deploy runs while the app is set up
+ * from inside the swarm (Ghost's owner), before anyone else can reach it.
+ */
+export function withoutPorts(file: ComposeFile): ComposeFile {
+  const services = Object.fromEntries(
+    Object.entries(file.services).map(([name, { ports: _ports, ...service }]) => [name, service]),
+  );
+  return { ...file, services };
 }
 
 /** Validates and renders a compose file; throws listing every problem. */

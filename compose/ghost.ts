@@ -69,6 +69,65 @@ export const DB_HEALTHCHECK = [
   "mysqladmin ping -h 127.0.0.1 --silent || mariadb-admin ping -h 127.0.0.1 --silent",
 ];
 
+/** Where Ghost's setup reads the owner's password in the one-shot service that runs it (a Docker secret). */
+export const GHOST_OWNER_PASSWORD_FILE = "/run/secrets/ghost_owner_password";
+
+/**
+ * The client that completes Ghost's setup, run by `node -e` in Ghost's own image by a one-shot
+ * service on the stack's network (components/remote-scripts/ghost-setup.sh): it asks Ghost
+ * whether it is set up (GET /ghost/api/admin/authentication/setup/, retried while Ghost boots)
+ * and, when not, sets up the owner (POST, the password read from GHOST_OWNER_PASSWORD_FILE).
+ * Environment: GHOST (Ghost's address inside the swarm, http://<service>:2368), URL (Ghost's
+ * public URL: its host and protocol go in Host and X-Forwarded-Proto, so Ghost does not redirect
+ * the request to it), OWNER_NAME, OWNER_EMAIL, BLOG_TITLE. Prints one line: `SETUP=created`,
+ * `SETUP=already` or `SETUP=failed <what Ghost said>` (never the password), and exits 0 or 1.
+ */
+export const GHOST_SETUP_CLIENT = `
+const fs = require("fs"), http = require("http");
+const ghost = new URL(process.env.GHOST), site = new URL(process.env.URL);
+const password = fs.readFileSync(${JSON.stringify(GHOST_OWNER_PASSWORD_FILE)}, "utf8").replace(/\\n$/, "");
+const route = "/ghost/api/admin/authentication/setup/";
+const headers = { "Content-Type": "application/json", Host: site.host, "X-Forwarded-Proto": site.protocol.replace(":", "") };
+const hide = (text) => String(text).split(password).join("[secret]").replace(/\\s+/g, " ").slice(0, 400);
+function call(method, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: ghost.hostname, port: ghost.port || 80, path: route, method, headers, timeout: 15000 }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+    });
+    req.on("error", reject).on("timeout", () => req.destroy(new Error("no answer within 15 s")));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+function said(text) {
+  try { return (JSON.parse(text).errors || []).map((e) => [e.message, e.context].filter(Boolean).join(": ")).join("; ") || text; }
+  catch (_) { return text; }
+}
+async function main() {
+  let last = "";
+  for (let i = 0; i < 60; i++) {
+    try {
+      const r = await call("GET");
+      if (r.status === 200) {
+        if (JSON.parse(r.text).setup[0].status) return "already";
+        const owner = { name: process.env.OWNER_NAME, email: process.env.OWNER_EMAIL, password, blogTitle: process.env.BLOG_TITLE };
+        const p = await call("POST", { setup: [owner] });
+        if (p.status === 201) return "created";
+        throw Object.assign(new Error(\`Ghost answered \${p.status}: \${said(p.text)}\`), { final: true });
+      }
+      last = \`Ghost answered \${r.status}\`;
+    } catch (err) {
+      if (err.final) throw err;
+      last = err.message;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  throw new Error(\`Ghost did not answer its setup route within 120 s: \${last}\`);
+}
+main().then((r) => console.log("SETUP=" + r), (err) => { console.log("SETUP=failed " + hide(err.message)); process.exitCode = 1; });
+`;
+
 function overlay(encrypt: boolean, extra: Partial<ComposeNetwork> = {}): ComposeNetwork {
   return { driver: "overlay", ...extra, ...(encrypt ? { driver_opts: { encrypted: "true" } } : {}) };
 }
@@ -127,6 +186,10 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           database__connection__user: GHOST_DB_USER,
           database__connection__database: GHOST_DB_NAME,
           paths__contentPath: GHOST_CONTENT_DIR,
+          // Ghost e-mails a code to staff signing in from a new device; swarmcloud sets up no
+          // mail, so the code could never arrive and the owner would be locked out (the login
+          // fails with "Failed to send email"). The password alone guards the admin.
+          security__staffDeviceVerification: "false",
         },
         secrets: [{ source: GHOST_SECRET_KEYS.dbPassword }],
         volumes: [{ type: "bind", source: ctx.contentPath, target: GHOST_CONTENT_DIR }],

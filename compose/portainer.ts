@@ -1,5 +1,5 @@
 import type { PortainerSettings } from "../components/config";
-import { ComposeFile, ComposePort, networkingErrors, RESTART_ANY } from "./compose";
+import { ComposeFile, ComposePort, DeployVariable, networkingErrors, RESTART_ANY } from "./compose";
 
 export interface PortainerContext {
   /** Portainer's data folder on the shared mount, e.g. /mnt/swarmcloud/portainer. */
@@ -8,10 +8,29 @@ export interface PortainerContext {
   encryptOverlay: boolean;
   /** Versioned Docker secret name holding the admin password in plain text. */
   adminPasswordSecret: string;
+  /** Versioned Docker secret name holding the agent's arguments file, `--secret=<agent secret>` (see `agentArgs`). */
+  agentArgsSecret: string;
 }
 
 /** Key under `secrets:`; mounted at /run/secrets/portainer_admin_password. */
 export const PORTAINER_SECRET_KEY = "portainer_admin_password";
+/** Key under `secrets:` of the agent's arguments file; mounted at /run/secrets/portainer_agent_args. */
+export const PORTAINER_AGENT_ARGS_KEY = "portainer_agent_args";
+/**
+ * The deploy variable that carries the agent secret to the server's AGENT_SECRET (Portainer's
+ * server reads it from its environment only): `docker stack deploy` fills it in, so the compose
+ * text holds only its name.
+ */
+export const PORTAINER_AGENT_SECRET_VARIABLE = "PORTAINER_AGENT_SECRET";
+
+/**
+ * The agent's arguments file: one argument per line, read by the agent's flag parser (kingpin)
+ * for the argument `@<file>`. `--secret` is the same setting as AGENT_SECRET, which the agent
+ * reads from its environment or its arguments only (no file of its own: portainer/agent#127).
+ */
+export function agentArgs(agentSecret: string): string {
+  return `--secret=${agentSecret}\n`;
+}
 export const PORTAINER_HTTPS_PORT = 9443;
 export const PORTAINER_HTTP_PORT = 9000;
 /** The agent's port on the overlay network (never published). */
@@ -21,7 +40,12 @@ export const PORTAINER_AGENT_PORT = 9001;
  * Portainer server + agent, shaped like Portainer's own `portainer-agent-stack.yml`:
  *
  * - `agent` runs on every node (global) with the node's Docker socket and volumes folder, and
- *   is reached only over the `agent_network` overlay at `tasks.agent:9001`.
+ *   is reached only over the `agent_network` overlay at `tasks.agent:9001`. The network is not
+ *   attachable: no `docker run --network` joins it, only the stack's own services.
+ * - The agent answers only requests signed with the shared agent secret: it reads `--secret`
+ *   from its arguments file `@/run/secrets/portainer_agent_args` (a Docker secret: the value is in
+ *   neither the spec, the compose text nor `ps`), the server reads AGENT_SECRET from its
+ *   environment, filled in by the deploy (a DeployVariable: in the server's spec, not the text).
  * - `portainer` (the server) runs one replica on a manager, keeps its database on the shared
  *   mount (it follows a rescheduled task to another manager), and publishes 9443 (HTTPS) and,
  *   when `httpPort` is set, 9000 (plain HTTP).
@@ -51,6 +75,8 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
     services: {
       agent: {
         image: settings.agentImage,
+        command: [`@/run/secrets/${PORTAINER_AGENT_ARGS_KEY}`],
+        secrets: [{ source: PORTAINER_AGENT_ARGS_KEY }],
         volumes: [
           { type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" },
           { type: "bind", source: "/var/lib/docker/volumes", target: "/var/lib/docker/volumes" },
@@ -72,6 +98,7 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
           "--admin-password-file",
           `/run/secrets/${PORTAINER_SECRET_KEY}`,
         ],
+        environment: { AGENT_SECRET: new DeployVariable(PORTAINER_AGENT_SECRET_VARIABLE) },
         secrets: [{ source: PORTAINER_SECRET_KEY }],
         volumes: [{ type: "bind", source: ctx.dataPath, target: "/data" }],
         networks: ["agent_network"],
@@ -88,12 +115,13 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
     networks: {
       agent_network: {
         driver: "overlay",
-        attachable: true,
+        attachable: false,
         ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
       },
     },
     secrets: {
       [PORTAINER_SECRET_KEY]: { external: true, name: ctx.adminPasswordSecret },
+      [PORTAINER_AGENT_ARGS_KEY]: { external: true, name: ctx.agentArgsSecret },
     },
   };
 }

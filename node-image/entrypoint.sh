@@ -7,8 +7,11 @@
 #     mounted by whoever made the node, who pins its public half) becomes
 #     /etc/ssh/ssh_host_ed25519_key and sshd serves that key only; without one,
 #     missing host keys are generated (each new container then shows new keys);
-#  3. starts glusterd, then dockerd (overlay2, log /var/log/dockerd.log) and waits
-#     until `docker info` answers (exits non-zero if it does not);
+#  3. starts glusterd; puts back the container firewall the program set
+#     (/usr/local/sbin/swarmcloud-firewall, written by components/remote-scripts/host.sh: a
+#     restarted container starts with an empty netfilter table), before any container runs;
+#     then starts dockerd (overlay2, log /var/log/dockerd.log) and waits until `docker info`
+#     answers (exits non-zero if it does not);
 #  4. starts sshd, then supervises: exits when sshd dies, restarts dockerd/glusterd
 #     when they die (like systemd's Restart=always would), stops everything cleanly
 #     on SIGTERM/SIGINT.
@@ -167,6 +170,18 @@ mount_gluster_fstab() {
   log "could not mount the glusterfs entries of /etc/fstab"
 }
 
+# What a booting host's swarmcloud-firewall.service does: the rules that keep containers off
+# the cluster's control ports, in place before dockerd starts any container.
+readonly FIREWALL=/usr/local/sbin/swarmcloud-firewall
+restore_firewall() {
+  [[ -x "$FIREWALL" ]] || return 0
+  if "$FIREWALL"; then
+    log "container firewall in place ($FIREWALL)"
+  else
+    log "WARNING: $FIREWALL failed: containers may reach the cluster's control ports until the next pulumi up --refresh"
+  fi
+}
+
 # Docker rewrites /etc/hosts and the hostname when a container starts; a machine keeps them
 # across a reboot. Put back what the program set (components/remote-scripts/host.sh records it).
 restore_host_identity() {
@@ -186,6 +201,7 @@ main() {
   install_host_key "$GIVEN_HOST_KEY" /etc/ssh || shutdown 1
   prepare_runtime_dirs
   start_glusterd
+  restore_firewall
   start_dockerd
   if ! wait_dockerd; then
     shutdown 1

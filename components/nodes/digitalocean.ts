@@ -13,8 +13,10 @@ export interface DigitalOceanNodesArgs {
   sshPublicKey: pulumi.Input<string>;
   /** The matching private key; kept a secret (no default). */
   sshPrivateKey: pulumi.Input<string>;
-  /** TCP ports opened to the whole internet (IPv4 and IPv6), e.g. Ghost's and Portainer's. Default none. */
+  /** TCP ports opened to the whole internet (IPv4 and IPv6), e.g. Ghost's. Default none. */
   publicPorts?: number[];
+  /** TCP ports opened to `settings.adminCidrs` only, e.g. Portainer's (root on every node). Default none. */
+  adminPorts?: number[];
   /** UDP port of the swarm's VXLAN data path, opened inside the VPC. Default 4789. */
   dataPathPort?: number;
 }
@@ -37,8 +39,9 @@ const ANYWHERE = ["0.0.0.0/0", "::/0"];
 export const GLUSTER_BRICK_PORTS = "49152-49251";
 
 /**
- * The cloud firewall's inbound rules: swarm and Gluster only from inside the VPC, SSH only
- * from the admin CIDRs (no rule when there are none), the public ports from anywhere.
+ * The cloud firewall's inbound rules: swarm and Gluster only from inside the VPC, SSH and the
+ * admin ports (Portainer's) only from the admin CIDRs (no rule when there are none), the public
+ * ports from anywhere.
  *
  * Not expressible: DigitalOcean cloud firewalls know tcp, udp and icmp only, so IP protocol 50
  * (ESP) cannot be allowed; swarm's encrypted overlay networks (`--opt encrypted`) therefore do
@@ -48,6 +51,7 @@ export function firewallInboundRules(
   settings: Pick<DigitalOceanSettings, "vpcCidr" | "adminCidrs">,
   publicPorts: number[] = [],
   dataPathPort = 4789,
+  adminPorts: number[] = [],
 ): FirewallInboundRule[] {
   const vpc = [settings.vpcCidr];
   const rules: FirewallInboundRule[] = [
@@ -58,10 +62,13 @@ export function firewallInboundRules(
     { protocol: "tcp", portRange: "24007-24008", sourceAddresses: vpc },
     { protocol: "tcp", portRange: GLUSTER_BRICK_PORTS, sourceAddresses: vpc },
   ];
+  const inOrder = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
   if (settings.adminCidrs.length > 0) {
-    rules.push({ protocol: "tcp", portRange: "22", sourceAddresses: [...settings.adminCidrs] });
+    for (const port of [22, ...inOrder(adminPorts)]) {
+      rules.push({ protocol: "tcp", portRange: String(port), sourceAddresses: [...settings.adminCidrs] });
+    }
   }
-  for (const port of [...new Set(publicPorts)].sort((a, b) => a - b)) {
+  for (const port of inOrder(publicPorts)) {
     rules.push({ protocol: "tcp", portRange: String(port), sourceAddresses: ANYWHERE });
   }
   return rules;
@@ -159,7 +166,7 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
       `${name}-firewall`,
       {
         dropletIds: droplets.map((d) => d.id.apply((id) => Number(id))),
-        inboundRules: firewallInboundRules(s, args.publicPorts ?? [], args.dataPathPort ?? 4789),
+        inboundRules: firewallInboundRules(s, args.publicPorts ?? [], args.dataPathPort ?? 4789, args.adminPorts ?? []),
         outboundRules: firewallOutboundRules(),
       },
       parent,

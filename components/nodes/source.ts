@@ -74,7 +74,12 @@ async function sourceComponent(args: NodeSourceArgs): Promise<NodeSource> {
         sshPublicKey: required(args.sshPublicKey, "sshPublicKey"),
         sshPrivateKey: required(args.sshPrivateKey, "sshPrivateKey"),
         dataPathPort: c.swarm.dataPathPort,
-        publicPorts: appPorts(c).map(([, port]) => port),
+        publicPorts: appPorts(c)
+          .filter(([, , audience]) => audience === "public")
+          .map(([, port]) => port),
+        adminPorts: appPorts(c)
+          .filter(([, , audience]) => audience === "admin")
+          .map(([, port]) => port),
       });
     }
   }

@@ -24,6 +24,9 @@ if ! g volume info "$VOLUME" >/dev/null 2>&1; then
   layout=(replica "${#wanted[@]}")
   [ "$ARBITER" = true ] && layout+=(arbiter 1)
   g volume create "$VOLUME" "${layout[@]}" "${wanted[@]}" force >/dev/null
+  # Never open to every address, not even before each node's step adds its own
+  # (gluster-allow.sh): the brick nodes first.
+  g volume set "$VOLUME" auth.allow "$(printf '%s\n' "${wanted[@]%%:*}" | paste -sd, -)" >/dev/null
 fi
 
 mapfile -t current < <(g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p')

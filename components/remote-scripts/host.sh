@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# swarmcloud: prepare host (hostname, /etc/hosts, Docker, GlusterFS)
+# swarmcloud: prepare host (hostname, /etc/hosts, Docker, GlusterFS, container firewall)
 # Idempotent: every step checks first and changes nothing on a host that is already right.
 # Inputs (exported by the caller): NODE_NAME, HOSTS_BLOCK (lines "address name"), SSH_USER.
 set -euo pipefail
@@ -51,14 +51,12 @@ mkdir -p /etc/swarmcloud
 printf '%s\n' "$NODE_NAME" >/etc/swarmcloud/hostname
 printf '%s\n%s\n%s\n' "$begin" "$HOSTS_BLOCK" "$end" >/etc/swarmcloud/hosts.block
 
-# 3. Docker engine: the distribution's package (Debian, Ubuntu, Raspberry Pi OS on arm64 alike),
-#    or Docker's convenience script where there is no apt.
+# 3. Docker engine: the distribution's package (Debian, Ubuntu, Raspberry Pi OS on arm64 alike).
+#    Without apt the node brings its own Docker: nothing is fetched and run as root unchecked.
 if ! have docker; then
-  if have apt-get; then
-    apt_install docker.io
-  else
-    curl -fsSL https://get.docker.com | sh
-  fi
+  have apt-get || fatal "Docker is not installed on $NODE_NAME and it has no apt-get: install Docker Engine" \
+    "(https://docs.docker.com/engine/install/), check that \`docker info\` answers, then run pulumi up again"
+  apt_install docker.io
   changed+=(docker-installed)
 fi
 if ! docker info >/dev/null 2>&1; then
@@ -96,5 +94,54 @@ if with_systemd && [ "$(systemctl is-enabled glusterd 2>/dev/null || true)" != e
 fi
 WAIT_EVERY=1 wait_for 30 "glusterd on $NODE_NAME to answer after it started" gluster_answers ||
   fatal "see the log of glusterd in /var/log/glusterfs"
+
+# 5. Containers kept off the cluster's control ports (lib.sh: container_rules). The rules live
+#    in the kernel only, so they are also written to a script that runs at every boot before
+#    Docker starts: a systemd unit, or node-image/entrypoint.sh for the local and lab nodes.
+FIREWALL=/usr/local/sbin/swarmcloud-firewall
+FIREWALL_UNIT=/etc/systemd/system/swarmcloud-firewall.service
+
+# install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
+# succeeds only when it changed.
+install_if_changed() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  chmod "$2" "$tmp"
+  if cmp -s "$tmp" "$1"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv -f "$tmp" "$1"
+}
+
+firewall_script() {
+  printf '%s\n' '#!/usr/bin/env bash' \
+    '# swarmcloud: keep containers off the cluster'"'"'s control ports (written by host.sh; run at boot)' \
+    'set -euo pipefail'
+  declare -f container_rules container_firewall_ok container_firewall_apply
+  printf '%s\n' 'container_firewall_ok >/dev/null || container_firewall_apply'
+}
+
+firewall_unit() {
+  printf '%s\n' '[Unit]' "Description=swarmcloud: keep containers off the cluster's control ports" \
+    'Before=docker.service' '' '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' "ExecStart=$FIREWALL" '' \
+    '[Install]' 'WantedBy=multi-user.target'
+}
+
+mkdir -p "$(dirname "$FIREWALL")"
+firewall_script | install_if_changed "$FIREWALL" 755 && changed+=(firewall-script)
+if with_systemd; then
+  if firewall_unit | install_if_changed "$FIREWALL_UNIT" 644; then
+    systemctl daemon-reload
+    changed+=(firewall-unit)
+  fi
+  [ "$(systemctl is-enabled swarmcloud-firewall 2>/dev/null || true)" = enabled ] ||
+    systemctl enable swarmcloud-firewall >/dev/null 2>&1
+fi
+if ! container_firewall_ok >/dev/null; then
+  container_firewall_apply
+  changed+=(firewall)
+fi
 
 printf 'docker=%s changed=%s\n' "$(docker version --format '{{.Server.Version}}')" "${changed[*]:-none}"

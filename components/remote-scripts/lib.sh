@@ -255,3 +255,96 @@ observed() {
 drift() {
   printf 'DRIFT=%s\n' "$*"
 }
+
+# Containers on a node may not open connections to the cluster's control ports on any node:
+# Swarm's management port (2377), glusterd (24007-24008) and Gluster's bricks (49152-60999),
+# nor the cloud metadata address (169.254.169.254, where a droplet's user data, its SSH host key
+# included, can be read). Two chains: SWARMCLOUD-INPUT, jumped to from INPUT (this node), and
+# SWARMCLOUD-FORWARD, from DOCKER-USER (other nodes: traffic Docker forwards and masquerades as
+# the node's own). Only new connections coming in on a container interface (docker0,
+# docker_gwbridge, br-*) match: replies, traffic between containers on one bridge and the nodes'
+# own traffic pass, so the nodes still reach each other. No constants: host.sh copies these
+# functions into the boot-time script with `declare -f`.
+
+# container_rules CHAIN: the rules of one chain, one per line, as `iptables -A CHAIN` takes them.
+container_rules() {
+  local ifc ports
+  for ifc in docker0 docker_gwbridge br-+; do
+    # Forwarded traffic between containers on one bridge is theirs, not the cluster's.
+    if [ "$1" = SWARMCLOUD-FORWARD ]; then
+      printf '%s\n' "-i $ifc -o $ifc -j RETURN"
+    fi
+    for ports in 2377 24007:24008 49152:60999; do
+      printf '%s\n' "-i $ifc -p tcp -m tcp --dport $ports -m conntrack --ctstate NEW -j REJECT --reject-with tcp-reset"
+    done
+    if [ "$1" = SWARMCLOUD-FORWARD ]; then
+      printf '%s\n' "-i $ifc -d 169.254.169.254/32 -m conntrack --ctstate NEW -j REJECT --reject-with icmp-port-unreachable"
+    fi
+  done
+  printf '%s\n' "-j RETURN"
+}
+
+# container_firewall_ok: both chains hold exactly their rules and INPUT and DOCKER-USER jump to
+# them; prints what is missing. Read-only (iptables -C, -S).
+container_firewall_ok() {
+  local chain from rule count
+  for chain in SWARMCLOUD-INPUT SWARMCLOUD-FORWARD; do
+    from=INPUT
+    [ "$chain" = SWARMCLOUD-FORWARD ] && from=DOCKER-USER
+    if ! iptables -w -C "$from" -j "$chain" 2>/dev/null; then
+      printf '%s does not jump to %s\n' "$from" "$chain"
+      return 1
+    fi
+    count=0
+    while IFS= read -r rule; do
+      count=$((count + 1))
+      # shellcheck disable=SC2086 # a rule is words
+      if ! iptables -w -C "$chain" $rule 2>/dev/null; then
+        printf '%s lacks: %s\n' "$chain" "$rule"
+        return 1
+      fi
+    done < <(container_rules "$chain")
+    if [ "$(iptables -w -S "$chain" | grep -c '^-A ')" != "$count" ]; then
+      printf '%s holds other rules\n' "$chain"
+      return 1
+    fi
+  done
+}
+
+# container_firewall_apply: (re)writes both chains and the jumps to them (the first rule of
+# INPUT and of DOCKER-USER, which it makes when Docker has not yet: Docker keeps the chain and
+# appends its RETURN after ours).
+container_firewall_apply() {
+  local chain from rule
+  iptables -w -N DOCKER-USER 2>/dev/null || true
+  for chain in SWARMCLOUD-INPUT SWARMCLOUD-FORWARD; do
+    from=INPUT
+    [ "$chain" = SWARMCLOUD-FORWARD ] && from=DOCKER-USER
+    iptables -w -N "$chain" 2>/dev/null || iptables -w -F "$chain"
+    while IFS= read -r rule; do
+      # shellcheck disable=SC2086 # a rule is words
+      iptables -w -A "$chain" $rule
+    done < <(container_rules "$chain")
+    iptables -w -C "$from" -j "$chain" 2>/dev/null || iptables -w -I "$from" 1 -j "$chain"
+  done
+}
+
+# gluster_allowed VOLUME: the volume's auth.allow, one address (or pattern) per line; "*" (the
+# default) admits every address. Fails when this node does not know the volume.
+gluster_allowed() {
+  gluster --mode=script volume get "$1" auth.allow | awk '$1 == "auth.allow" { print $2 }' | tr ',' '\n' | sed '/^$/d'
+}
+
+# gluster_clients VOLUME: the addresses with a client connected to any of the volume's bricks,
+# one per line, each once.
+gluster_clients() {
+  gluster --mode=script volume status "$1" clients 2>/dev/null |
+    awk '$1 ~ /^[0-9.]+:[0-9]+$/ { sub(/:[0-9]+$/, "", $1); print $1 }' | sort -u
+}
+
+# gluster_lock_allowed: hold a lock (fd 9, until the script ends) so that the steps of several
+# nodes change auth.allow one after the other on this node, each reading what the last wrote.
+gluster_lock_allowed() {
+  exec 9>/run/swarmcloud-gluster-allow.lock
+  flock -w 120 9 || fatal "another change of auth.allow on $(hostname) did not end within 120 s"
+}

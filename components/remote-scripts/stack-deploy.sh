@@ -9,8 +9,13 @@
 #   RESOLVE_IMAGE  always | changed | never: ask a registry for image digests (default always)
 #   stdin          one `name=base64(value)` line per Docker secret; each is created if missing.
 #                  Secrets are immutable, so a new value comes with a new (versioned) name.
+#                  `env:NAME=base64(value)` lines: deploy variables, exported to `docker stack
+#                  deploy` alone, which fills in the compose file's `${NAME}` with them.
 #   SERVICES       "<name> replicated <n>" / "<name> global" lines, SECRETS the secrets' names:
 #                  the state stack-deploy-read.sh checks (not used here)
+#   CLOSED_COMPOSE (context, optional) the compose text with no port published, deployed instead
+#                  of COMPOSE until the Docker config <STACK>-opened exists: an app set up from
+#                  inside the swarm before anyone reaches it (ghost-setup.sh makes the config)
 set -euo pipefail
 
 : "${STACK:?STACK is not set}"
@@ -23,12 +28,23 @@ NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
 command -v docker >/dev/null 2>&1 || fatal "docker is not installed on this node"
 require_manager "stacks deploy from a manager"
 
-# 1. Secrets, from stdin. Never echoed: only names are logged.
+# 1. Secrets and deploy variables, from stdin. Never echoed: only names are logged.
 wanted=()
 while IFS= read -r line || [ -n "$line" ]; do
   [ -n "$line" ] || continue
   name=${line%%=*}
-  if [ "$name" = "$line" ] || ! printf '%s\n' "$name" | grep -qxE '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}'; then
+  case "$name" in
+    env:*)
+      name=${name#env:}
+      printf '%s\n' "$name" | grep -qxE '[A-Z][A-Z0-9_]{0,63}' || fatal "stdin: a deploy variable line is not env:NAME=BASE64"
+      value=$(printf '%s' "${line#*=}" | base64 -d) || fatal "stdin: deploy variable $name is not base64"
+      export "$name=$value"
+      continue
+      ;;
+  esac
+  # A line without "=" may be a bare value: it is never shown.
+  [ "$name" != "$line" ] || fatal "stdin: a secret line is not NAME=BASE64 (it has no =)"
+  if ! printf '%s\n' "$name" | grep -qxE '[A-Za-z0-9][A-Za-z0-9_.-]{0,63}'; then
     fatal "stdin: a secret line is not NAME=BASE64 (name ${name:0:64})"
   fi
   wanted+=("$name")
@@ -43,9 +59,14 @@ while IFS= read -r line || [ -n "$line" ]; do
   fi
 done
 
-# 2. The stack itself.
+# 2. The stack itself; held closed (no published port) until its setup has opened it.
+text=$COMPOSE
+if [ -n "${CLOSED_COMPOSE:-}" ] && ! docker config inspect "$STACK-opened" >/dev/null 2>&1; then
+  info "stack $STACK is not set up yet: deployed without published ports"
+  text=$CLOSED_COMPOSE
+fi
 info "docker stack deploy $STACK"
-printf '%s\n' "$COMPOSE" |
+printf '%s\n' "$text" |
   docker stack deploy --prune --with-registry-auth --resolve-image "$RESOLVE_IMAGE" -c - "$STACK" >&2
 
 # 3. Wait until every service runs all its replicas (global services: one per eligible node)

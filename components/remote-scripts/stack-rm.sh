@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# swarmcloud: remove a Docker stack, its networks and its secrets
+# swarmcloud: remove a Docker stack, its networks, its secrets and configs
 #
 # Runs on a swarm manager (exit 75 sends it to the next one). Tolerates a stack (or a whole
 # swarm) that is already gone.
@@ -54,11 +54,15 @@ while [ -n "$(leftovers)" ]; do
   fi
 done
 
-# The secrets the deploy script made for this stack (every version).
+# The secrets the deploy script made for this stack (every version), and the config that marks
+# it opened (ghost-setup.sh): a stack deployed afresh is held closed until set up again.
 for secret in $(docker secret ls -q --filter "label=$OWNER_LABEL"); do
   until docker secret rm "$secret" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || fatal "could not remove secret $secret"
     sleep 2
   done
+done
+for config in $(docker config ls -q --filter "label=$OWNER_LABEL"); do
+  docker config rm "$config" >/dev/null 2>&1 || info "could not remove config $config"
 done
 info "stack $STACK removed"

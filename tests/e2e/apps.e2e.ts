@@ -5,13 +5,26 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { createPost, homeStatus, readPage, readPost, render, setupGhost, GhostKeys } from "./ghost";
+import {
+  createPost,
+  GhostKeys,
+  homeStatus,
+  ownerFrom,
+  ownerKeys,
+  readPage,
+  readPost,
+  render,
+  SetupWatch,
+  watchGhostSetup,
+} from "./ghost";
 import {
   changes,
   handingOff,
   inventory,
   Inventory,
   lab,
+  LAB_DIR,
+  LAB_OWNER,
   LAB_PASSWORDS,
   labConfig,
   LabNode,
@@ -83,14 +96,31 @@ afterAll(() => {
   if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
 }, 900_000);
 
+/** What a watch of Ghost's setup route saw during the first up (see the next test). */
+let firstUpWatch: SetupWatch;
+
 test("pulumi up deploys Portainer and Ghost + database on the swarm, storage on Gluster", () => {
-  const { seconds } = cli.up();
+  // Anyone on the network probing Ghost's setup route on every node while the first up runs.
+  const watch = watchGhostSetup(
+    inv.nodes.map((n) => n.address),
+    2368,
+  );
+  let seconds: number;
+  try {
+    ({ seconds } = cli.up());
+  } finally {
+    firstUpWatch = watch.stop();
+  }
   report.set("upSeconds", seconds);
+  report.set("ghostSetupWatch", { ...firstUpWatch, exposed: firstUpWatch.exposed.length });
+  // For the security suite's table (it attaches to this cluster in CI).
+  fs.writeFileSync(path.join(LAB_DIR, "ghost-first-up.json"), JSON.stringify(firstUpWatch, null, 2));
   const outputs = cli.outputs();
   expect(outputs.ghostUrl).toBe(`http://${inv.nodes[0]!.address}:2368`);
   expect(outputs.ghostAdminUrl).toBe(`http://${inv.nodes[0]!.address}:2368/ghost/`);
   expect(outputs.portainerUrl).toBe(`https://${inv.nodes[0]!.address}:9443`);
   expect(outputs.portainerAdminPassword).toBe(LAB_PASSWORDS.portainerAdminPassword);
+  expect(ownerFrom(outputs)).toEqual({ email: LAB_OWNER.email, password: LAB_PASSWORDS.ghostOwnerPassword });
   const services = onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}' | sort");
   expect(services.split("\n")).toEqual(
     expect.arrayContaining([expect.stringMatching(/^ghost_db 1\/1/), expect.stringMatching(/^ghost_ghost 1\/1/)]),
@@ -100,12 +130,20 @@ test("pulumi up deploys Portainer and Ghost + database on the swarm, storage on 
   expect(onNode(inv.nodes[4]!, "ls /mnt/swarmcloud/ghost/content")).toMatch(/data|images|themes/);
 });
 
+test("Ghost was never reachable without its owner: during the first up no node's setup route said 'not set up'", () => {
+  expect(firstUpWatch.probes).toBeGreaterThan(0);
+  expect(firstUpWatch.exposed).toEqual([]);
+  // It did answer in the end, owned.
+  expect(firstUpWatch.firstOwned).toBeDefined();
+});
+
 test("Ghost answers 200; a post made through the Admin API reads back through the Content API and renders in Chromium", async () => {
   const node = await waitFor("a running Ghost task", 300, () => runningOn("ghost_ghost")[0]);
   const base = ghostBase(node);
   await waitFor("Ghost's home page", 300, async () => (await homeStatus(base)) === 200);
   expect(await homeStatus(base)).toBe(200);
-  keys = await setupGhost(base);
+  // The owner the program set up, logging in with the password the stack exports.
+  keys = await ownerKeys(base, ownerFrom(cli.outputs()));
   slug = await createPost(base, keys, TITLE, "<p>Written through the Admin API, stored on GlusterFS.</p>");
   const post = await readPost(base, keys, slug);
   expect(post?.title).toBe(TITLE);

@@ -156,6 +156,14 @@ test("a second pulumi up changes nothing and runs nothing on any node", () => {
   expect(after).toEqual(before);
 });
 
+/** The volume's auth.allow (the addresses whose clients its bricks accept), sorted. */
+function allowedAddresses(): string[] {
+  const line = onNode(node("manager-1"), "gluster --mode=script volume get swarmcloud auth.allow")
+    .split("\n")
+    .find((l) => l.startsWith("auth.allow"));
+  return (line?.split(/\s+/)[1] ?? "").split(",").sort();
+}
+
 test("adding a sixth node touches only that node, and removing it makes it leave", () => {
   lab("add", "worker-3", "worker");
   inv = inventory();
@@ -170,6 +178,8 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   report.set("addNodeSeconds", seconds);
   expect(swarmNodes().find((l) => l.hostname === "worker-3")?.status).toBe("Ready");
   expect(onNode(node("worker-3"), "cat /mnt/swarmcloud/e2e-probe.txt")).toMatch(/^written-/);
+  // auth.allow follows the nodes: the new one's address in, and no other.
+  expect(allowedAddresses()).toEqual(inv.nodes.map((n) => n.address).sort());
 
   const without = inv.nodes.filter((n) => n.name !== "worker-3");
   configure(without);
@@ -177,6 +187,7 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   report.set("removeNodeSeconds", removed.seconds);
   expect(swarmNodes().map((l) => l.hostname)).not.toContain("worker-3");
   expect(onNode(node("worker-3"), "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("inactive");
+  expect(allowedAddresses()).toEqual(without.map((n) => n.address).sort());
   lab("rm", "worker-3");
   inv = inventory();
 });

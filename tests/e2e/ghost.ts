@@ -1,8 +1,9 @@
 /**
- * Talking to a real Ghost: owner setup, a session, an integration (Admin + Content API keys),
+ * Talking to a real Ghost: the owner the program set up (a session), an integration (Admin + Content API keys),
  * posts through the Admin API (HS256 JWT), reads through the Content API, and what headless
  * Chromium renders.
  */
+import { spawn } from "child_process";
 import { createHmac } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -54,25 +55,54 @@ export async function homeStatus(base: string): Promise<number> {
   }
 }
 
-/** Owner setup (first run), a session, and an integration whose keys the tests use. */
-export async function setupGhost(base: string): Promise<GhostKeys> {
-  const owner = {
-    name: "Lab Owner",
-    email: "owner@swarmcloud.test",
-    password: "Vq8#tundra-Kestrel-5512",
-    blogTitle: "swarmcloud lab",
-  };
-  const setup = await call(base, "POST", "/ghost/api/admin/authentication/setup/", { setup: [owner] });
-  if (setup.status !== 201 && setup.status !== 403) {
-    throw new Error(`ghost setup answered ${setup.status}: ${JSON.stringify(setup.json)}`);
+/** Ghost's owner as the program set it up: the login e-mail and password (stack outputs). */
+export interface GhostOwner {
+  email: string;
+  password: string;
+}
+
+/** The owner from the stack's outputs (`ghostOwnerEmail`, `ghostOwnerPassword`, shown with --show-secrets). */
+export function ownerFrom(outputs: Record<string, unknown>): GhostOwner {
+  const email = outputs.ghostOwnerEmail;
+  const password = outputs.ghostOwnerPassword;
+  if (typeof email !== "string" || typeof password !== "string") {
+    throw new Error("the stack has no ghostOwnerEmail / ghostOwnerPassword outputs: is Ghost enabled?");
   }
+  return { email, password };
+}
+
+/** Whether Ghost says it is set up (GET .../authentication/setup/): true, false, or the HTTP status. */
+export async function setupStatus(base: string): Promise<boolean | number> {
+  const r = await call(base, "GET", "/ghost/api/admin/authentication/setup/");
+  return r.status === 200 ? Boolean(r.json?.setup?.[0]?.status) : r.status;
+}
+
+/** What a stranger gets trying to make themselves the owner: the HTTP status (Ghost set up: 403). */
+export async function strangerSetup(base: string): Promise<number> {
+  const stranger = { name: "Mallory", email: "mallory@example.net", password: "Stolen-blog-0123", blogTitle: "mine" };
+  return (await call(base, "POST", "/ghost/api/admin/authentication/setup/", { setup: [stranger] })).status;
+}
+
+/** A staff session (`POST /ghost/api/admin/session/`): the cookie, or the HTTP status Ghost refused it with. */
+export async function ownerSession(base: string, owner: GhostOwner): Promise<{ cookie?: string; status: number }> {
   const session = await call(base, "POST", "/ghost/api/admin/session/", {
     username: owner.email,
     password: owner.password,
   });
-  if (session.status >= 300)
-    throw new Error(`ghost session answered ${session.status}: ${JSON.stringify(session.json)}`);
-  const cookie = (session.headers.get("set-cookie") ?? "").split(";")[0]!;
+  if (session.status >= 300) return { status: session.status };
+  return { cookie: (session.headers.get("set-cookie") ?? "").split(";")[0]!, status: session.status };
+}
+
+/**
+ * The owner the program set up (no setup here: the deploy did it before Ghost's port opened),
+ * logged in, and an integration whose keys the tests use.
+ */
+export async function ownerKeys(base: string, owner: GhostOwner): Promise<GhostKeys> {
+  const status = await setupStatus(base);
+  if (status !== true) throw new Error(`Ghost is not set up after pulumi up (setup route: ${status})`);
+  const session = await ownerSession(base, owner);
+  if (session.cookie === undefined) throw new Error(`ghost session answered ${session.status} for the owner`);
+  const cookie = session.cookie;
   const created = await call(
     base,
     "POST",
@@ -165,4 +195,63 @@ export function render(url: string, screenshot: string): { dom: string; screensh
   } finally {
     fs.rmSync(profile, { recursive: true, force: true });
   }
+}
+
+/** What a watch of Ghost's setup route saw during an update (see `watchGhostSetup`). */
+export interface SetupWatch {
+  /** Probes sent (every node, every 0.5 s). */
+  probes: number;
+  /** Probes no Ghost answered (connection refused or timed out): the port was closed there. */
+  closed: number;
+  /** Answers "set up: false": an unowned setup page anyone on the network could have taken. */
+  exposed: { t: number; address: string }[];
+  /** When the first answer came that said "set up: true" (ms since the epoch), if one did. */
+  firstOwned?: number;
+}
+
+/**
+ * Watches Ghost's setup route on every address (port `port`) from a process of its own (`pulumi
+ * up` blocks this one), every 0.5 s, until `stop`: whether anyone on the network could have seen
+ * Ghost without its owner while the update ran.
+ */
+export function watchGhostSetup(addresses: string[], port: number): { stop: () => SetupWatch } {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-ghost-watch-")), "probes.jsonl");
+  const probe = `
+const http = require("http"), fs = require("fs");
+const [file, port, ...addrs] = process.argv.slice(1);
+const route = "/ghost/api/admin/authentication/setup/";
+const probe = (a) => new Promise((done) => {
+  const req = http.get({ host: a, port: Number(port), path: route, timeout: 2000 }, (res) => {
+    let t = "";
+    res.on("data", (d) => (t += d));
+    res.on("end", () => { let s; try { s = JSON.parse(t).setup[0].status; } catch (_) {} done({ status: res.statusCode, setUp: s }); });
+  });
+  req.on("error", (e) => done({ error: e.code || e.message })).on("timeout", () => req.destroy(new Error("timeout")));
+});
+(async () => { for (;;) {
+  for (const a of addrs) fs.appendFileSync(file, JSON.stringify({ t: Date.now(), address: a, ...(await probe(a)) }) + "\\n");
+  await new Promise((r) => setTimeout(r, 500));
+} })();`;
+  const child = spawn("node", ["-e", probe, file, String(port), ...addresses], { stdio: "ignore" });
+  return {
+    stop: () => {
+      child.kill();
+      const lines = fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean) : [];
+      type Probe = { t: number; address: string; error?: string; setUp?: boolean };
+      // A line being written as the watcher stopped is left out.
+      const probes = lines.flatMap((l): Probe[] => {
+        try {
+          return [JSON.parse(l) as Probe];
+        } catch {
+          return [];
+        }
+      });
+      return {
+        probes: probes.length,
+        closed: probes.filter((p) => p.error !== undefined).length,
+        exposed: probes.filter((p) => p.setUp === false).map(({ t, address }) => ({ t, address })),
+        firstOwned: probes.find((p) => p.setUp === true)?.t,
+      };
+    },
+  };
 }

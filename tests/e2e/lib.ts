@@ -298,6 +298,7 @@ export function labConfig(
           image: LAB_IMAGES.ghost,
           dbImage: LAB_IMAGES.db,
           replicas: opts.ghostReplicas ?? 1,
+          owner: LAB_OWNER,
           ...networking,
         }
       : { enabled: false },
@@ -307,11 +308,16 @@ export function labConfig(
   };
 }
 
+/** Ghost's owner in the lab (swarmcloud:ghost.owner); the program sets it up, the suites log in as it. */
+export const LAB_OWNER = { name: "Lab Owner", email: "owner@swarmcloud.test", blogTitle: "swarmcloud lab" };
+
 /** Lab passwords, given as config secrets (the random provider's plugin cannot be built here). */
 export const LAB_PASSWORDS = {
   ghostDbPassword: `ghost-db-${process.pid}-Xq7`,
   dbRootPassword: `db-root-${process.pid}-Zr4`,
   portainerAdminPassword: `portainer-${process.pid}-Wm9`,
+  // Ghost takes 10 characters or more, not a common word.
+  ghostOwnerPassword: `Owner-${process.pid}-Vq8-tundra`,
 };
 
 /** Polls `probe` (sync or async) every 500 ms until it returns a value other than undefined/false. */

@@ -149,10 +149,14 @@ test("pi with a key (and the passwords: no random provider here): the program pl
     "swarmcloud:ghostDbPassword": "preview-ghost-db",
     "swarmcloud:dbRootPassword": "preview-db-root",
     "swarmcloud:portainerAdminPassword": "preview-portainer",
+    "swarmcloud:ghostOwnerPassword": "preview-ghost-owner",
   });
   for (const n of ["pinode01", "pinode02", "pinode03", "pinode04"])
     expect(text).toContain(`swarmcloud:host:DockerHost pi-${n}`);
   expect(text).toContain("swarmcloud:stack:SwarmStack pi-ghost");
+  // Ghost's owner set up by a step of its own; Portainer's agent secret made by the program.
+  expect(text).toContain("swarmcloud:RemoteScript pi-ghost-setup");
+  expect(text).toContain("swarmcloud:GeneratedSecret pi-portainer-agent-secret");
   expect(text).toMatch(/\+ \d+ to create/);
   expect(code).toBe(0);
 });

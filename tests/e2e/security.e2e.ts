@@ -7,11 +7,27 @@
  * deploys the same cluster itself (3 managers, 2 workers, Ghost and Portainer, lab images). With
  * the variable it hands the cluster on in turn (to the drift suite, in CI) rather than destroying it.
  *
- * So far: a node whose SSH host key was replaced (a reinstall, or another machine answering on
- * its address). `pulumi up` must refuse it before login, naming the node and both fingerprints,
- * with trust on first use and with pinned keys, and the node's sshd must log no accepted login;
- * a legitimately changed key is then accepted the way the error says.
+ * The attacks, each a describe below:
+ * - a node whose SSH host key was replaced (a reinstall, or another machine answering on its
+ *   address): `pulumi up` must refuse it before login, naming the node and both fingerprints,
+ *   with trust on first use and with pinned keys, and the node's sshd must log no accepted
+ *   login; a legitimately changed key is then accepted the way the error says;
+ * - Ghost's setup route: never open without an owner during the first up (watched from outside
+ *   on every node), refused to a stranger after it; the owner logs in with the output password;
+ * - the cluster's control ports: a container on a node (a plain `docker run`, and the Ghost task
+ *   on the overlay network) connects to Swarm's 2377, glusterd's 24007 and a brick's port of
+ *   another node and of its own: refused; the node itself gets through;
+ * - the Gluster volume mounted from a machine on the network that is not a node: refused
+ *   (auth.allow lists the node addresses, exactly);
+ * - Portainer's agents: a container attached to their network: refused; a request without the
+ *   agent secret, or signed with another: refused; the server (AGENT_SECRET) is served;
+ * - every secret (passwords, tokens, the SSH key, the owner password, the agent secret) looked
+ *   for in `pulumi stack export`, `pulumi preview --diff`, the up's output, `docker service
+ *   inspect` and `ps` on every node while a deploy runs the app stacks and Ghost's setup again.
  */
+import * as fs from "fs";
+import * as path from "path";
+import { ownerFrom, ownerSession, setupStatus, SetupWatch, strangerSetup, watchGhostSetup } from "./ghost";
 import {
   changes,
   engineBin,
@@ -19,6 +35,8 @@ import {
   inventory,
   Inventory,
   lab,
+  LAB_DIR,
+  LAB_IMAGES,
   labConfig,
   LabHandoff,
   LabNode,
@@ -27,8 +45,10 @@ import {
   PulumiCli,
   readHandoff,
   Report,
+  runOnNode,
   sh,
   sshLog,
+  waitFor,
   writeHandoff,
 } from "./lib";
 
@@ -36,6 +56,9 @@ const report = new Report("security");
 const table: { attack: string; expected: string; seen: string }[] = [];
 let cli: PulumiCli;
 let attached: LabHandoff | undefined;
+
+/** What watchGhostSetup saw during the cluster's first up (written by the suite that made it). */
+const FIRST_UP_WATCH = path.join(LAB_DIR, "ghost-first-up.json");
 
 /** The first manager: every manager-side step (swarm membership, labels) runs there first. */
 const VICTIM = "manager-1";
@@ -119,7 +142,17 @@ beforeAll(() => {
   } else {
     ({ cli } = prepareAppsLab("lab-security", report));
     report.set("cluster", "deployed by this suite");
-    report.set("upSeconds", cli.up().seconds);
+    // Ghost's setup route watched from outside while the first up runs (the apps suite does the
+    // same when it deploys the cluster and hands it on).
+    const watch = watchGhostSetup(
+      inventory().nodes.map((n) => n.address),
+      2368,
+    );
+    try {
+      report.set("upSeconds", cli.up().seconds);
+    } finally {
+      fs.writeFileSync(FIRST_UP_WATCH, JSON.stringify(watch.stop(), null, 2));
+    }
   }
 }, 3600_000);
 
@@ -249,3 +282,333 @@ describe("a node whose SSH host key was replaced", () => {
 function pinnedAsBefore(victimKey: string): LabNode[] {
   return inventory().nodes.map((n) => (n.name === VICTIM ? { ...n, hostKey: victimKey } : n));
 }
+
+// ------------------------------------------------------------------------------------------
+// Helpers of the rows below
+
+/** The running task of a service: its node, and its container there. */
+function taskOf(service: string): { node: LabNode; container: string } | undefined {
+  const manager = node(VICTIM);
+  const where = onNode(
+    manager,
+    `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`,
+  )
+    .split("\n")
+    .find((l) => / Running /.test(` ${l} `));
+  if (where === undefined) return undefined;
+  const n = node(where.split(" ")[0]!);
+  const container = onNode(n, `docker ps -q --filter label=com.docker.swarm.service.name=${service} | head -n 1`);
+  return container === "" ? undefined : { node: n, container };
+}
+
+/** bash on a node (or in a container there) that tries each `address:port` and prints `address:port open|refused|timeout`. */
+const PROBE_SH = [
+  'for target in "$@"; do',
+  '  if timeout 5 bash -c "exec 3<>/dev/tcp/${target%:*}/${target##*:}" 2>/dev/null; then r=open',
+  "  else case $? in 124) r=timeout ;; *) r=refused ;; esac; fi",
+  '  echo "$target $r"',
+  "done",
+].join("\n");
+
+/** The same in node (the Ghost task's image has node, not bash's /dev/tcp necessarily). */
+const PROBE_JS =
+  "const net=require('net');(async()=>{for(const t of process.argv.slice(1)){const [h,p]=t.split(':');" +
+  "const r=await new Promise(ok=>{const s=net.connect({host:h,port:+p,timeout:5000},()=>{s.destroy();ok('open')});" +
+  "s.on('error',e=>ok(e.code==='ECONNREFUSED'?'refused':e.code));s.on('timeout',()=>{s.destroy();ok('timeout')})});" +
+  "console.log(t+' '+r)}})()";
+
+/** `address:port result` lines as a map. */
+function probeResults(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .trim()
+      .split("\n")
+      .filter((l) => /^\S+:\d+ \S+$/.test(l))
+      .map((l) => l.split(" ") as [string, string]),
+  );
+}
+
+/** The port of each brick of the volume, by its node's address, as glusterd on the first manager lists them. */
+function brickPorts(): Record<string, string> {
+  const status = onNode(node(VICTIM), "gluster --mode=script volume status swarmcloud");
+  return Object.fromEntries(
+    [...status.matchAll(/^Brick ([0-9.]+):\S+\s+(\d+)\s/gm)].map((m) => [m[1]!, m[2]!] as [string, string]),
+  );
+}
+
+/** The cluster's control ports a node listens on: glusterd's, Swarm's (a manager), its brick's (a brick node). */
+function controlPorts(n: LabNode, bricks: Record<string, string>): string[] {
+  return [
+    `${n.address}:24007`,
+    ...(n.role === "manager" ? [`${n.address}:2377`] : []),
+    ...(bricks[n.address] ? [`${n.address}:${bricks[n.address]}`] : []),
+  ];
+}
+
+describe("Ghost owned from the start", () => {
+  test("the setup route: never open without an owner during the first up; after it a stranger is refused, the owner logs in with the output password", async () => {
+    const watch = fs.existsSync(FIRST_UP_WATCH)
+      ? (JSON.parse(fs.readFileSync(FIRST_UP_WATCH, "utf8")) as SetupWatch)
+      : undefined;
+    const owner = ownerFrom(cli.outputs());
+    const task = await waitFor("a running Ghost task", 120, () => taskOf("ghost_ghost"));
+    const base = `http://${task.node.address}:2368`;
+    const status = await setupStatus(base);
+    const stranger = await strangerSetup(base);
+    const wrong = await ownerSession(base, { ...owner, password: `${owner.password}-not-it` });
+    const login = await ownerSession(base, owner);
+    report.set("ghostOwner", { firstUpWatch: watch, status, stranger, wrong: wrong.status, login: login.status });
+    expect(status).toBe(true);
+    expect(stranger).toBe(403);
+    expect(wrong.cookie).toBeUndefined();
+    expect(login.cookie).toMatch(/^ghost-admin-api-session=/);
+    if (watch !== undefined) {
+      expect(watch.exposed).toEqual([]);
+      expect(watch.firstOwned).toBeDefined();
+    }
+    table.push({
+      attack: "Ghost's setup route, during and after the first up",
+      expected: "never 'not set up'; stranger's setup 403; owner logs in",
+      seen:
+        (watch ? `${watch.exposed.length} of ${watch.probes} probes unowned; ` : "first up not watched; ") +
+        `setup ${stranger}; wrong password ${wrong.status}; owner ${login.status}`,
+    });
+  });
+});
+
+describe("the cluster's control ports, from containers", () => {
+  test("a container on a node (docker run, and the Ghost task) connects to 2377, 24007 and a brick of another node and its own: refused; the node itself gets through", async () => {
+    const bricks = brickPorts();
+    // From a worker's plain container (docker0), and from the Ghost task (an overlay network,
+    // out through docker_gwbridge), to what another node and their own node listen on.
+    const ghost = await waitFor("a running Ghost task", 120, () => taskOf("ghost_ghost"));
+    const from = node(WORKER);
+    const otherOf = (n: LabNode) => (n.name === VICTIM ? node("manager-2") : node(VICTIM));
+    const targets = [...controlPorts(otherOf(from), bricks), ...controlPorts(from, bricks)];
+    const ghostTargets = [...controlPorts(otherOf(ghost.node), bricks), ...controlPorts(ghost.node, bricks)];
+    const onHost = (n: LabNode, t: string[]) => probeResults(runOnNode(n, `set -- ${t.join(" ")}\n${PROBE_SH}`).stdout);
+    const seen = {
+      node: onHost(from, targets),
+      ghostNode: onHost(ghost.node, ghostTargets),
+      container: probeResults(
+        runOnNode(
+          from,
+          `docker run --rm -i --entrypoint bash ${LAB_IMAGES.portainer} -s -- ${targets.join(" ")} <<'PROBE'\n${PROBE_SH}\nPROBE`,
+        ).stdout,
+      ),
+      ghost: probeResults(
+        runOnNode(
+          ghost.node,
+          `docker exec ${ghost.container} node -e ${JSON.stringify(PROBE_JS)} ${ghostTargets.join(" ")}`,
+        ).stdout,
+      ),
+    };
+    report.set("controlPorts", { from: from.name, ghostOn: ghost.node.name, targets, ghostTargets, seen });
+    const all = (t: string[], r: string) => Object.fromEntries(t.map((x) => [x, r]));
+    // The nodes reach each other (and themselves); their containers reach neither.
+    expect(seen.node).toEqual(all(targets, "open"));
+    expect(seen.ghostNode).toEqual(all(ghostTargets, "open"));
+    expect(seen.container).toEqual(all(targets, "refused"));
+    expect(seen.ghost).toEqual(all(ghostTargets, "refused"));
+    const refused = (m: Record<string, string>) => Object.values(m).filter((r) => r === "refused").length;
+    table.push({
+      attack: `containers on ${from.name} and ${ghost.node.name} (Ghost task) to 2377, 24007, bricks of nodes`,
+      expected: "refused; the nodes themselves get through",
+      seen:
+        `docker run ${refused(seen.container)}/${targets.length}, Ghost ${refused(seen.ghost)}/${ghostTargets.length} refused; ` +
+        `nodes ${Object.values({ ...seen.node, ...seen.ghostNode }).filter((r) => r === "open").length} open`,
+    });
+  });
+});
+
+describe("the Gluster volume, from a stranger", () => {
+  test("a machine on the lab network that is not a node mounts the volume: refused; auth.allow lists exactly the node addresses", () => {
+    const allowed = onNode(node(VICTIM), "gluster --mode=script volume get swarmcloud auth.allow")
+      .split("\n")
+      .find((l) => l.startsWith("auth.allow"))!
+      .split(/\s+/)[1]!
+      .split(",")
+      .sort();
+    const mount = [
+      "mkdir -p /mnt/stolen",
+      `timeout 60 mount -t glusterfs -o log-file=/tmp/mount.log ${node(VICTIM).address}:/swarmcloud /mnt/stolen; echo "mount=$?"`,
+      "grep -m 3 -iE 'auth|reject|denied|permission' /tmp/mount.log || true",
+      'echo "files=$(ls /mnt/stolen 2>/dev/null | wc -l)"',
+    ].join("\n");
+    const out = lab("stranger", mount);
+    const code = /^mount=(\d+)$/m.exec(out)?.[1];
+    const files = /^files=(\d+)$/m.exec(out)?.[1];
+    const why = out.split("\n").find((l) => /auth|reject|denied|permission/i.test(l)) ?? "";
+    report.set("strangerMount", { allowed, out });
+    expect(allowed).toEqual(
+      inventory()
+        .nodes.map((n) => n.address)
+        .sort(),
+    );
+    // Nothing of the volume (its root holds the apps' folders) is seen, and the bricks said why.
+    expect(files).toBe("0");
+    expect(why).not.toBe("");
+    table.push({
+      attack: "a machine on the network, not a node, mounts the volume",
+      expected: "refused (auth.allow = the node addresses)",
+      seen: `mount exit ${code}; ${why.replace(/^\[[^\]]*\]\s*/, "").slice(0, 60) || "no log line"}; ${allowed.length} addresses allowed`,
+    });
+  });
+});
+
+describe("Portainer's agents", () => {
+  test("a container attached to the agents' network: refused", () => {
+    const r = runOnNode(
+      node(VICTIM),
+      `docker run --rm --network portainer_agent_network --entrypoint true ${LAB_IMAGES.portainer}`,
+    );
+    const error = (r.stderr.split("\n").find((l) => /attach/i.test(l)) ?? r.stderr).trim();
+    report.set("agentNetworkAttach", { code: r.code, stderr: r.stderr });
+    expect(r.code).not.toBe(0);
+    expect(error).toMatch(/not manually attachable/);
+    table.push({
+      attack: "docker run --network portainer_agent_network",
+      expected: "refused (not attachable)",
+      seen: `exit ${r.code}: ${error.replace(/^.*desc = /, "")}`,
+    });
+  });
+
+  test("a request to the agents without the secret, or signed with another: refused; the server, with it, is served", async () => {
+    const server = await waitFor("a running Portainer task", 120, () => taskOf("portainer_portainer"));
+    const probe = (how: string) =>
+      probeResults(
+        onNode(
+          server.node,
+          `docker exec ${server.container} portainer-standin probe https://tasks.agent:9001/info ${how} | sed 's/ /:9001 /'`,
+        ),
+      );
+    const unsigned = probe("--no-signature");
+    const other = probe("--secret not-the-agent-secret");
+    const view = JSON.parse(sh("curl", ["-sk", `https://${server.node.address}:9443/api/standin/agents`]).stdout) as {
+      signedWithSecret: boolean;
+      agents: { address: string; authorized: boolean }[];
+    };
+    report.set("agentSecret", { unsigned, other, server: view });
+    const agents = inventory().nodes.length;
+    expect(Object.values(unsigned)).toEqual(Array(agents).fill("403"));
+    expect(Object.values(other)).toEqual(Array(agents).fill("403"));
+    expect(view.signedWithSecret).toBe(true);
+    expect(view.agents.map((a) => a.authorized)).toEqual(Array(agents).fill(true));
+    table.push({
+      attack: "requests to every agent without the secret / with another",
+      expected: "refused (403); the server's are served",
+      seen: `${Object.values(unsigned).filter((s) => s === "403").length}/${agents} and ${
+        Object.values(other).filter((s) => s === "403").length
+      }/${agents} refused; server ${view.agents.filter((a) => a.authorized).length}/${agents} served`,
+    });
+  });
+});
+
+describe("secrets in the places a user looks", () => {
+  /** Every secret of the stack, by name: outputs, tokens, the SSH key, the agent secret. */
+  /**
+   * A secret output as `stack export --show-secrets` writes it: the value itself, or (Pulumi's
+   * secret envelope) an object whose `plaintext` is the value as JSON.
+   */
+  function revealed(v: string | { plaintext?: string } | undefined): string {
+    if (typeof v === "string") return v;
+    return v?.plaintext === undefined ? "" : String(JSON.parse(v.plaintext));
+  }
+
+  function secrets(): Record<string, string> {
+    const out = cli.outputs() as Record<string, unknown> & { joinTokens: { worker: string } };
+    const exported = JSON.parse(cli.must(["stack", "export", "--show-secrets"])) as {
+      deployment: { resources?: { type: string; outputs?: { value?: string | { plaintext?: string } } }[] };
+    };
+    const agent = (exported.deployment.resources ?? []).find((r) => r.type.endsWith("swarmcloud:GeneratedSecret"));
+    const key = fs.readFileSync(inventory().privateKeyPath, "utf8").split("\n");
+    return {
+      ghostDbPassword: String(out.ghostDbPassword),
+      dbRootPassword: String(out.dbRootPassword),
+      portainerAdminPassword: String(out.portainerAdminPassword),
+      ghostOwnerPassword: String(out.ghostOwnerPassword),
+      workerToken: out.joinTokens.worker,
+      managerToken: onNode(node(VICTIM), "docker swarm join-token -q manager"),
+      portainerAgentSecret: revealed(agent?.outputs?.value),
+      // A line from the middle of the SSH private key's body.
+      sshPrivateKey: key[Math.floor(key.length / 2)] ?? "",
+    };
+  }
+
+  /** Starts, on every node, `ps` (and on the managers `docker service inspect` of every service) in a loop into a file. */
+  function startWatchers(): void {
+    for (const n of inventory().nodes) {
+      const inspect =
+        n.role === "manager" ? "docker service inspect $(docker service ls -q) 2>/dev/null || true; " : "";
+      runOnNode(
+        n,
+        `nohup bash -c 'while :; do ps -eww -o args; ${inspect}sleep 0.5; done' >/tmp/swarmcloud-watch.log 2>&1 </dev/null &\n` +
+          "echo $! >/tmp/swarmcloud-watch.pid",
+      );
+    }
+  }
+
+  /** Stops them; what each saw, by node. */
+  function stopWatchers(): Record<string, string> {
+    const seen: Record<string, string> = {};
+    for (const n of inventory().nodes) {
+      onNode(n, "kill $(cat /tmp/swarmcloud-watch.pid) 2>/dev/null || true");
+      seen[n.name] = onNode(
+        n,
+        "cat /tmp/swarmcloud-watch.log; rm -f /tmp/swarmcloud-watch.log /tmp/swarmcloud-watch.pid",
+      );
+    }
+    return seen;
+  }
+
+  test("every secret absent from the state, the preview diff, the up's output, docker service inspect and ps on every node during a deploy (one documented exception)", () => {
+    const values = secrets();
+    for (const [name, v] of Object.entries(values)) expect([name, v.length > 8]).toEqual([name, true]);
+    // A change that runs both stacks' deploys (secrets and the deploy variable on stdin) and
+    // Ghost's setup again (its one-shot service and temporary secret): every step with a secret.
+    const base = labConfig(inventory(), { apps: true });
+    cli.setConfig({ ...base, deployTimeout: Number(base.deployTimeout) + 1 });
+    const diff = cli.run(["preview", "--diff"]);
+    startWatchers();
+    let up: { output: string } | undefined;
+    let watched: Record<string, string> = {};
+    try {
+      up = cli.up();
+    } finally {
+      watched = stopWatchers();
+    }
+    const places: Record<string, string> = {
+      "pulumi stack export": cli.exportState(),
+      "pulumi preview --diff": diff.stdout + diff.stderr,
+      "pulumi up output": up!.output,
+      ...Object.fromEntries(Object.entries(watched).map(([n, text]) => [`ps / docker service inspect on ${n}`, text])),
+    };
+    const hits: string[] = [];
+    for (const [name, value] of Object.entries(values)) {
+      for (const [place, text] of Object.entries(places)) {
+        if (text.includes(value) || text.includes(Buffer.from(value).toString("base64")))
+          hits.push(`${name} in ${place}`);
+      }
+    }
+    // The one place a secret is expected: Portainer's server reads AGENT_SECRET from its
+    // environment only (no file, no flag: portainer/agent#127), so its service spec holds it,
+    // readable by whoever manages the swarm (root on every node already).
+    const expected = (h: string) => /^portainerAgentSecret in ps \/ docker service inspect on manager-\d+$/.test(h);
+    const agentInSpec = onNode(node(VICTIM), "docker service inspect portainer_portainer").includes(
+      values.portainerAgentSecret,
+    );
+    report.set("secretsLookedFor", Object.keys(values));
+    report.set("secretHits", hits);
+    expect(hits.filter((h) => !expected(h))).toEqual([]);
+    expect(agentInSpec).toBe(true);
+    // Back to the deployed config.
+    cli.setConfig(base);
+    cli.up();
+    expect(changes(cli.preview(["--expect-no-changes"]).steps)).toEqual([]);
+    table.push({
+      attack: `${Object.keys(values).length} secrets in export, preview --diff, up output, service inspect, ps during a deploy`,
+      expected: "absent; AGENT_SECRET only in Portainer's server spec",
+      seen: `${hits.filter((h) => !expected(h)).length} found; AGENT_SECRET in the server spec: ${agentInSpec ? "yes" : "no"}`,
+    });
+  });
+});

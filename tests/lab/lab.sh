@@ -25,6 +25,10 @@
 #                              node serves the new key, record it in the lab dir (so a restart
 #                              keeps it), rewrite the inventory; print the new key
 #   inventory                  rewrite the inventory from Docker state and print it
+#   stranger CMD...            run CMD (bash -c) in a throw-away container from the node image
+#                              on the lab network at .250: a machine on the cluster's network
+#                              that is not a node (FUSE allowed, so it can try a Gluster mount);
+#                              exits with CMD's code
 # NODE is a container name (lab-m1) or a cluster node name (manager-1).
 #
 # Addresses (network swarmcloud-lab, 172.31.250.0/24, gateway .1):
@@ -608,6 +612,18 @@ cmd_rekey() {
   printf '%s\n' "$new"
 }
 
+# The address of the stranger: on the lab network, outside the managers' and workers' ranges.
+readonly STRANGER_OCTET=250
+
+cmd_stranger() {
+  (($# >= 1)) || usage
+  require_engine
+  ensure_image
+  d run --rm --name "$PREFIX-stranger" --network "$NETWORK" --ip "$NET_PREFIX.$STRANGER_OCTET" \
+    --label "$LABEL=1" --cap-add SYS_ADMIN --device /dev/fuse --security-opt apparmor=unconfined \
+    --entrypoint bash "$IMAGE" -c "$*"
+}
+
 cmd_inventory() {
   require_engine
   write_inventory
@@ -650,6 +666,7 @@ main() {
     hostkey) cmd_hostkey "${args[@]}" ;;
     rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
+    stranger) cmd_stranger "${args[@]}" ;;
     *) usage ;;
   esac
 }

@@ -199,6 +199,29 @@ describe("GlusterVolume", () => {
     );
   });
 
+  test("each node's address is allowed (auth.allow) by its own step on the first brick node, before it mounts", () => {
+    for (const n of nodes) {
+      const allow = r(`t-gluster-${n.name}-allow`);
+      expect(allow.parent).toBe(urnOf("t-gluster"));
+      expect(allow.inputs.create).toBe(script("gluster-allow"));
+      expect(allow.inputs.delete).toBe(script("gluster-disallow"));
+      expect(allow.inputs.read).toBe(script("gluster-allow-read"));
+      // On the first brick node; the other brick nodes when it does not know the volume.
+      expect(allow.inputs.connection.host).toBe("10.0.0.11");
+      expect(allow.inputs.fallbackConnections.map((c: { host: string }) => c.host)).toEqual(["10.0.0.12", "10.0.0.13"]);
+      expect(allow.inputs.skipDeleteWhenUnreachable).toBe(true);
+      expect(env(`t-gluster-${n.name}-allow`)).toEqual({
+        NODE_NAME: n.name,
+        VOLUME: "swarmcloud",
+        ADDRESS: n.privateAddress,
+      });
+      // Every node's address is context: consulted, never a reason to run (a new node runs only its own step).
+      expect(allow.inputs.context.MEMBERS.split(" ")).toEqual(nodes.map((m) => m.privateAddress));
+      expect(allow.dependencies).toEqual([urnOf("t-gluster-volume")]);
+      expect(r(`t-gluster-${n.name}-mount`).dependencies).toContain(allow.urn);
+    }
+  });
+
   test("without application folders: mounts make none, and appPaths is empty", async () => {
     for (const n of nodes) expect(env(`t-bare-${n.name}-mount`).SUBDIRS).toBe("");
     expect(await valueOf(bare.appPaths)).toEqual({});
@@ -236,6 +259,7 @@ describe("refresh", () => {
       "t-gluster-volume": "gluster-volume-read",
       "t-gluster-shrink": "gluster-shrink-read",
       "t-gluster-worker-1-mount": "gluster-mount-read",
+      "t-gluster-worker-1-allow": "gluster-allow-read",
       "t-swarm-bootstrap": undefined,
       "t-swarm-worker-1-slot": undefined,
       "t-gluster-manager-1-brick": undefined,

@@ -48,6 +48,7 @@ const EXPECTED: Record<string, unknown> = {
   ghostDbPassword: "",
   dbRootPassword: "",
   portainerAdminPassword: "",
+  ghostOwnerPassword: "",
   local: DEFAULTS.local,
   vagrant: DEFAULTS.vagrant,
   digitalocean: DEFAULTS.digitalocean,

@@ -35,24 +35,26 @@ describe("the dnsrr/ingress rule in the config report", () => {
 describe("appPorts: the ports the apps publish", () => {
   const config = (raw: RawConfig) => parseConfig(raw, WITH_KEY).config;
 
-  test("Ghost's port and Portainer's HTTPS port by default, with the keys that set them", () => {
+  test("Ghost's port (for everyone) and Portainer's HTTPS port (for admins) by default, with the keys that set them", () => {
     expect(appPorts(config({}))).toEqual([
-      ["ghost.port", 2368],
-      ["portainer.httpsPort", 9443],
+      ["ghost.port", 2368, "public"],
+      ["portainer.httpsPort", 9443, "admin"],
     ]);
   });
 
   test("Portainer's HTTP port when set; nothing of a disabled app", () => {
     expect(appPorts(config({ portainer: { httpPort: 9000 } }))).toEqual([
-      ["ghost.port", 2368],
-      ["portainer.httpsPort", 9443],
-      ["portainer.httpPort", 9000],
+      ["ghost.port", 2368, "public"],
+      ["portainer.httpsPort", 9443, "admin"],
+      ["portainer.httpPort", 9000, "admin"],
     ]);
     expect(appPorts(config({ ghost: { enabled: false }, portainer: { httpPort: 9000 } }))).toEqual([
-      ["portainer.httpsPort", 9443],
-      ["portainer.httpPort", 9000],
+      ["portainer.httpsPort", 9443, "admin"],
+      ["portainer.httpPort", 9000, "admin"],
     ]);
-    expect(appPorts(config({ portainer: { enabled: false, httpPort: 9000 } }))).toEqual([["ghost.port", 2368]]);
+    expect(appPorts(config({ portainer: { enabled: false, httpPort: 9000 } }))).toEqual([
+      ["ghost.port", 2368, "public"],
+    ]);
   });
 
   test("the port check covers every app port: Portainer's HTTP port on Ghost's is refused", () => {

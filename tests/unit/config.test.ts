@@ -12,6 +12,7 @@ import {
   quorumTolerance,
   type ParseResult,
   type RawConfig,
+  volumeRenameProblem,
 } from "../../components/config";
 
 const NO_KEY = { sshPrivateKey: false };
@@ -628,5 +629,63 @@ describe("address helpers", () => {
     ["10.0.0.0/-1", false],
   ])("isCidr(%j) is %s", (value, expected) => {
     expect(isCidr(value)).toBe(expected);
+  });
+});
+
+describe("volumeRenameProblem: the volume's name is kept", () => {
+  test("no earlier name (first update, or a stack from before it was exported), or the same: fine", () => {
+    expect(volumeRenameProblem(undefined, "swarmcloud")).toBeUndefined();
+    expect(volumeRenameProblem("", "swarmcloud")).toBeUndefined();
+    expect(volumeRenameProblem("swarmcloud", "swarmcloud")).toBeUndefined();
+  });
+
+  test("another name: refused, naming both and the way back", () => {
+    expect(volumeRenameProblem("swarmcloud", "data")).toBe(
+      'swarmcloud:gluster.volume = "data": this stack\'s volume is "swarmcloud", and its bricks hold the ' +
+        "applications' data (the database, Ghost's content, Portainer's); a new name would make a new, empty volume " +
+        'and move those bricks aside. Set gluster.volume back to "swarmcloud". To start afresh under another name, ' +
+        "copy the data out, run pulumi destroy, then pulumi up with the new name.",
+    );
+  });
+});
+
+describe("the security settings", () => {
+  test("swarm.exportManagerToken is off unless set", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.swarm.exportManagerToken).toBe(false);
+    expect(
+      parseConfig({ swarm: { exportManagerToken: "true" } }, { sshPrivateKey: false }).config.swarm.exportManagerToken,
+    ).toBe(true);
+  });
+
+  test("ghost.owner: defaults, a partial object keeps the other defaults, bad values named", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.ghost.owner).toEqual({
+      name: "swarmcloud owner",
+      email: "owner@swarmcloud.local",
+      blogTitle: "swarmcloud",
+    });
+    const partial = parseConfig({ ghost: { owner: { email: "me@example.com" } } }, { sshPrivateKey: false });
+    expect(partial.errors).toEqual([]);
+    expect(partial.config.ghost.owner).toEqual({
+      name: "swarmcloud owner",
+      email: "me@example.com",
+      blogTitle: "swarmcloud",
+    });
+    const bad = parseConfig(
+      { ghost: { owner: { name: "x".repeat(192), email: "a@b", blogTitle: "line\nbreak" } } },
+      { sshPrivateKey: false },
+    );
+    expect(bad.errors).toEqual([
+      `swarmcloud:ghost.owner.name = "${"x".repeat(76)}...: must be at most 191 characters, without control characters`,
+      'swarmcloud:ghost.owner.blogTitle = "line\\nbreak": must be at most 150 characters, without control characters',
+      'swarmcloud:ghost.owner.email = "a@b": must be an e-mail address such as you@example.com (the owner\'s login)',
+    ]);
+  });
+
+  test("gluster.options may not set auth.allow: the program keeps it", () => {
+    expect(
+      parseConfig({ gluster: { options: { "auth.allow": "10.0.0.*" } } }, { sshPrivateKey: false }).errors,
+    ).toEqual([
+      'swarmcloud:gluster.options.auth.allow = "10.0.0.*": swarmcloud keeps auth.allow equal to the cluster\'s node addresses (README, "Security"); remove it',
+    ]);
   });
 });

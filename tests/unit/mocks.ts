@@ -125,6 +125,8 @@ function computed(args: pulumi.runtime.MockResourceArgs): Record<string, unknown
       return { result: `mock-password-${digest(name, 12)}` };
     case "pulumi-nodejs:dynamic/swarmcloud:GeneratedKey":
       return mockGeneratedKey(name);
+    case "pulumi-nodejs:dynamic/swarmcloud:GeneratedSecret":
+      return { value: mockGeneratedSecret(name) };
     case "command:local:Command":
     case "command:remote:Command":
       return { stdout: "", stderr: "" };
@@ -147,6 +149,11 @@ export function mockGeneratedKey(name: string): { privateKey: string; publicKey:
     publicKey: `ssh-ed25519 ${blob.toString("base64")}`,
     fingerprint,
   };
+}
+
+/** A GeneratedSecret's value, fixed per name: 64 hex characters. */
+export function mockGeneratedSecret(name: string): string {
+  return createHash("sha256").update(`secret:${name}`).digest("hex");
 }
 
 function idOf(args: pulumi.runtime.MockResourceArgs): string {

@@ -57,6 +57,21 @@ describe("firewall rules", () => {
     ]);
   });
 
+  it("opens the admin ports (Portainer's) to the admin CIDRs only, after SSH; with no admin CIDRs, to nobody", () => {
+    const admins = ["198.51.100.7/32", "203.0.113.0/28"];
+    expect(firewallInboundRules({ vpcCidr: "10.20.0.0/24", adminCidrs: admins }, [2368], 4789, [9443, 9000])).toEqual([
+      ...SWARM_AND_GLUSTER,
+      { protocol: "tcp", portRange: "22", sourceAddresses: admins },
+      { protocol: "tcp", portRange: "9000", sourceAddresses: admins },
+      { protocol: "tcp", portRange: "9443", sourceAddresses: admins },
+      { protocol: "tcp", portRange: "2368", sourceAddresses: ANY },
+    ]);
+    expect(firewallInboundRules({ vpcCidr: "10.20.0.0/24", adminCidrs: [] }, [2368], 4789, [9443])).toEqual([
+      ...SWARM_AND_GLUSTER,
+      { protocol: "tcp", portRange: "2368", sourceAddresses: ANY },
+    ]);
+  });
+
   it("uses the configured VXLAN data-path port", () => {
     const rules = firewallInboundRules({ vpcCidr: "10.1.0.0/16", adminCidrs: [] }, [], 4790);
     expect(rules.filter((r) => r.protocol === "udp")).toEqual([
@@ -86,7 +101,8 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
       settings: config.digitalocean,
       sshPublicKey: PUBLIC_KEY,
       sshPrivateKey: PRIVATE_KEY, // plain on purpose: the component must make it secret
-      publicPorts: [2368, 9443],
+      publicPorts: [2368],
+      adminPorts: [9443],
       dataPathPort: config.swarm.dataPathPort,
     });
     await settled();
@@ -147,8 +163,8 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
     expect(fw.inputs.inboundRules).toEqual([
       ...SWARM_AND_GLUSTER,
       { protocol: "tcp", portRange: "22", sourceAddresses: ["198.51.100.7/32", "203.0.113.0/28"] },
+      { protocol: "tcp", portRange: "9443", sourceAddresses: ["198.51.100.7/32", "203.0.113.0/28"] },
       { protocol: "tcp", portRange: "2368", sourceAddresses: ANY },
-      { protocol: "tcp", portRange: "9443", sourceAddresses: ANY },
     ]);
     expect(fw.inputs.outboundRules).toEqual([
       { protocol: "tcp", portRange: "1-65535", destinationAddresses: ANY },

@@ -12,8 +12,10 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { main, ProgramInputs } from "../../components/program";
+import { script } from "../../components/remote-scripts";
+import { GHOST_SETUP_CLIENT } from "../../compose/ghost";
 import { KEY_MARKER } from "../../components/nodes/vagrant";
-import { clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
+import { clearRecorded, mockGeneratedSecret, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
 
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -58,7 +60,7 @@ function inputsFor(
     config: { ...engineConfig(`Pulumi.${stack}.yaml`), ...extra.plain, ...extra.secret },
     isSecret: (key) => secretKeys.has(key),
     repoDir: REPO,
-    previousNodeList: async () => undefined,
+    previousOutput: async () => undefined,
   };
 }
 
@@ -199,10 +201,25 @@ const CASES: Case[] = [
         size: "s-2vcpu-2gb",
         image: "debian-12-x64",
       });
-      const open = named("digitalocean:index/firewall:Firewall", "do-firewall").inputs.inboundRules.map(
-        (r: { portRange?: string }) => r.portRange,
+      // The firewall plan of Pulumi.do.yaml: only Ghost's port open to the world; SSH and Portainer
+      // (root on every node) to adminCidrs only; swarm and Gluster inside the VPC only.
+      const rules = named("digitalocean:index/firewall:Firewall", "do-firewall").inputs.inboundRules as {
+        protocol: string;
+        portRange?: string;
+        sourceAddresses: string[];
+      }[];
+      const toWorld = rules.filter((r) => r.sourceAddresses.some((a) => a === "0.0.0.0/0" || a === "::/0"));
+      expect(toWorld.map((r) => `${r.protocol}/${r.portRange}`)).toEqual(["tcp/2368"]);
+      const toAdmins = rules.filter((r) => r.sourceAddresses.includes("203.0.113.7/32"));
+      expect(toAdmins.map((r) => [r.portRange, r.sourceAddresses])).toEqual([
+        ["22", ["203.0.113.7/32"]],
+        ["9443", ["203.0.113.7/32"]],
+      ]);
+      const rest = rules.filter((r) => !toWorld.includes(r) && !toAdmins.includes(r));
+      expect(rest.map((r) => `${r.protocol}/${r.portRange}`).sort()).toEqual(
+        ["tcp/2377", "tcp/7946", "udp/7946", "udp/4789", "tcp/24007-24008", "tcp/49152-49251"].sort(),
       );
-      expect(open).toEqual(expect.arrayContaining(["2368", "9443"]));
+      for (const r of rest) expect(r.sourceAddresses).toEqual(["10.20.0.0/24"]);
     },
   },
 ];
@@ -280,7 +297,59 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
     expect(yaml.load(compose)).toMatchObject({
       services: { ghost: { environment: { url: `http://${entry()}:2368` } } },
     });
-    expect(typeCounts()["random:index/randomPassword:RandomPassword"]).toBe(3);
+    expect(typeCounts()["random:index/randomPassword:RandomPassword"]).toBe(4);
+  });
+
+  test("Ghost's owner: set up from a manager after the deploy, the password on stdin only; the first deploy publishes no port", () => {
+    const deploy = named(REMOTE_SCRIPT, `${c.stack}-ghost-deploy`);
+    const setup = named(REMOTE_SCRIPT, `${c.stack}-ghost-setup`);
+    expect(setup.parent).toBe(named("swarmcloud:stack:SwarmStack", `${c.stack}-ghost`).urn);
+    expect(setup.dependencies).toContain(deploy.urn);
+    expect(setup.inputs.connection.host).toBe(c.address(managers()[0]!));
+    expect(setup.inputs.fallbackConnections.map((f: { host: string }) => f.host)).toEqual(
+      managers().slice(1).map(c.address),
+    );
+    expect(setup.inputs.create).toBe(script("ghost-setup"));
+    expect(setup.inputs.read).toBe(script("ghost-setup-read"));
+    expect(setup.inputs.environment).toMatchObject({
+      STACK: "ghost",
+      SERVICE: "ghost_ghost",
+      NETWORK: "ghost_frontend",
+      GHOST: "http://ghost_ghost:2368",
+      URL: `http://${entry()}:2368`,
+      OWNER_NAME: "swarmcloud owner",
+      OWNER_EMAIL: "owner@swarmcloud.local",
+      BLOG_TITLE: "swarmcloud",
+      PUBLISH: "published=2368,target=2368,protocol=tcp,mode=ingress",
+      CLIENT: GHOST_SETUP_CLIENT,
+    });
+    // The generated password (the mocks return a RandomPassword's inputs: no result) on stdin only.
+    const owner = named("random:index/randomPassword:RandomPassword", `${c.stack}-ghost-owner-password`);
+    expect(owner.inputs).toMatchObject({ length: 32, special: false });
+    expect(setup.options.additionalSecretOutputs).toEqual(["connection", "stdin"]);
+    // The deploy holds a text without ports until the stack is opened: a fact (context), not a reason to run.
+    const closed = yaml.load(deploy.inputs.context.CLOSED_COMPOSE) as { services: Record<string, { ports?: unknown }> };
+    const open = yaml.load(deploy.inputs.environment.COMPOSE) as { services: Record<string, { ports?: unknown }> };
+    expect(Object.values(closed.services).map((svc) => svc.ports)).toEqual([undefined, undefined]);
+    expect(open.services.ghost!.ports).toEqual([{ target: 2368, published: 2368, protocol: "tcp", mode: "ingress" }]);
+    expect({ ...open, services: {} }).toEqual({ ...closed, services: {} });
+  });
+
+  test("Portainer's agent secret: made by the program, on the deploy's stdin only (a Docker secret for the agents, a deploy variable for the server)", () => {
+    const made = named("pulumi-nodejs:dynamic/swarmcloud:GeneratedSecret", `${c.stack}-portainer-agent-secret`);
+    expect(made.options.additionalSecretOutputs).toEqual(["value"]);
+    const secret = mockGeneratedSecret(`${c.stack}-portainer-agent-secret`);
+    const deploy = named(REMOTE_SCRIPT, `${c.stack}-portainer-deploy`);
+    const stdin = deploy.inputs.stdin as string;
+    expect(stdin).toContain(`env:PORTAINER_AGENT_SECRET=${Buffer.from(secret).toString("base64")}\n`);
+    expect(stdin).toContain(`=${Buffer.from(`--secret=${secret}\n`).toString("base64")}\n`);
+    const compose = deploy.inputs.environment.COMPOSE as string;
+    expect(compose).toContain('AGENT_SECRET: "${PORTAINER_AGENT_SECRET}"');
+    expect(compose).toContain('- "@/run/secrets/portainer_agent_args"');
+    for (const r of recorded) {
+      const { stdin: _stdin, ...rest } = r.inputs as Record<string, unknown>;
+      expect([r.name, JSON.stringify(rest).includes(secret)]).toEqual([r.name, false]);
+    }
   });
 
   test("the stack outputs: environment, manager, nodes, SSH commands, URLs, secrets kept secret", async () => {
@@ -292,8 +361,11 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
         "sshCommands",
         "joinTokens",
         "glusterMountPath",
+        "glusterVolume",
         "ghostUrl",
         "ghostAdminUrl",
+        "ghostOwnerEmail",
+        "ghostOwnerPassword",
         "ghostDbPassword",
         "dbRootPassword",
         "portainerUrl",
@@ -306,10 +378,22 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
       c.nodes.map(([node]) => `${node}: ssh -p 22 ${c.user}@${c.address(node)}`),
     );
     expect(await valueOf(outputs.ghostUrl as pulumi.Output<string>)).toBe(`http://${entry()}:2368`);
+    expect(await valueOf(outputs.ghostOwnerEmail as pulumi.Output<string>)).toBe("owner@swarmcloud.local");
     expect(await valueOf(outputs.portainerUrl as pulumi.Output<string>)).toBe(`https://${entry()}:9443`);
-    for (const key of ["joinTokens", "ghostDbPassword", "dbRootPassword", "portainerAdminPassword"]) {
+    for (const key of [
+      "joinTokens",
+      "ghostDbPassword",
+      "dbRootPassword",
+      "portainerAdminPassword",
+      "ghostOwnerPassword",
+    ]) {
       expect([key, await pulumi.isSecret(outputs[key] as pulumi.Output<unknown>)]).toEqual([key, true]);
     }
+    // The manager token only when swarm.exportManagerToken asks for it.
+    expect(await valueOf(outputs.joinTokens as pulumi.Output<Record<string, string>>)).toEqual({
+      worker: "SWMTKN-worker",
+    });
+    expect(outputs.glusterVolume).toBe("swarmcloud");
   });
 });
 
@@ -339,6 +423,19 @@ describe("refused before any resource is made", () => {
     expect(recorded).toEqual([]);
   });
 
+  test("an owner password Ghost would refuse (under 10 characters) is refused before any resource, without showing it", async () => {
+    const inputs = inputsFor("pi", {
+      secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY, "swarmcloud:ghostOwnerPassword": "Short-9ch" },
+    });
+    const message = await main(inputs).catch((e: Error) => e.message);
+    expect(message).toContain(
+      "swarmcloud:ghostOwnerPassword is shorter than 10 characters, which Ghost refuses: set a longer one with pulumi config set --secret swarmcloud:ghostOwnerPassword",
+    );
+    expect(message).not.toContain("Short-9ch");
+    await settled();
+    expect(recorded).toEqual([]);
+  });
+
   test("DIGITALOCEAN_TOKEN in the environment stands in for digitalocean:token", async () => {
     const message = await main({ ...inputsFor("do"), digitaloceanTokenEnv: "dop_v1_env" }).catch(
       (e: Error) => e.message,
@@ -349,12 +446,33 @@ describe("refused before any resource is made", () => {
 
   test("an update that would take more than (N-1)/2 managers away at once", async () => {
     const inputs = inputsFor("pi", { secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY } });
-    inputs.previousNodeList = async () => [
-      { name: "old-1", role: "manager" },
-      { name: "old-2", role: "manager" },
-      { name: "old-3", role: "manager" },
-    ];
+    inputs.previousOutput = async (name) =>
+      name === "nodeList"
+        ? [
+            { name: "old-1", role: "manager" },
+            { name: "old-2", role: "manager" },
+            { name: "old-3", role: "manager" },
+          ]
+        : undefined;
     await expect(main(inputs)).rejects.toThrow(/removes or demotes 3 of the swarm's 3 managers/);
+    await settled();
+    expect(recorded).toEqual([]);
+  });
+
+  test("a renamed Gluster volume: refused with the name to set back, read from the last update's output", async () => {
+    const inputs = inputsFor("pi", {
+      plain: { "swarmcloud:gluster": JSON.stringify({ volume: "renamed" }) },
+      secret: { "swarmcloud:sshPrivateKey": PRIVATE_KEY },
+    });
+    const asked: string[] = [];
+    inputs.previousOutput = async (name) => {
+      asked.push(name);
+      return name === "glusterVolume" ? "swarmcloud" : undefined;
+    };
+    const message = await main(inputs).catch((e: Error) => e.message);
+    expect(message).toContain('swarmcloud:gluster.volume = "renamed": this stack\'s volume is "swarmcloud"');
+    expect(message).toContain('Set gluster.volume back to "swarmcloud"');
+    expect(asked).toEqual(expect.arrayContaining(["nodeList", "glusterVolume"]));
     await settled();
     expect(recorded).toEqual([]);
   });

@@ -76,8 +76,9 @@ function snapshot(dir: string): Record<string, string> {
 
 /** Subcommands the read scripts may use: they ask, never change. */
 const READ_ONLY: Record<string, RegExp> = {
-  docker: /^docker (info|node (ls|inspect)|service (ls|inspect)|secret inspect)( |$)/,
-  gluster: /^gluster (--mode=script )?(--remote-host=\S+ )?(pool list|peer status|volume info)( |$)/,
+  docker: /^docker (info|node (ls|inspect)|service (ls|inspect)|secret inspect|config inspect)( |$)/,
+  gluster: /^gluster (--mode=script )?(--remote-host=\S+ )?(pool list|peer status|volume (info|get))( |$)/,
+  iptables: /^iptables -w (-C|-S) /,
 };
 function expectReadOnly(run: Run): void {
   for (const call of run.calls) {
@@ -97,6 +98,8 @@ const docker = (cases: string[]) =>
 
 test("there is a read script for each resource kind that can drift", () => {
   expect(READS.sort()).toEqual([
+    "ghost-setup-read",
+    "gluster-allow-read",
     "gluster-mount-read",
     "gluster-probe-read",
     "gluster-shrink-read",
@@ -131,10 +134,52 @@ describe("read scripts write nothing", () => {
   });
 });
 
+/** The container firewall's rules of one chain, as lib.sh's container_rules prints them. */
+function containerRules(chain: string): string[] {
+  const lib = fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8");
+  return spawnSync("bash", ["-c", `${lib}\ncontainer_rules ${chain}`], { encoding: "utf8" })
+    .stdout.trim()
+    .split("\n");
+}
+
+/**
+ * An iptables that answers -C and -S from files ipt-<CHAIN> (`-A CHAIN rule` lines, as -S
+ * prints them): the firewall host.sh sets, all in place, unless a test leaves a chain out.
+ */
+const IPTABLES = [
+  '[ "$1" = -w ] && shift',
+  'op=$1; chain=$2; shift 2; f="$STAND_IN_DIR/ipt-$chain"',
+  '[ -e "$f" ] || exit 1',
+  'case "$op" in',
+  '  -C) grep -qxF -- "-A $chain $*" "$f" ;;',
+  '  -S) cat "$f" ;;',
+  "  *) exit 2 ;;",
+  "esac",
+].join("\n");
+const FIREWALL_FILES = {
+  "ipt-INPUT": "-A INPUT -j SWARMCLOUD-INPUT\n",
+  "ipt-DOCKER-USER": "-A DOCKER-USER -j SWARMCLOUD-FORWARD\n-A DOCKER-USER -j RETURN\n",
+  ...Object.fromEntries(
+    ["SWARMCLOUD-INPUT", "SWARMCLOUD-FORWARD"].map((c) => [
+      `ipt-${c}`,
+      `-N ${c}\n${containerRules(c)
+        .map((r) => `-A ${c} ${r}\n`)
+        .join("")}`,
+    ]),
+  ),
+};
+
 describe("host-read", () => {
   const BLOCK = "10.0.0.11 manager-1\n10.0.0.31 worker-1";
   const hosts = (block: string) => `127.0.0.1 localhost\n# BEGIN swarmcloud\n${block}\n# END swarmcloud\n`;
-  const run = (o: { hosts: string; hostname?: string; dockerDown?: boolean; glusterd?: boolean; systemd?: string }) =>
+  const run = (o: {
+    hosts: string;
+    hostname?: string;
+    dockerDown?: boolean;
+    glusterd?: boolean;
+    systemd?: string;
+    firewall?: Record<string, string>;
+  }) =>
     runRead(
       "host-read",
       { NODE_NAME: "worker-1", HOSTS_BLOCK: BLOCK, SSH_USER: "root" },
@@ -143,9 +188,10 @@ describe("host-read", () => {
         docker: docker([]),
         pgrep: o.glusterd === false ? "exit 1" : "echo 42",
         systemctl: `case "$2" in docker) echo enabled ;; *) echo ${o.systemd ?? "enabled"}; exit 1 ;; esac`,
+        iptables: IPTABLES,
       },
       {
-        files: { hosts: o.hosts, ...(o.dockerDown ? { "docker-down": "" } : {}) },
+        files: { hosts: o.hosts, ...(o.firewall ?? FIREWALL_FILES), ...(o.dockerDown ? { "docker-down": "" } : {}) },
         paths: {
           "/etc/hosts": "hosts",
           ...(o.systemd ? { "/run/systemd/system": "." } : { "/run/systemd/system": "none" }),
@@ -175,8 +221,20 @@ describe("host-read", () => {
         "Docker does not answer on worker-1",
         "glusterd does not run on worker-1",
         "glusterd is not enabled at boot on worker-1 (disabled)",
+        "swarmcloud-firewall is not enabled at boot on worker-1 (disabled)",
       ].join("\n"),
     });
+  });
+
+  test("the container firewall gone (a restart that did not put it back, a flush): a DRIFT naming what is missing", () => {
+    const { "ipt-INPUT": _input, ...rest } = FIREWALL_FILES;
+    const r = run({ hosts: hosts(BLOCK), firewall: { ...rest, "ipt-INPUT": "" } });
+    expect(r.seen).toEqual({
+      NODE_NAME: "worker-1",
+      HOSTS_BLOCK: BLOCK,
+      DRIFT: "containers on worker-1 may reach the cluster's control ports: INPUT does not jump to SWARMCLOUD-INPUT",
+    });
+    expectReadOnly(r);
   });
 
   test("no block at all: an empty block", () => {
@@ -544,5 +602,36 @@ describe("swarm-member.sh after a node left and joined again (the repair)", () =
     const r = run("down");
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => c.startsWith("docker node rm"))).toEqual(["docker node rm OLD"]);
+  });
+});
+
+describe("ghost-setup-read", () => {
+  const run = (o: { marker: boolean; ports: number }) =>
+    runRead(
+      "ghost-setup-read",
+      { STACK: "ghost", SERVICE: "ghost_ghost" },
+      {
+        docker: docker([
+          `  "config inspect ghost-opened") ${o.marker ? "echo '[{}]'" : 'echo "Error: no such config" >&2; exit 1'} ;;`,
+          `  "service inspect --format "*) echo ${o.ports} ;;`,
+        ]),
+        hostname: "echo manager-1",
+      },
+      { files: { "swarm-state": "active true\n" } },
+    );
+
+  test("opened and published: nothing drifted", () => {
+    const r = run({ marker: true, ports: 1 });
+    expect([r.code, r.stdout]).toEqual([0, ""]);
+    expectReadOnly(r);
+  });
+
+  test("the marker gone, or the ports: a DRIFT each, which up --refresh repairs by running the setup step again", () => {
+    expect(run({ marker: false, ports: 0 }).seen).toEqual({
+      DRIFT: [
+        "stack ghost is not marked opened (no Docker config ghost-opened): its next deploy would publish no port",
+        "service ghost_ghost publishes no port",
+      ].join("\n"),
+    });
   });
 });

@@ -125,12 +125,12 @@ describe("read", () => {
     expect(lab.commands.filter((c) => c.includes("echo repaired"))).toHaveLength(1);
   });
 
-  test("stdin never reaches a read and stays out of the state; stdout is not replaced", async () => {
+  test("stdin never reaches a read and stays out of the refreshed inputs; stdout is not replaced", async () => {
     const lab = await server();
     // The read prints what it gets on stdin (nothing) and tries to pass a made-up secret off as
     // an undeclared key and as stdout.
     const props = stateOn(lab, 'echo "STDIN=$(cat)"; echo "TOKEN=SWMTKN-$((6 * 7))"; echo "stdout=SWMTKN-$((6 * 7))"', {
-      stdinHash: "f".repeat(64),
+      stdin: "SWMTKN-1-the-stdin-token\n",
       stdout: "SWMTKN-1-the-real-token",
       environment: { NODE_NAME: "worker-1", STDIN: "declared" },
     });
@@ -138,7 +138,9 @@ describe("read", () => {
     expect(read).toEqual({ ...props, environment: { NODE_NAME: "worker-1", STDIN: "" } });
     expect(JSON.stringify([read, inputs])).not.toContain("SWMTKN-42");
     expect(inputs.stdin ?? inputs.stdinHash ?? inputs.stdout).toBeUndefined();
+    expect(JSON.stringify(inputs)).not.toContain("the-stdin-token");
     expect(lab.commands.join("\n")).not.toContain("SWMTKN-1-the-real-token");
+    expect(lab.commands.join("\n")).not.toContain("the-stdin-token");
   });
 
   test("the provider, serialized and re-loaded as Pulumi does, reads the same", async () => {

@@ -397,6 +397,18 @@ const MANAGER_SIDE: Record<string, Record<string, string>> = {
   "swarm-forget": { NODE_NAME: "worker-1", ADVERTISE_ADDR: "10.9.9.9" },
   "stack-deploy": { STACK: "ghost", COMPOSE: "services: {}" },
   "stack-rm": { STACK: "ghost" },
+  "ghost-setup": {
+    STACK: "ghost",
+    SERVICE: "ghost_ghost",
+    NETWORK: "ghost_frontend",
+    IMAGE: "ghost:5",
+    GHOST: "http://ghost_ghost:2368",
+    URL: "http://x",
+    OWNER_NAME: "o",
+    OWNER_EMAIL: "o@x.y",
+    BLOG_TITLE: "t",
+    CLIENT: "0",
+  },
 };
 
 describe("the manager-side scripts", () => {

@@ -1,6 +1,6 @@
 /**
  * The RemoteScript provider's decisions, called directly: what re-runs a script, what replaces
- * the resource, what is kept in state (never stdin), and how an unreachable node is reported.
+ * the resource, what is kept in state (stdin as a secret output, never a hash), and how an unreachable node is reported.
  */
 import { remoteScriptProvider as provider } from "../../components/remote";
 
@@ -8,14 +8,16 @@ const conn = { host: "127.0.0.1", port: 1, user: "root", privateKey: "KEY", dial
 const base = { node: "n1", connection: conn, create: "echo create", delete: "echo delete" };
 
 async function diff(olds: Record<string, unknown>, news: Record<string, unknown>) {
-  // The provider stores a hash of stdin, never stdin: build olds the way create would.
+  // The provider keeps stdin in state (a secret output): build olds the way create would.
   const state = { ...olds, stdout: "" } as Record<string, unknown>;
-  if (olds.stdin !== undefined) {
-    const { createHash } = await import("crypto");
-    state.stdinHash = createHash("sha256").update(String(olds.stdin)).digest("hex");
-    delete state.stdin;
-  }
   return provider.diff!("id", state, news);
+}
+
+/** The state a stack made before stdin was kept: a bare SHA-256 of it instead. */
+async function legacyState(olds: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const { createHash } = await import("crypto");
+  const { stdin, ...rest } = olds;
+  return { ...rest, stdout: "before", stdinHash: createHash("sha256").update(String(stdin)).digest("hex") };
 }
 
 test("nothing changed: no changes", async () => {
@@ -42,9 +44,31 @@ test("a changed context alone runs nothing: no change, and an update for another
   expect(result.outs).toMatchObject({ stdout: "before", context: { MEMBERS: "10.0.0.1 10.0.0.2" } });
 });
 
-test("a changed stdin is seen through its hash", async () => {
+test("a changed stdin re-runs the script; stdin is kept in state (a secret output), never a hash of it", async () => {
   expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "a" })).changes).toBe(false);
   expect((await diff({ ...base, stdin: "a" }, { ...base, stdin: "b" })).changes).toBe(true);
+  expect((await diff({ ...base, stdin: "a" }, base)).changes).toBe(true);
+  // An update for another reason keeps stdin and runs nothing (port 1 on loopback refuses).
+  const result = await provider.update!(
+    "id",
+    { ...base, stdin: "a", stdout: "x" },
+    { ...base, stdin: "a", delete: "rm" },
+  );
+  expect(result.outs.stdin).toBe("a");
+  expect(result.outs.stdinHash).toBeUndefined();
+});
+
+test("a stack made before keeps a legacy stdin hash: the same stdin runs nothing and the next update drops the hash", async () => {
+  const olds = await legacyState({ ...base, stdin: "secret" });
+  const same = await provider.diff!("id", olds, { ...base, stdin: "secret" });
+  expect(same.changes).toBe(true);
+  expect(same.replaces).toEqual([]);
+  // Had the update run the script, port 1 on loopback would have refused it.
+  const result = await provider.update!("id", olds, { ...base, stdin: "secret" });
+  expect(result.outs).toMatchObject({ stdout: "before", stdin: "secret" });
+  expect(result.outs.stdinHash).toBeUndefined();
+  // Another stdin than the hashed one is a change that runs the script.
+  await expect(provider.update!("id", olds, { ...base, stdin: "other" })).rejects.toThrow(/unreachable/);
 });
 
 test("only triggers replace, deleting first", async () => {

@@ -3,10 +3,18 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ComposeFile, networkingErrors, renderCompose, toYaml, validateCompose } from "../../compose/compose";
+import {
+  ComposeFile,
+  DeployVariable,
+  deployVariableNames,
+  networkingErrors,
+  renderCompose,
+  toYaml,
+  validateCompose,
+} from "../../compose/compose";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
 import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../compose/ghost";
-import { portainerCompose } from "../../compose/portainer";
+import { agentArgs, portainerCompose } from "../../compose/portainer";
 
 /** The settings parseConfig gives when nothing is configured; tests override what they vary. */
 const ghost: GhostSettings = { ...DEFAULTS.ghost };
@@ -40,8 +48,9 @@ function undoubled(value: unknown): unknown {
   return value;
 }
 
-/** The spec as a YAML reader should see it: fields left undefined are absent. */
-const asData = (file: ComposeFile): unknown => JSON.parse(JSON.stringify(file));
+/** The spec as a YAML reader should see it: fields left undefined are absent, a DeployVariable is `${NAME}`. */
+const asData = (file: ComposeFile): unknown =>
+  JSON.parse(JSON.stringify(file, (_, v: unknown) => (v instanceof DeployVariable ? `\${${v.name}}` : v)));
 
 /**
  * Scalars a YAML 1.1 reader (the Docker CLI's Go yaml.v2; yaml.v3 keeps some 1.1 habits) would
@@ -162,7 +171,7 @@ describe("validation", () => {
     expect(() =>
       portainerCompose(
         { ...portainer, endpointMode: "dnsrr" },
-        { dataPath: "/d", encryptOverlay: false, adminPasswordSecret: "p-1" },
+        { dataPath: "/d", encryptOverlay: false, adminPasswordSecret: "p-1", agentArgsSecret: "a-1" },
       ),
     ).toThrow(/portainer.publishMode/);
   });
@@ -249,6 +258,8 @@ describe("ghost stack", () => {
     expect(g.deploy?.replicas).toBe(1);
     expect(g.environment?.url).toBe(ctx.url);
     expect(g.environment?.database__connection__host).toBe("db");
+    // No mail is set up, so Ghost must not wait for an e-mailed code to let staff in.
+    expect(g.environment?.security__staffDeviceVerification).toBe("false");
     expect(Object.keys(g.environment ?? {}).filter((k) => /password/i.test(k))).toEqual([]);
     expect(g.entrypoint).toEqual([
       "/bin/sh",
@@ -294,6 +305,7 @@ describe("portainer stack", () => {
     dataPath: "/mnt/swarmcloud/portainer",
     encryptOverlay: true,
     adminPasswordSecret: "portainer-admin-password-0a1b2c3d4e",
+    agentArgsSecret: "portainer-agent-args-5f6a7b8c9d",
   };
   const file = portainerCompose(portainer, pctx);
 
@@ -314,12 +326,29 @@ describe("portainer stack", () => {
       "--admin-password-file",
       "/run/secrets/portainer_admin_password",
     ]);
-    expect(file.secrets).toEqual({ portainer_admin_password: { external: true, name: pctx.adminPasswordSecret } });
+    expect(file.secrets).toEqual({
+      portainer_admin_password: { external: true, name: pctx.adminPasswordSecret },
+      portainer_agent_args: { external: true, name: pctx.agentArgsSecret },
+    });
+    // Only the stack's own services join the agents' network: no `docker run --network`.
     expect(file.networks?.agent_network).toEqual({
       driver: "overlay",
-      attachable: true,
+      attachable: false,
       driver_opts: { encrypted: "true" },
     });
+  });
+
+  test("the agent secret: the agent reads it from a Docker secret (its arguments file), the server from its environment, filled in by the deploy", () => {
+    const agent = file.services.agent!;
+    expect(agent.command).toEqual(["@/run/secrets/portainer_agent_args"]);
+    expect(agent.secrets).toEqual([{ source: "portainer_agent_args" }]);
+    expect(agent.environment).toBeUndefined();
+    expect(agentArgs("c0ffee")).toBe("--secret=c0ffee\n");
+    const server = file.services.portainer!;
+    expect(server.environment).toEqual({ AGENT_SECRET: new DeployVariable("PORTAINER_AGENT_SECRET") });
+    const text = renderCompose(file);
+    expect(text).toContain('AGENT_SECRET: "${PORTAINER_AGENT_SECRET}"');
+    expect(deployVariableNames(text)).toEqual(["PORTAINER_AGENT_SECRET"]);
   });
 
   test("9443 always, 9000 only when httpPort is set", () => {
@@ -339,7 +368,12 @@ describe("portainer stack", () => {
 });
 
 describe("every rendered compose file reads back as its spec", () => {
-  const pctx = { dataPath: "/mnt/swarmcloud/portainer", encryptOverlay: true, adminPasswordSecret: "portainer-a-1" };
+  const pctx = {
+    dataPath: "/mnt/swarmcloud/portainer",
+    encryptOverlay: true,
+    adminPasswordSecret: "portainer-a-1",
+    agentArgsSecret: "portainer-agent-args-1",
+  };
   const specs: [string, ComposeFile][] = [
     ["ghost, defaults", ghostCompose(ghost, ctx)],
     [

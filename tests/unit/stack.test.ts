@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { setupMocks, settled, recordedNamed, valueOf } from "./mocks";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
 import {
+  checkDeployVariables,
   secretLines,
   secretsStdin,
   secretVersion,
@@ -17,7 +18,7 @@ import {
 import { script } from "../../components/remote-scripts";
 import { renderCompose } from "../../compose/compose";
 import { ghostCompose } from "../../compose/ghost";
-import { portainerCompose } from "../../compose/portainer";
+import { agentArgs, portainerCompose } from "../../compose/portainer";
 
 const { recorded } = setupMocks();
 
@@ -32,6 +33,7 @@ const portainer: PortainerSettings = { ...DEFAULTS.portainer };
 const DB_PW = "db-pw-Very$ecret'1";
 const ROOT_PW = 'root-pw-Very$ecret"2';
 const ADMIN_PW = "admin-pw-Very$ecret 3";
+const AGENT_SECRET = "agent-secret-0123456789abcdef";
 
 /** Both stacks the way index.ts wires them (no resource made inside an apply), Ghost's replicas given. */
 function apps(prefix: string, replicas: number) {
@@ -56,21 +58,30 @@ function apps(prefix: string, replicas: number) {
     timeout: 600,
   });
   // The other form: compose as an Input<string> built from versionedSecretName.
-  const portainerYaml = versionedSecretName("portainer-admin-password", pulumi.secret(ADMIN_PW)).apply(
-    (adminPasswordSecret) =>
+  const portainerYaml = pulumi
+    .all([
+      versionedSecretName("portainer-admin-password", pulumi.secret(ADMIN_PW)),
+      versionedSecretName("portainer-agent-args", pulumi.secret(agentArgs(AGENT_SECRET))),
+    ])
+    .apply(([adminPasswordSecret, agentArgsSecret]) =>
       renderCompose(
         portainerCompose(portainer, {
           dataPath: "/mnt/swarmcloud/portainer",
           encryptOverlay: false,
           adminPasswordSecret,
+          agentArgsSecret,
         }),
       ),
-  );
+    );
   const portainerStack = new SwarmStack(`${prefix}-portainer`, {
     manager,
     stackName: "portainer",
     compose: portainerYaml,
-    secrets: { "portainer-admin-password": pulumi.secret(ADMIN_PW) },
+    secrets: {
+      "portainer-admin-password": pulumi.secret(ADMIN_PW),
+      "portainer-agent-args": pulumi.secret(agentArgs(AGENT_SECRET)),
+    },
+    deployVariables: { PORTAINER_AGENT_SECRET: pulumi.secret(AGENT_SECRET) },
     resolveImage: "never",
   });
   return { ghost: ghostStack, portainer: portainerStack };
@@ -172,7 +183,7 @@ describe("SwarmStack", () => {
       void connection;
       void fallbackConnections;
       const text = JSON.stringify(rest);
-      for (const pw of [DB_PW, ROOT_PW, ADMIN_PW]) {
+      for (const pw of [DB_PW, ROOT_PW, ADMIN_PW, AGENT_SECRET]) {
         expect(text).not.toContain(pw);
         expect(text).not.toContain(Buffer.from(pw).toString("base64"));
       }
@@ -180,6 +191,32 @@ describe("SwarmStack", () => {
     expect(recordedNamed("one-portainer-deploy").inputs.environment.COMPOSE).toContain(
       `portainer-admin-password-${secretVersion("portainer-admin-password", ADMIN_PW)}`,
     );
+  });
+
+  test("a deploy variable: on stdin as an env: line after the secrets, only its name in the compose text", async () => {
+    const deploy = recordedNamed("one-portainer-deploy").inputs;
+    const lines = (deploy.stdin as string).split("\n");
+    expect(lines.at(-2)).toBe(`env:PORTAINER_AGENT_SECRET=${Buffer.from(AGENT_SECRET).toString("base64")}`);
+    expect(deploy.environment.COMPOSE).toContain('AGENT_SECRET: "${PORTAINER_AGENT_SECRET}"');
+    expect(deploy.environment.COMPOSE).not.toContain(AGENT_SECRET);
+    expect(await valueOf(secretsStdin({}, { A_B: "x" })!)).toBe(`env:A_B=${Buffer.from("x").toString("base64")}\n`);
+  });
+
+  test("a compose text naming a deploy variable it is not given, or a bad variable name, is refused", () => {
+    expect(
+      () =>
+        new SwarmStack("badvar", {
+          manager,
+          stackName: "ok",
+          compose: "x",
+          deployVariables: { "lower-case": "v" },
+        }),
+    ).toThrow(/deploy variable "lower-case" must be capitals/);
+    // What SwarmStack does with its compose text (inside an apply: the up fails with it).
+    expect(() => checkDeployVariables("ok", 'e: "${NOT_GIVEN}"\n', [])).toThrow(
+      "stack ok: the compose file uses NOT_GIVEN, which deployVariables lacks",
+    );
+    expect(checkDeployVariables("ok", 'e: "$${ESCAPED}"\n', [])).toBe('e: "$${ESCAPED}"\n');
   });
 
   test("stdin is a Pulumi secret even when the values are not", async () => {
@@ -221,6 +258,22 @@ describe("SwarmStack", () => {
       "ghost_db replicated 1\nghost_ghost replicated 1",
       "ghost_db replicated 1\nghost_ghost replicated 2",
     ]);
+  });
+
+  test("a closed compose text: the deploy's context (consulted until the stack is opened), never its environment", async () => {
+    const s = new SwarmStack("gated", {
+      manager,
+      stackName: "gated",
+      compose: 'ports: "open"\n',
+      closedCompose: 'ports: "none"\n',
+    });
+    await settled();
+    const deploy = recordedNamed("gated-deploy").inputs;
+    expect(deploy.context).toEqual({ CLOSED_COMPOSE: 'ports: "none"\n' });
+    expect(deploy.environment.COMPOSE).toBe('ports: "open"\n');
+    expect(deploy.environment.CLOSED_COMPOSE).toBeUndefined();
+    expect(s.deployed.urn).toBeDefined();
+    expect(recordedNamed("one-portainer-deploy").inputs.context).toBeUndefined();
   });
 
   test("the deploy waits for the storage it is given", async () => {

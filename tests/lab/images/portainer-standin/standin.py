@@ -10,9 +10,28 @@ first admin in /data (a later, different file does not change it, as with Portai
       GET  /api/status       {"Version": "standin", ...}
       POST /api/auth         {"username","password"} -> 200 {"jwt": ...} or 422
       GET  /api/standin/agents   the agent tasks behind -H, each probed on its port
-Agent (STANDIN_ROLE=agent) serves 9001 over TLS: GET /ping -> 204, GET / -> a page.
+      GET  /api/standin/agents   the agent tasks behind -H, each probed on its port: /ping, and
+                                 /info signed as Portainer signs (AGENT_SECRET from the environment)
+Agent (STANDIN_ROLE=agent) serves 9001 over TLS: GET /ping -> 204 (open, as Portainer's agent),
+every other path only for a request Portainer's way signed (else 403):
+      GET  /info             {"Node": ..., "Standin": true}
+      GET  /                 a page
+Arguments as Portainer's agent takes them (kingpin): `@FILE` is replaced by FILE's lines (one
+argument each, `#` lines skipped), `--secret=S` (or AGENT_SECRET) is the shared secret.
+
+The signature, as Portainer and its agent make and check it (portainer/agent crypto/ecdsa.go):
+the server sends its ECDSA P-256 public key (hex of its DER form) in X-PortainerAgent-PublicKey
+and, in X-PortainerAgent-Signature, the base64 (no padding) of r||s signed over md5(message),
+where message is the shared secret, or "Portainer-App" without one. An agent with a secret
+checks every request against it; one without trusts the first key that signs correctly and only
+that key from then on. ECDSA is done by openssl (pkeyutl signs and verifies the digest as given).
+
+    portainer-standin probe URL [--secret S | --no-signature]
+prints `<address> <HTTP status>` for each address URL's host resolves to (a GET over TLS,
+certificate not checked), signed as the server would with S (default: AGENT_SECRET), or unsigned.
 """
 import argparse
+import base64
 import hashlib
 import hmac
 import html
@@ -23,6 +42,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +77,118 @@ class State:
     admin = None  # {"username", "salt", "hash"}
     args = None
     started = time.time()
+    secret = ""  # the shared agent secret ("" for none)
+    trusted_key = None  # an agent without a secret: the first key that signed correctly
+    signer = None  # the server: (public key hex, signature) made at start
+
+
+# ---- Portainer's agent signature, through openssl ------------------------------------------
+
+SIGNATURE_MESSAGE = "Portainer-App"
+
+
+def openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, check=True, capture_output=True).stdout
+
+
+def der_int(value):
+    body = value.lstrip(b"\0") or b"\0"
+    if body[0] & 0x80:
+        body = b"\0" + body
+    return b"\x02" + bytes([len(body)]) + body
+
+
+def raw_to_der(raw):
+    """r||s (32 + 32 bytes) as the DER ECDSA-Sig-Value openssl takes."""
+    seq = der_int(raw[:32]) + der_int(raw[32:])
+    return b"\x30" + bytes([len(seq)]) + seq
+
+
+def der_to_raw(der):
+    """A DER ECDSA-Sig-Value as r||s, each 32 bytes."""
+    i, out = 2, b""
+    for _ in range(2):
+        length = der[i + 1]
+        out += der[i + 2:i + 2 + length].lstrip(b"\0").rjust(32, b"\0")
+        i += 2 + length
+    return out
+
+
+def sign(message):
+    """A fresh key pair; returns (public key hex, signature) as the server sends them."""
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "key.pem")
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        public = openssl("ec", "-in", key, "-pubout", "-outform", "DER")
+        digest = os.path.join(d, "digest")
+        with open(digest, "wb") as f:
+            f.write(hashlib.md5(message.encode()).digest())
+        der = openssl("pkeyutl", "-sign", "-inkey", key, "-in", digest)
+    signature = base64.b64encode(der_to_raw(der)).decode().rstrip("=")
+    return public.hex(), signature
+
+
+def verified(public_hex, signature, message):
+    """Whether the signature (base64 r||s) over md5(message) is the key's (hex DER)."""
+    try:
+        raw = base64.b64decode(signature + "=" * (-len(signature) % 4))
+        public = bytes.fromhex(public_hex)
+    except ValueError:
+        return False
+    if len(raw) != 64:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        files = {"pub": public, "digest": hashlib.md5(message.encode()).digest(), "sig": raw_to_der(raw)}
+        for name, data in files.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        r = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-keyform", "DER",
+                            "-inkey", os.path.join(d, "pub"), "-in", os.path.join(d, "digest"),
+                            "-sigfile", os.path.join(d, "sig")], capture_output=True)
+    return r.returncode == 0
+
+
+def signed_by_portainer(headers):
+    """The agent's check of a request: with a secret, against it; without, the first key trusted."""
+    public = headers.get("X-PortainerAgent-PublicKey", "")
+    signature = headers.get("X-PortainerAgent-Signature", "")
+    if not public or not signature:
+        return False
+    if State.secret:
+        return verified(public, signature, State.secret)
+    if State.trusted_key is not None:
+        return public == State.trusted_key and verified(public, signature, SIGNATURE_MESSAGE)
+    if verified(public, signature, SIGNATURE_MESSAGE):
+        State.trusted_key = public
+        log("no AGENT_SECRET: trusting the first key that signed (as Portainer's agent does)")
+        return True
+    return False
+
+
+def request(url, headers, timeout=5):
+    """GET over TLS (certificate not checked) to each address the host resolves to: [(addr, status)]."""
+    parsed = urlparse(url)
+    port = parsed.port or 443
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    addrs = sorted({ai[4][0] for ai in socket.getaddrinfo(parsed.hostname, port, socket.AF_INET, socket.SOCK_STREAM)})
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    results = []
+    for addr in addrs:
+        try:
+            with socket.create_connection((addr, port), timeout=timeout) as raw, ctx.wrap_socket(raw) as tls:
+                tls.sendall(f"GET {parsed.path or '/'} HTTP/1.0\r\nHost: {parsed.hostname}\r\n{lines}\r\n".encode())
+                status = tls.recv(200).decode(errors="replace").split(" ")[1]
+        except (OSError, IndexError) as err:
+            status = f"error:{err}"
+        results.append((addr, status))
+    return results
+
+
+def signature_headers(secret):
+    public, signature = sign(secret or SIGNATURE_MESSAGE)
+    return {"X-PortainerAgent-PublicKey": public, "X-PortainerAgent-Signature": signature}
 
 
 def agents():
@@ -73,8 +205,10 @@ def agents():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     found = []
+    public, signature = State.signer
+    signed = f"X-PortainerAgent-PublicKey: {public}\r\nX-PortainerAgent-Signature: {signature}\r\n"
     for addr in addrs:
-        entry = {"address": addr, "reachable": False}
+        entry = {"address": addr, "reachable": False, "authorized": False}
         try:
             with socket.create_connection((addr, port), timeout=3) as raw, ctx.wrap_socket(raw) as tls:
                 tls.sendall(b"GET /ping HTTP/1.0\r\nHost: agent\r\n\r\n")
@@ -83,10 +217,15 @@ def agents():
                 for line in data.split("\r\n"):
                     if line.lower().startswith("x-standin-node:"):
                         entry["node"] = line.split(":", 1)[1].strip()
-        except OSError as err:
+            with socket.create_connection((addr, port), timeout=3) as raw, ctx.wrap_socket(raw) as tls:
+                tls.sendall(f"GET /info HTTP/1.0\r\nHost: agent\r\n{signed}\r\n".encode())
+                status = tls.recv(200).decode(errors="replace").split(" ")[1]
+                entry["infoStatus"] = int(status)
+                entry["authorized"] = status == "200"
+        except (OSError, IndexError, ValueError) as err:
             entry["error"] = str(err)
         found.append(entry)
-    return {"endpoint": State.args.H, "agents": found}
+    return {"endpoint": State.args.H, "signedWithSecret": bool(State.secret), "agents": found}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -122,6 +261,10 @@ class Handler(BaseHTTPRequestHandler):
         if ROLE == "agent":
             if path == "/ping":
                 return self.send(204)
+            if not signed_by_portainer(self.headers):
+                return self.json(403, {"message": "Unauthorized: the request is not signed by this agent's Portainer"})
+            if path == "/info":
+                return self.json(200, {"Node": HOST, "Standin": True, "Secured": bool(State.secret)})
             return self.page("Portainer agent stand-in", [f"node {HOST}",
                              f"docker socket mounted: {os.path.exists('/var/run/docker.sock')}"])
         if path in ("/api/status", "/api/system/status"):
@@ -155,7 +298,9 @@ class Handler(BaseHTTPRequestHandler):
 def serve(port, tls_ctx=None):
     srv = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     if tls_ctx is not None:
-        srv.socket = tls_ctx.wrap_socket(srv.socket, server_side=True)
+        # The handshake in the connection's own thread, not in accept(): a client that connects
+        # and says nothing (a port scan) must not stall the listener.
+        srv.socket = tls_ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     log(f"listening on {port}{' (TLS)' if tls_ctx else ''}")
 
@@ -189,7 +334,32 @@ def init_admin(args):
     log("created admin user from --admin-password-file")
 
 
+def expand_args(argv):
+    """kingpin's `@FILE`: the file's lines as arguments, `#` lines left out."""
+    out = []
+    for arg in argv:
+        if arg.startswith("@"):
+            with open(arg[1:], encoding="utf-8") as f:
+                out.extend(line.rstrip("\n") for line in f if not line.startswith("#"))
+        else:
+            out.append(arg)
+    return out
+
+
+def probe(argv):
+    p = argparse.ArgumentParser(prog="portainer-standin probe")
+    p.add_argument("url")
+    p.add_argument("--secret", default=os.environ.get("AGENT_SECRET", ""))
+    p.add_argument("--no-signature", action="store_true")
+    a = p.parse_args(argv)
+    headers = {} if a.no_signature else signature_headers(a.secret)
+    for addr, status in request(a.url, headers):
+        print(addr, status)
+
+
 def main():
+    if sys.argv[1:2] == ["probe"]:
+        return probe(sys.argv[2:])
     p = argparse.ArgumentParser(prog="portainer-standin", allow_abbrev=False)
     p.add_argument("-H", default="")
     p.add_argument("--tlsskipverify", action="store_true")
@@ -199,17 +369,24 @@ def main():
     p.add_argument("--bind", default=":9000")
     p.add_argument("--bind-https", default=":9443")
     p.add_argument("--http-disabled", action="store_true")
-    args, unknown = p.parse_known_args()
+    p.add_argument("--secret", default=None)
+    p.add_argument("--port", type=int, default=int(os.environ.get("AGENT_PORT", "9001")))
+    args, unknown = p.parse_known_args(expand_args(sys.argv[1:]))
     if unknown:
         log(f"ignoring Portainer flags the stand-in does not implement: {' '.join(unknown)}")
     State.args = args
+    # As kingpin's Envar: the flag, else the environment.
+    State.secret = args.secret if args.secret is not None else os.environ.get("AGENT_SECRET", "")
     if ROLE == "agent":
-        serve(9001, self_signed("/tmp/standin-certs"))
+        log("AGENT_SECRET set: only requests signed with it are served" if State.secret
+            else "no AGENT_SECRET: the first Portainer that signs is trusted")
+        serve(args.port, self_signed("/tmp/standin-certs"))
     else:
         if args.admin_password:
             log("--admin-password (a bcrypt hash) is not supported by the stand-in; use --admin-password-file")
             sys.exit(1)
         init_admin(args)
+        State.signer = sign(State.secret or SIGNATURE_MESSAGE)
         serve(int(args.bind_https.rsplit(":", 1)[1]), self_signed(os.path.join(args.data, "certs")))
         if not args.http_disabled:
             serve(int(args.bind.rsplit(":", 1)[1]))
