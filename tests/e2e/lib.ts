@@ -290,7 +290,8 @@ export function labConfig(
         ...(opts.labels?.[n.name] ?? {}),
       },
     })),
-    swarm: { resolveImage: "never" },
+    // The lab's kernel has no ESP (an encrypted overlay passes nothing there): off, chosen, so no warning.
+    swarm: { resolveImage: "never", encryptOverlay: false },
     deployTimeout: 600,
     ghost: opts.apps
       ? {
