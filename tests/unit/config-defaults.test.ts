@@ -57,6 +57,7 @@ const EXPECTED: Record<string, unknown> = {
   gluster: { ...DEFAULTS.gluster, options: {} },
   ghost: DEFAULTS.ghost,
   portainer: DEFAULTS.portainer,
+  edge: DEFAULTS.edge,
   deployTimeout: DEFAULTS.deployTimeout,
 };
 
