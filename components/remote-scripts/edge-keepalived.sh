@@ -56,9 +56,10 @@ keepalived_conf() {
     'global_defs {' "  router_id swarmcloud_$NODE_NAME" '  enable_script_security' '  script_user root' '}' '' \
     'vrrp_script swarmcloud_edge {' "  script \"$CHECK\"" '  interval 1' '  timeout 2' '  fall 2' '  rise 2' '}' '' \
     'vrrp_instance swarmcloud_edge {' '  state BACKUP' "  interface $INTERFACE" "  virtual_router_id $ROUTER_ID" \
-    '  priority 100' '  nopreempt' '  advert_int 1' "  unicast_src_ip $SRC_ADDR"
+    '  priority 100' '  nopreempt' '  advert_int 1'
+  # A lone holder has no one to talk to (keepalived refuses unicast without peers).
   if [ -n "$PEERS" ]; then
-    printf '%s\n' '  unicast_peer {'
+    printf '%s\n' "  unicast_src_ip $SRC_ADDR" '  unicast_peer {'
     for peer in $PEERS; do
       printf '    %s\n' "$peer"
     done
@@ -96,7 +97,7 @@ keepalived_start_or_reload() {
     keepalived -f "$CONF"
     changed+=(started)
   elif [ "$1" = reload ]; then
-    kill -HUP "$(pgrep -x -o keepalived)"
+    pkill -HUP -x -o keepalived
   fi
 }
 
