@@ -158,6 +158,6 @@ export function edgeCompose(s: EdgeSettings, ctx: EdgeContext): ComposeFile {
   return {
     version: "3.8",
     services: { caddy },
-    networks: Object.fromEntries(upstreams.map((u) => [u.network, { external: true, name: u.network }])),
+    networks: Object.fromEntries(upstreams.map((u) => [u.network, { external: true as const, name: u.network }])),
   };
 }
