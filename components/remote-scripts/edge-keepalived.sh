@@ -94,7 +94,8 @@ keepalived_start_or_reload() {
       systemctl reload keepalived
     fi
   elif ! pgrep -x keepalived >/dev/null; then
-    keepalived -f "$CONF"
+    # It forks into the background; nothing of it may hold the SSH session's output open.
+    keepalived -f "$CONF" </dev/null >/dev/null 2>&1
     changed+=(started)
   elif [ "$1" = reload ]; then
     pkill -HUP -x -o keepalived
