@@ -735,7 +735,25 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
   };
   const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
   validateCluster(config, { ...inputs, sshPublicKey }, problems);
+  warnPlainOverlay(environment, raw, problems);
   return { config, errors: problems.errors, warnings: problems.warnings };
+}
+
+/**
+ * On the networks of `ssh` and `vagrant` (a LAN, a host-only network) others may listen: unless
+ * the stack chose `swarm.encryptOverlay` itself, say that app traffic between nodes is readable
+ * there. The default stays off: the lab's kernel has no ESP, so encryption is untested there
+ * (README, "Security"). Pulumi.yaml declares no default for the key, so "not set" is seen here.
+ */
+function warnPlainOverlay(environment: Environment, raw: RawConfig, problems: Problems): void {
+  if (environment !== "ssh" && environment !== "vagrant") return;
+  const swarm = raw["swarm"];
+  const chosen = isMap(swarm) && swarm["encryptOverlay"] !== undefined && swarm["encryptOverlay"] !== null;
+  if (chosen) return;
+  problems.warn(
+    "swarm.encryptOverlay",
+    `not set: the apps' overlay traffic between the ${environment} nodes (Ghost to its database included) is not encrypted, and anyone on their network can read it. Turn it on with swarm.encryptOverlay: true (\`pulumi config set --path swarmcloud:swarm.encryptOverlay true\`; IPsec, which needs ESP in the nodes' kernels: the project's lab kernel has none, so it is untested there; README, "Security"), or set it to false to keep it off without this warning`,
+  );
 }
 
 /** The settings sections: each one object key of the config, read through its entry in SECTIONS. */

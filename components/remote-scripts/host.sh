@@ -71,6 +71,12 @@ fi
 if with_systemd && [ "$(systemctl is-enabled docker 2>/dev/null || true)" != enabled ]; then
   systemctl enable docker >/dev/null 2>&1
 fi
+# swarm-join.sh hands the join token to Docker's API through curl's stdin (never a command line).
+if ! have curl; then
+  have apt-get || fatal "curl is not installed on $NODE_NAME and it has no apt-get: install curl, then run pulumi up again"
+  apt_install curl
+  changed+=(curl-installed)
+fi
 if [ "$SSH_USER" != root ] && ! id -nG "$SSH_USER" | tr ' ' '\n' | grep -qx docker; then
   usermod -aG docker "$SSH_USER"
   changed+=(docker-group)

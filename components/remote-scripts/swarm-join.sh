@@ -3,7 +3,9 @@
 # Joins as a worker (roles are set from a manager, so a role change never needs a rejoin).
 # stdin: "<cluster id> <worker token>". Inputs: NODE_NAME, ADVERTISE_ADDR, MANAGER_ADDRS.
 # Prints the node's swarm ID. A node already in this swarm is left alone; a node in another
-# swarm is refused with its name.
+# swarm is refused with its name. The join is the request `docker swarm join --token T
+# --advertise-addr A M:2377` makes, sent to this node's Docker Engine API by curl over
+# /var/run/docker.sock with the body on curl's stdin, so the token is on no command line (`ps`).
 set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}" "${MANAGER_ADDRS:?}"
 read -r cluster_id token
@@ -42,15 +44,47 @@ if [ "$state" = active ]; then
   exit 0
 fi
 
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
+# json_string TEXT: TEXT as a JSON string, quotes included (backslashes and quotes escaped; an
+# address or a token holds no control characters). Shell only: TEXT is in no command line.
+json_string() {
+  local text=${1//\\/\\\\}
+  printf '"%s"' "${text//\"/\\\"}"
+}
+
+# join_body MANAGER: what `docker swarm join` sends to /swarm/join (its ListenAddr default
+# included), printed by printf, a builtin: the token is in no process's arguments.
+join_body() {
+  printf '{"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":%s,"RemoteAddrs":[%s],"JoinToken":%s}\n' \
+    "$(json_string "$ADVERTISE_ADDR")" "$(json_string "$1:2377")" "$(json_string "$token")"
+}
+
+# join_at MANAGER: POST /swarm/join through the Docker socket, the body on curl's stdin. On
+# failure, the API's message (or curl's own error) is left in $failure, the token cut out.
+join_at() {
+  local code
+  rm -f "$tmp/response" "$tmp/curl-error"
+  code=$(join_body "$1" | curl -sS --unix-socket /var/run/docker.sock -X POST \
+    "http://localhost/v$api/swarm/join" -H 'Content-Type: application/json' --data-binary @- \
+    -o "$tmp/response" -w '%{http_code}' 2>"$tmp/curl-error") || true
+  [ "$code" = 200 ] && return 0
+  failure=$(sed -n 's/^.*"message":"\(.*\)".*$/\1/p' "$tmp/response" 2>/dev/null || true)
+  [ -n "$failure" ] || failure="HTTP ${code:-000}: $(cat "$tmp/curl-error" "$tmp/response" 2>/dev/null || true)"
+  failure=${failure//"$token"/[join token]}
+  return 1
+}
+
+# The API version this Docker Engine speaks (1.41 for Debian bookworm's docker.io 20.10).
+api=$(docker version --format '{{.Server.APIVersion}}') || fatal "Docker on $NODE_NAME does not answer"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failure=""
 for _ in 1 2 3; do
   for manager in $MANAGER_ADDRS; do
-    if docker swarm join --token "$token" --advertise-addr "$ADVERTISE_ADDR" "$manager:2377" >/dev/null 2>"$err"; then
+    if join_at "$manager"; then
       docker info --format '{{.Swarm.NodeID}}'
       exit 0
     fi
   done
   sleep 2
 done
-fatal "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" "$(cat "$err")"
+fatal "$NODE_NAME could not join any manager of $MANAGER_ADDRS:" "$failure"

@@ -18,6 +18,7 @@ import {
   runOnNode,
   sshLogins,
   waitFor,
+  watchProcesses,
 } from "./lib";
 
 const MANAGERS = 3;
@@ -174,8 +175,22 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   for (const c of changed) {
     expect(c).toMatch(/^create .*worker-3/);
   }
-  const { seconds } = cli.up();
+  // The join token must stay off the new node's command lines (`ps`) while it joins: the
+  // watcher must see the join's request (curl to Docker's /swarm/join) and never the token.
+  const workerToken = onNode(node("manager-1"), "docker swarm join-token -q worker");
+  const watcher = watchProcesses(node("worker-3"));
+  let seen = "";
+  let seconds: number;
+  try {
+    seconds = cli.up().seconds;
+  } finally {
+    seen = watcher.stop();
+  }
   report.set("addNodeSeconds", seconds);
+  const joinLines = seen.split("\n").filter((l) => l.includes("/swarm/join"));
+  report.set("joinCommandLinesSeen", joinLines.length);
+  expect(joinLines.length).toBeGreaterThan(0);
+  expect(seen.includes(workerToken)).toBe(false);
   expect(swarmNodes().find((l) => l.hostname === "worker-3")?.status).toBe("Ready");
   expect(onNode(node("worker-3"), "cat /mnt/swarmcloud/e2e-probe.txt")).toMatch(/^written-/);
   // auth.allow follows the nodes: the new one's address in, and no other.

@@ -290,7 +290,8 @@ export function labConfig(
         ...(opts.labels?.[n.name] ?? {}),
       },
     })),
-    swarm: { resolveImage: "never" },
+    // The lab's kernel has no ESP (an encrypted overlay passes nothing there): off, chosen, so no warning.
+    swarm: { resolveImage: "never", encryptOverlay: false },
     deployTimeout: 600,
     ghost: opts.apps
       ? {
@@ -412,4 +413,24 @@ export function diagnostics(out: string, max = 6000): string {
   const rest = out.slice(start);
   const end = rest.search(/\n[^\n]*(Outputs:|Resources:)/);
   return (end < 0 ? rest : rest.slice(0, end)).slice(0, max);
+}
+
+/**
+ * Samples every process's command line on a node (`ps -eww -o args`) every `every` seconds
+ * in the background until stopped; `stop()` returns everything seen. For checks that a secret
+ * never reaches a command line while a step runs there.
+ */
+export function watchProcesses(node: LabNode, every = 0.1): { stop: () => string } {
+  const log = `/tmp/swarmcloud-ps-${process.pid}.log`;
+  const started = runOnNode(
+    node,
+    `nohup bash -c 'while :; do ps -eww -o args; sleep ${every}; done' >${log} 2>&1 </dev/null &\necho $! >${log}.pid`,
+  );
+  if (started.code !== 0) throw new Error(`${node.name}: the process watcher did not start: ${started.stderr}`);
+  return {
+    stop: () => {
+      onNode(node, `kill $(cat ${log}.pid) 2>/dev/null || true`);
+      return onNode(node, `cat ${log}; rm -f ${log} ${log}.pid`);
+    },
+  };
 }

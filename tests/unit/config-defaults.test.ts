@@ -52,7 +52,8 @@ const EXPECTED: Record<string, unknown> = {
   local: DEFAULTS.local,
   vagrant: DEFAULTS.vagrant,
   digitalocean: DEFAULTS.digitalocean,
-  swarm: DEFAULTS.swarm,
+  // encryptOverlay (false) is left out, so that the parser sees whether a stack set it (the warning on ssh and vagrant).
+  swarm: (({ encryptOverlay: _, ...rest }) => rest)(DEFAULTS.swarm),
   // DEFAULTS.gluster.options is merged under the user's options, so Pulumi.yaml declares none.
   gluster: { ...DEFAULTS.gluster, options: {} },
   ghost: DEFAULTS.ghost,

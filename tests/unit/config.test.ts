@@ -3,6 +3,9 @@
  * (`swarmcloud:<key> = <value>`), shows the bad value and says the fix, so removing or
  * weakening a check fails a test here.
  */
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
 import {
   brickNodes,
   isCidr,
@@ -95,8 +98,8 @@ describe("parseConfig defaults", () => {
 });
 
 describe("parseConfig ssh environment", () => {
-  test("4 Raspberry Pis with a key parse without errors or warnings", () => {
-    const { config, errors, warnings } = parse(sshConfig(), WITH_KEY);
+  test("4 Raspberry Pis with a key (and the overlay's encryption chosen) parse without errors or warnings", () => {
+    const { config, errors, warnings } = parse({ ...sshConfig(), swarm: { encryptOverlay: false } }, WITH_KEY);
     expect(errors).toEqual([]);
     expect(warnings).toEqual([]);
     expect(config.environment).toBe("ssh");
@@ -465,6 +468,45 @@ describe("parseConfig errors", () => {
 });
 
 describe("parseConfig warnings", () => {
+  describe("an unencrypted overlay on a network others share", () => {
+    const vagrant = { environment: "vagrant" };
+    test.each([
+      ["ssh", sshConfig()],
+      ["vagrant", vagrant],
+      ["ssh with other swarm settings", { ...sshConfig(), swarm: { resolveImage: "never" } }],
+      ["vagrant with encryptOverlay: null", { ...vagrant, swarm: { encryptOverlay: null } }],
+    ])("%s: one warning naming the key, the risk, the fix and the lab", (_, raw) => {
+      const { errors, warnings } = parse(raw, WITH_KEY);
+      expect(errors).toEqual([]);
+      const w = find(warnings, "swarmcloud:swarm.encryptOverlay: not set: ");
+      expect(warnings).toEqual([w]);
+      expect(w).toContain("is not encrypted");
+      expect(w).toContain("swarm.encryptOverlay: true");
+      expect(w).toContain("pulumi config set --path swarmcloud:swarm.encryptOverlay true");
+      expect(w).toContain("lab kernel has none");
+    });
+
+    test.each([
+      ["ssh, off", { ...sshConfig(), swarm: { encryptOverlay: false } }],
+      ["ssh, on", { ...sshConfig(), swarm: { encryptOverlay: true } }],
+      ["vagrant, off as the CLI stores it", { ...vagrant, swarm: { encryptOverlay: "false" } }],
+      ["local", {}],
+      ["digitalocean", { environment: "digitalocean", digitalocean: { adminCidrs: ["203.0.113.7/32"] } }],
+    ])("%s: no warning", (_, raw) => {
+      expect(parse(raw, WITH_KEY).warnings).toEqual([]);
+    });
+
+    test("the value Pulumi.yaml's default hands in is no choice: the default declares no encryptOverlay", () => {
+      const declared = yaml.load(fs.readFileSync(path.join(__dirname, "../../Pulumi.yaml"), "utf8")) as {
+        config: Record<string, { default?: Record<string, unknown> }>;
+      };
+      const swarm = declared.config["swarmcloud:swarm"]?.default;
+      expect(swarm).toBeDefined();
+      const { warnings } = parse({ ...sshConfig(), swarm }, WITH_KEY);
+      expect(warnings).toHaveLength(1);
+    });
+  });
+
   test.each([
     [2, 0, 1, 3],
     [4, 1, 3, 5],
@@ -510,7 +552,8 @@ describe("parseConfig warnings", () => {
   });
 
   test("an explicit node list wins over managers/workers (which Pulumi.yaml always supplies)", () => {
-    const { config, errors, warnings } = parse({ ...sshConfig(), managers: 3, workers: 2 }, WITH_KEY);
+    const raw = { ...sshConfig(), managers: 3, workers: 2, swarm: { encryptOverlay: false } };
+    const { config, errors, warnings } = parse(raw, WITH_KEY);
     expect(errors).toEqual([]);
     expect(warnings).toEqual([]);
     expect(config.nodes.map((n) => n.name)).toEqual(["pi-1", "pi-2", "pi-3", "pi-4"]);

@@ -229,11 +229,24 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
   const managers = () => c.nodes.filter(([, role]) => role === "manager").map(([n]) => n);
   const entry = () => c.entryAddress || c.address(c.nodes[0]![0]);
 
+  let warned: string[];
+
   beforeAll(async () => {
     await settled();
     clearRecorded();
-    outputs = await main(inputsFor(c.stack, c.settings));
-    await settled();
+    const warn = jest.spyOn(pulumi.log, "warn");
+    try {
+      outputs = await main(inputsFor(c.stack, c.settings));
+      await settled();
+      warned = warn.mock.calls.map((call) => String(call[0]));
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  test("the unencrypted-overlay warning: once where nodes share a network with others (ssh, vagrant), never elsewhere", () => {
+    const overlay = warned.filter((w) => w.startsWith("swarmcloud:swarm.encryptOverlay: not set"));
+    expect(overlay).toHaveLength(c.environment === "ssh" || c.environment === "vagrant" ? 1 : 0);
   });
 
   test("the environment's node source, and no other provider's resources", () => {
