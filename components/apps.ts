@@ -284,8 +284,10 @@ async function deployPortainer(place: AppPlace, args: AppsArgs): Promise<AppsOut
   place.stacks.push(portainer);
   const door = args.frontDoor;
   return {
+    // Through the front door where its address takes Portainer's edge port: not a DigitalOcean
+    // load balancer, which forwards 80 and 443 only (Portainer stays on its own port, for adminCidrs).
     portainerUrl:
-      door === undefined || config.edge === undefined
+      door === undefined || config.edge === undefined || !door.floating
         ? pulumi
             .all([args.entryAddress, portainer.services])
             .apply(([address]) => `https://${address}:${config.portainer.httpsPort}`)

@@ -260,6 +260,9 @@ describe("do (digitalocean), edge on: a load balancer is the address, no keepali
   test("Ghost's url and the outputs are the load balancer's address", async () => {
     expect(await valueOf(outputs.ghostUrl as pulumi.Output<string>)).toBe("https://203.0.113.80");
     expect(await valueOf(outputs.frontDoorUrl as pulumi.Output<string>)).toBe("https://203.0.113.80");
+    // The load balancer forwards 80 and 443 only: Portainer stays at its own port, for adminCidrs.
+    expect(await valueOf(outputs.portainerUrl as pulumi.Output<string>)).toMatch(/^https:\/\/[^/]+:9443$/);
+    expect(await valueOf(outputs.portainerUrl as pulumi.Output<string>)).not.toContain("203.0.113.80");
     const compose = named(REMOTE_SCRIPT, "do-edge-caddy-deploy").inputs.environment.COMPOSE as string;
     expect(compose).toContain("default_sni 203.0.113.80");
   });
