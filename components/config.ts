@@ -397,6 +397,32 @@ export function isCidr(value: string): boolean {
   );
 }
 
+/** The `local` environment: host part of the first node on the bridge network (.11, .12, ... in node order). */
+export const FIRST_NODE_HOST = 11;
+
+/** The `n`-th address of an IPv4 subnet (n = 1 is the first host); throws when it falls outside. */
+export function subnetHost(subnet: string, n: number): string {
+  if (!isCidr(subnet))
+    throw new Error(`swarmcloud:local.subnet = ${JSON.stringify(subnet)}: must be an IPv4 CIDR such as 172.30.0.0/24`);
+  const [ip, bits] = subnet.split("/") as [string, string];
+  const prefix = Number(bits);
+  const size = 2 ** (32 - prefix);
+  const base = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  const network = base - (base % size);
+  if (!Number.isInteger(n) || n < 1 || n >= size - 1) {
+    throw new Error(
+      `swarmcloud:local.subnet = "${subnet}": has no host number ${n} (it holds ${Math.max(size - 2, 0)} hosts); use a larger subnet such as a /24`,
+    );
+  }
+  const addr = network + n;
+  return [24, 16, 8, 0].map((shift) => Math.floor(addr / 2 ** shift) % 256).join(".");
+}
+
+/** Fixed IPv4 address of the node at `index` (0-based, node order) on the bridge network. */
+export function nodeAddress(subnet: string, index: number): string {
+  return subnetHost(subnet, FIRST_NODE_HOST + index);
+}
+
 /** What a Reader's converter returns for a value it refuses: the fix the problem names. */
 class Refusal {
   constructor(readonly fix: string) {}
@@ -1139,6 +1165,31 @@ export function inSubnet(address: string, cidr: string): boolean {
   return Math.floor(n(address) / size) === Math.floor(n(ip) / size);
 }
 
+/** The front door's address on the `local` network: inside the subnet, not the gateway's, no node container's. */
+function localEdgeAddress(c: SwarmcloudConfig, address: string, problems: Problems): void {
+  const subnet = c.local.subnet;
+  if (!inSubnet(address, subnet)) {
+    problems.error("edge.address", address, `must lie inside local.subnet ${subnet}, the nodes' network`);
+    return;
+  }
+  // A subnet too small for the nodes is local.ts's error to report; here only what exists counts.
+  const host = (n: number): string | undefined => {
+    try {
+      return subnetHost(subnet, n);
+    } catch {
+      return undefined;
+    }
+  };
+  const taken = [host(1), ...c.nodes.map((_, i) => host(FIRST_NODE_HOST + i))];
+  if (taken.includes(address)) {
+    problems.error(
+      "edge.address",
+      address,
+      `is the network's gateway or a node container's address (${taken[0]}, then ${taken[1]} onwards); pick a free one${host(200) === undefined ? "" : ` such as ${host(200)}`}`,
+    );
+  }
+}
+
 /** The front door against the rest: its address per environment, its holders among the nodes. */
 function validateEdge(c: SwarmcloudConfig, edge: EdgeSettings, problems: Problems): void {
   if (c.environment === "digitalocean") {
@@ -1162,13 +1213,7 @@ function validateEdge(c: SwarmcloudConfig, edge: EdgeSettings, problems: Problem
     if (taken !== undefined) {
       problems.error("edge.address", edge.address, `is node ${taken.name}'s address; pick a free one`);
     }
-    if (c.environment === "local" && isCidr(c.local.subnet) && !inSubnet(edge.address, c.local.subnet)) {
-      problems.error(
-        "edge.address",
-        edge.address,
-        `must lie inside local.subnet ${c.local.subnet}, the nodes' network`,
-      );
-    }
+    if (c.environment === "local" && isCidr(c.local.subnet)) localEdgeAddress(c, edge.address, problems);
     if (c.environment === "vagrant" && !edge.address.startsWith(`${c.vagrant.networkPrefix}.`)) {
       problems.error(
         "edge.address",

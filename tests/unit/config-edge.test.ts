@@ -75,6 +75,11 @@ describe("swarmcloud:edge", () => {
     expect(parse({ edge: { enabled: true, address: "10.9.9.9" } }).errors).toEqual([
       'swarmcloud:edge.address = "10.9.9.9": must lie inside local.subnet 172.30.0.0/24, the nodes\' network',
     ]);
+    expect(parse({ edge: { enabled: true, address: "172.30.0.12" } }).errors).toEqual([
+      "swarmcloud:edge.address = \"172.30.0.12\": is the network's gateway or a node container's address (172.30.0.1, then 172.30.0.11 onwards); pick a free one such as 172.30.0.200",
+    ]);
+    expect(parse({ edge: { enabled: true, address: "172.30.0.1" } }).errors).toHaveLength(1);
+    expect(parse({ edge: { enabled: true, address: "172.30.0.16" } }).errors).toEqual([]);
     expect(parse({ edge: { enabled: true, address: "192.168.56.250" } }, "vagrant").errors).toEqual([]);
     expect(parse({ edge: { enabled: true, address: "192.168.57.250" } }, "vagrant").errors).toEqual([
       'swarmcloud:edge.address = "192.168.57.250": must lie on the VMs\' network 192.168.56.0/24 (vagrant.networkPrefix)',
