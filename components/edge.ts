@@ -11,7 +11,7 @@
  *   stack output.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { EdgeSettings, ResolveImage } from "./config";
+import { EDGE_HTTP_PORT, EdgeSettings, ResolveImage } from "./config";
 import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../compose/edge";
 import { renderCompose } from "../compose/compose";
 import { ClusterNode } from "./nodes/types";
@@ -73,7 +73,8 @@ export function vrrpStep(node: ClusterNode, holders: ClusterNode[], s: EdgeSetti
       SRC_ADDR: node.privateAddress,
       PEERS: words(holders.filter((h) => h.name !== node.name).map((h) => h.privateAddress)),
       INTERFACE: s.interface ?? "",
-      CHECK_PORT: "80",
+      CHECK_PORT: String(EDGE_HTTP_PORT),
+      CHECK_PATH: EDGE_HEALTH_PATH,
     },
     skipDeleteWhenUnreachable: true,
   };
@@ -149,6 +150,3 @@ export class FrontDoor extends pulumi.ComponentResource {
     this.registerOutputs({ rootCertificate: this.rootCertificate });
   }
 }
-
-/** Where keepalived's check and the load balancer's health check ask Caddy (port 80). */
-export const EDGE_HEALTH = { port: 80, path: EDGE_HEALTH_PATH } as const;

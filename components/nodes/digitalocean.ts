@@ -1,6 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { DigitalOceanSettings, NodeSpec } from "../config";
+import { EDGE_HEALTH_PATH } from "../../compose/edge";
+import { DigitalOceanSettings, EDGE_HTTP_PORT, EDGE_HTTPS_PORT, NodeSpec } from "../config";
 import { GeneratedKey } from "../generated-key";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
 
@@ -26,8 +27,8 @@ export interface DigitalOceanNodesArgs {
 /** The front door's health check: Caddy's health route on port 80 (compose/edge.ts), every 3 s. */
 export const FRONT_DOOR_HEALTHCHECK = {
   protocol: "http",
-  port: 80,
-  path: "/healthz",
+  port: EDGE_HTTP_PORT,
+  path: EDGE_HEALTH_PATH,
   checkIntervalSeconds: 3,
   responseTimeoutSeconds: 3,
   unhealthyThreshold: 2,
@@ -38,7 +39,7 @@ export const FRONT_DOOR_HEALTHCHECK = {
  * The load balancer's forwarding: 80 and 443 as TCP to the same ports on the edge droplets, so
  * TLS ends at Caddy (its certificates, HSTS) and HTTP reaches its redirect and ACME's challenge.
  */
-export const FRONT_DOOR_FORWARDING = [80, 443].map((port) => ({
+export const FRONT_DOOR_FORWARDING = [EDGE_HTTP_PORT, EDGE_HTTPS_PORT].map((port) => ({
   entryProtocol: "tcp",
   entryPort: port,
   targetProtocol: "tcp",

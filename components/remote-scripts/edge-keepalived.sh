@@ -7,14 +7,15 @@
 # `keepalived -t` and keepalived reloaded only when the config changed.
 # Inputs: NODE_NAME, VIP (the floating IPv4 address), ROUTER_ID (1-255), SRC_ADDR (this node's
 # private address), PEERS (the other holders' private addresses, space-separated; may be empty),
-# INTERFACE (empty: the interface holding SRC_ADDR), CHECK_PORT (Caddy's HTTP port, default 80),
-# KEEPALIVED_DIR (default /etc/keepalived).
+# INTERFACE (empty: the interface holding SRC_ADDR), CHECK_PORT and CHECK_PATH (Caddy's HTTP port
+# and health route, default 80 and /healthz), KEEPALIVED_DIR (default /etc/keepalived).
 # Prints: interface=<name> changed=<what changed, or none>.
 set -euo pipefail
 : "${NODE_NAME:?}" "${VIP:?}" "${ROUTER_ID:?}" "${SRC_ADDR:?}"
 PEERS="${PEERS:-}"
 INTERFACE="${INTERFACE:-}"
 CHECK_PORT="${CHECK_PORT:-80}"
+CHECK_PATH="${CHECK_PATH:-/healthz}"
 KEEPALIVED_DIR="${KEEPALIVED_DIR:-/etc/keepalived}"
 CONF="$KEEPALIVED_DIR/keepalived.conf"
 CHECK="$KEEPALIVED_DIR/swarmcloud-edge-check.sh"
@@ -44,7 +45,7 @@ detect_interface() {
 check_script() {
   printf '%s\n' '#!/bin/bash' "$MARK: does the local Caddy answer? keepalived runs it" \
     "exec 3<>/dev/tcp/127.0.0.1/$CHECK_PORT || exit 1" \
-    "printf 'GET /healthz HTTP/1.0\\r\\nHost: swarmcloud-health\\r\\n\\r\\n' >&3" \
+    "printf 'GET $CHECK_PATH HTTP/1.0\\r\\nHost: swarmcloud-health\\r\\n\\r\\n' >&3" \
     'read -r -t 2 status <&3 || exit 1' \
     'case "$status" in *" 200"*) exit 0 ;; esac' \
     'exit 1'

@@ -97,6 +97,7 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
           .join(" "),
         INTERFACE: "",
         CHECK_PORT: "80",
+        CHECK_PATH: "/healthz",
       });
       expect(step.dependencies).toContain(named(REMOTE_SCRIPT, `local-manager-${i + 1}-provision`).urn);
     });
