@@ -41,8 +41,9 @@ export class GlusterVolume extends pulumi.ComponentResource {
 
     // The steps in the order they run: a brick on each brick node, the other brick nodes probed
     // into the pool from the first, the volume, each node's address allowed and its mount, and
-    // last the removal of bricks that leave. What each step runs is in its function below (brickStep...); here, its
-    // name and what it waits for.
+    // last the removal of bricks that leave. What each step runs is in its function below
+    // (brickStep...); here, its name and what it waits for.
+    const members = words(args.nodes.map((n) => n.privateAddress));
     const bricks = args.bricks.map((node) =>
       nodeStep(`${name}-${node.name}-brick`, brickStep(node, s), { parent: this, dependsOn: [hostReady(node)] }),
     );
@@ -52,7 +53,7 @@ export class GlusterVolume extends pulumi.ComponentResource {
         dependsOn: [hostReady(node), hostReady(first)],
       }),
     );
-    const volume = nodeStep(`${name}-volume`, volumeStep(args.bricks, s), {
+    const volume = nodeStep(`${name}-volume`, volumeStep(args.bricks, members, s), {
       parent: this,
       dependsOn: [...bricks, ...probes],
     });
@@ -60,7 +61,6 @@ export class GlusterVolume extends pulumi.ComponentResource {
       .all(args.bricks.map((b) => b.privateAddress))
       .apply((servers) => fstabLine(servers, s.volume, s.mountPath));
     const subdirs = (args.appDirs ?? []).join(" ");
-    const members = words(args.nodes.map((n) => n.privateAddress));
     // Each node's address in auth.allow before it mounts, out again after it unmounted.
     const mounts = args.nodes.map((node) => {
       const allow = nodeStep(`${name}-${node.name}-allow`, allowStep(node, args.bricks, s, members), {
@@ -133,8 +133,13 @@ function allowStep(
   };
 }
 
-/** The volume over every brick (replica = brick count), created, grown and started from the first brick node. */
-function volumeStep(bricks: ClusterNode[], s: GlusterSettings): NodeStepArgs {
+/**
+ * The volume over every brick (replica = brick count), created, grown and started from the
+ * first brick node. `members` (every node's address) is context: the volume's first auth.allow,
+ * so each node's allow step finds its address there on a new cluster (no change, no waiting for
+ * a turn), and a node added later changes no step but its own.
+ */
+function volumeStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: GlusterSettings): NodeStepArgs {
   return {
     node: bricks[0]!,
     create: script("gluster-volume"),
@@ -148,6 +153,7 @@ function volumeStep(bricks: ClusterNode[], s: GlusterSettings): NodeStepArgs {
       // The state the read checks (the script starts the volume).
       STATUS: "Started",
     },
+    context: { MEMBERS: members },
   };
 }
 

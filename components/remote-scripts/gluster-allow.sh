@@ -5,14 +5,22 @@
 # each node's own step adds its address here, before the node mounts, and takes it out on
 # delete (gluster-disallow.sh) once the node has unmounted, so adding or removing a node
 # changes only its own address and runs on one node. The steps of several nodes take turns
-# (gluster_lock_allowed). While the volume still admits everyone ("*", Gluster's default: a
-# volume made before this step, or just created), the list starts as every node's address.
+# (gluster_lock_allowed); a step whose address is listed already changes nothing and waits for
+# no turn. While the volume still admits everyone ("*", Gluster's default: a volume made before
+# this step), the list starts as every node's address.
 # Inputs: NODE_NAME, VOLUME, ADDRESS (the node's cluster address). Context: MEMBERS (every
 # node's address, space-separated). Prints the allowed addresses, comma-separated.
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${ADDRESS:?}"
 MEMBERS="${MEMBERS:-}"
 gluster --mode=script volume info "$VOLUME" >/dev/null 2>&1 || not_here "$(hostname) does not know volume $VOLUME"
+# Already listed (the volume was made with every node's address, or this step ran before):
+# nothing to change, so no turn to wait for. Only this node's own steps take its address out.
+mapfile -t allowed < <(gluster_allowed "$VOLUME")
+if [ "${allowed[*]}" != "*" ] && in_list "$ADDRESS" "${allowed[@]}"; then
+  printf '%s\n' "${allowed[@]}" | paste -sd, -
+  exit 0
+fi
 gluster_lock_allowed
 mapfile -t allowed < <(gluster_allowed "$VOLUME")
 if [ "${allowed[*]}" = "*" ] || [ "${#allowed[@]}" -eq 0 ]; then

@@ -5,11 +5,13 @@
 # gluster-shrink.sh, once every node has mounted the volume.
 # Inputs: NODE_NAME, VOLUME, BRICKS ("addr:/path" words, in order, this node's first),
 # ARBITER (true|false), OPTIONS ("key=value" lines), STATUS ("Started": the state
-# gluster-volume-read.sh checks; not used here).
+# gluster-volume-read.sh checks; not used here). Context: MEMBERS (every node's address,
+# space-separated: the volume's first auth.allow).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${BRICKS:?}"
 ARBITER="${ARBITER:-false}"
 OPTIONS="${OPTIONS:-}"
+MEMBERS="${MEMBERS:-}"
 g() { gluster --mode=script "$@"; }
 read -r -a wanted <<<"$BRICKS"
 
@@ -25,8 +27,11 @@ if ! g volume info "$VOLUME" >/dev/null 2>&1; then
   [ "$ARBITER" = true ] && layout+=(arbiter 1)
   g volume create "$VOLUME" "${layout[@]}" "${wanted[@]}" force >/dev/null
   # Never open to every address, not even before each node's step adds its own
-  # (gluster-allow.sh): the brick nodes first.
-  g volume set "$VOLUME" auth.allow "$(printf '%s\n' "${wanted[@]%%:*}" | paste -sd, -)" >/dev/null
+  # (gluster-allow.sh): every node of the cluster at once (their steps then find their address
+  # listed and change nothing), or the brick nodes when the members are not given.
+  read -r -a first_allowed <<<"$MEMBERS"
+  [ "${#first_allowed[@]}" -gt 0 ] || first_allowed=("${wanted[@]%%:*}")
+  g volume set "$VOLUME" auth.allow "$(printf '%s\n' "${first_allowed[@]}" | paste -sd, -)" >/dev/null
 fi
 
 mapfile -t current < <(g volume info "$VOLUME" | sed -n 's/^Brick[0-9]*: \([^ ]*\).*/\1/p')

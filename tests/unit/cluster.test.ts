@@ -174,6 +174,9 @@ describe("GlusterVolume", () => {
     expect(env("t-gluster-volume").BRICKS).toBe(
       "10.0.0.11:/srv/swarmcloud/brick 10.0.0.12:/srv/swarmcloud/brick 10.0.0.13:/srv/swarmcloud/brick",
     );
+    // Every node's address, as context (its first auth.allow; a new node must not re-run it).
+    expect(env("t-gluster-volume").MEMBERS).toBeUndefined();
+    expect(volume.inputs.context.MEMBERS.split(" ")).toEqual(nodes.map((n) => n.privateAddress));
     expect(volume.dependencies).toEqual(
       expect.arrayContaining([
         urnOf("t-gluster-manager-3-brick"),

@@ -284,6 +284,25 @@ describe("gluster-allow.sh: a node's address into auth.allow", () => {
     }
   });
 
+  test("an address already allowed waits for no other step's turn (the lock held elsewhere)", async () => {
+    const s = glusterNode({ vol: "", allow: "10.0.0.11,10.0.0.31" });
+    try {
+      // Another step holds the turn for 4 s; a listed address must not wait for it.
+      const holder = s.start(`exec 9>${LOCK}; flock 9; touch "$STAND_IN_DIR/held"; sleep 4`);
+      for (let i = 0; i < 100 && !fs.existsSync(path.join(s.dir, "held")); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(fs.existsSync(path.join(s.dir, "held"))).toBe(true);
+      const a = allow("10.0.0.31");
+      const t0 = Date.now();
+      expect(s.run(a.text, a.env)).toMatchObject({ code: 0, stdout: "10.0.0.11,10.0.0.31" });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(s.read("set.log")).toBe("");
+      await holder;
+    } finally {
+      s.done();
+    }
+  });
+
   test("a node that does not know the volume says not here (75): the next brick node runs it", () => {
     const s = glusterNode({});
     try {
