@@ -1,8 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ghostCompose, GhostContext, GHOST_PORT, GHOST_SETUP_CLIENT } from "../compose/ghost";
-import { agentArgs, PORTAINER_AGENT_SECRET_VARIABLE, portainerCompose } from "../compose/portainer";
+import {
+  agentArgs,
+  PORTAINER_AGENT_SECRET_VARIABLE,
+  PORTAINER_EDGE_NETWORK,
+  PORTAINER_HTTPS_PORT,
+  portainerCompose,
+} from "../compose/portainer";
 import { ComposePort, renderCompose, withoutPorts } from "../compose/compose";
-import { SwarmcloudConfig } from "./config";
+import { edgeNodes, SwarmcloudConfig } from "./config";
+import { EDGE_DIR, FrontDoor } from "./edge";
 import { GeneratedSecret } from "./generated-secret";
 import { GlusterVolume } from "./gluster";
 import { ClusterNode } from "./nodes/types";
@@ -24,6 +31,18 @@ export interface AppsArgs {
     portainerAdmin?: pulumi.Output<string>;
     ghostOwner?: pulumi.Output<string>;
   };
+  /** The front door, when `edge` is on: where it answers, and the nodes' provisioning steps. Default: none. */
+  frontDoor?: FrontDoorPlace;
+}
+
+/** What the front door needs from the program beyond the config. */
+export interface FrontDoorPlace {
+  /** The name or address it answers on: the domain, else the floating or load balancer address. */
+  site: pulumi.Input<string>;
+  /** keepalived holds `edge.address` (local, ssh, vagrant); false on DigitalOcean (its load balancer). */
+  floating: boolean;
+  /** Per node name, the resource after which the node is provisioned. */
+  hostReady: Record<string, pulumi.Resource>;
 }
 
 export interface AppsOutputs {
@@ -35,10 +54,19 @@ export interface AppsOutputs {
   portainerAdminPassword?: pulumi.Output<string>;
   ghostDbPassword?: pulumi.Output<string>;
   dbRootPassword?: pulumi.Output<string>;
+  /** The front door's address or name (edge on). */
+  frontDoorUrl?: pulumi.Output<string>;
+  /** The root certificate to trust (edge on, no domain: Caddy's internal CA). */
+  edgeRootCertificate?: pulumi.Output<string>;
 }
 
 /** Folders on the Gluster mount, one per application (made by GlusterVolume on every node). */
 export const APP_DIRS = { ghostContent: "ghost/content", ghostDb: "ghost/mysql", portainer: "portainer" } as const;
+
+/** The folders on the Gluster mount: the apps', and the front door's when it is on. */
+export function appDirs(config: Pick<SwarmcloudConfig, "edge">): string[] {
+  return [...Object.values(APP_DIRS), ...(config.edge === undefined ? [] : [EDGE_DIR])];
+}
 
 /**
  * A password from config, or a generated one. @pulumi/random is loaded only when a password is
@@ -59,6 +87,8 @@ interface AppPlace {
   manager: ClusterNode;
   fallbackManagers: ClusterNode[];
   dependsOn: pulumi.Resource[];
+  /** The app stacks made so far (the front door waits for them). */
+  stacks: SwarmStack[];
 }
 
 /** Deploys the enabled application stacks (Portainer, Ghost + MySQL) on the swarm. */
@@ -68,10 +98,46 @@ export async function deployApps(stack: string, config: SwarmcloudConfig, args: 
   if (manager === undefined) return {};
   // No stack before the swarm is formed and the volume is mounted everywhere.
   const dependsOn = [...args.swarm.ready, ...args.storage.ready];
-  const place: AppPlace = { stack, config, manager, fallbackManagers, dependsOn };
-  return {
+  const place: AppPlace = { stack, config, manager, fallbackManagers, dependsOn, stacks: [] };
+  const outputs: AppsOutputs = {
     ...(config.ghost.enabled ? await deployGhost(place, args) : {}),
     ...(config.portainer.enabled ? await deployPortainer(place, args) : {}),
+  };
+  if (config.edge === undefined || args.frontDoor === undefined) return outputs;
+  return { ...outputs, ...deployFrontDoor(place, args, args.frontDoor) };
+}
+
+/** The front door's HTTPS address: `https://<site>` (and `:<port>` for another port). */
+export function frontDoorUrl(site: pulumi.Input<string>, port?: number): pulumi.Output<string> {
+  return pulumi.interpolate`https://${site}${port === undefined ? "" : `:${port}`}`;
+}
+
+/** The front door in front of the apps deployed: keepalived on the edge nodes, Caddy, the root to trust. */
+function deployFrontDoor(place: AppPlace, args: AppsArgs, door: FrontDoorPlace): AppsOutputs {
+  const { stack, config } = place;
+  const edge = config.edge!;
+  const front = new FrontDoor(`${stack}-edge`, {
+    holders: edgeNodes(args.nodes, edge),
+    hostReady: door.hostReady,
+    settings: edge,
+    site: door.site,
+    floating: door.floating,
+    manager: place.manager,
+    fallbackManagers: place.fallbackManagers,
+    mountPath: config.gluster.mountPath,
+    ghost: config.ghost.enabled ? { service: "ghost_ghost", port: GHOST_PORT, network: "ghost_frontend" } : undefined,
+    portainer: config.portainer.enabled
+      ? { service: "portainer_portainer", port: PORTAINER_HTTPS_PORT, network: PORTAINER_EDGE_NETWORK, https: true }
+      : undefined,
+    timeout: config.deployTimeout,
+    resolveImage: config.swarm.resolveImage,
+    // The apps' stacks make the networks Caddy joins.
+    dependsOn: [...place.dependsOn, ...place.stacks.map((s) => s.deployed)],
+  });
+  const deployed = front.caddy.services;
+  return {
+    frontDoorUrl: pulumi.all([frontDoorUrl(door.site), deployed]).apply(([u]) => u),
+    ...(front.rootCertificate === undefined ? {} : { edgeRootCertificate: front.rootCertificate }),
   };
 }
 
@@ -86,7 +152,9 @@ async function deployGhost(place: AppPlace, args: AppsArgs): Promise<AppsOutputs
   const ownerPassword = await password(`${stack}-ghost-owner-password`, args.passwords.ghostOwner);
   const url = config.ghost.url
     ? pulumi.output(config.ghost.url)
-    : pulumi.interpolate`http://${args.entryAddress}:${config.ghost.port}`;
+    : args.frontDoor !== undefined
+      ? frontDoorUrl(args.frontDoor.site)
+      : pulumi.interpolate`http://${args.entryAddress}:${config.ghost.port}`;
   const mount = config.gluster.mountPath;
   // The same versioned names SwarmStack gives the secrets (one-way digests, not secret).
   const spec = pulumi
@@ -115,6 +183,7 @@ async function deployGhost(place: AppPlace, args: AppsArgs): Promise<AppsOutputs
     resolveImage: config.swarm.resolveImage,
     dependsOn: place.dependsOn,
   });
+  place.stacks.push(ghost);
   const ports = spec.apply((file) => file.services.ghost?.ports ?? []);
   const setup = ghostSetup(place, { ghost, url, ports, ownerPassword });
   const ghostUrl = pulumi.all([url, setup.stdout]).apply(([u]) => u);
@@ -205,16 +274,24 @@ async function deployPortainer(place: AppPlace, args: AppsArgs): Promise<AppsOut
           encryptOverlay: config.swarm.encryptOverlay,
           adminPasswordSecret: names["portainer-admin-password"]!,
           agentArgsSecret: names["portainer-agent-args"]!,
+          ...(args.frontDoor === undefined ? {} : { edgeNetwork: true }),
         }),
       ),
     timeout: config.deployTimeout,
     resolveImage: config.swarm.resolveImage,
     dependsOn: place.dependsOn,
   });
+  place.stacks.push(portainer);
+  const door = args.frontDoor;
   return {
-    portainerUrl: pulumi
-      .all([args.entryAddress, portainer.services])
-      .apply(([address]) => `https://${address}:${config.portainer.httpsPort}`),
+    // Through the front door where its address takes Portainer's edge port: not a DigitalOcean
+    // load balancer, which forwards 80 and 443 only (Portainer stays on its own port, for adminCidrs).
+    portainerUrl:
+      door === undefined || config.edge === undefined || !door.floating
+        ? pulumi
+            .all([args.entryAddress, portainer.services])
+            .apply(([address]) => `https://${address}:${config.portainer.httpsPort}`)
+        : pulumi.all([frontDoorUrl(door.site, config.edge.portainerPort), portainer.services]).apply(([u]) => u),
     portainerAdminPassword: adminPassword,
   };
 }

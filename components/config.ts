@@ -140,6 +140,41 @@ export interface PortainerSettings extends ServiceNetworking {
   httpPort?: number;
 }
 
+/** Who may hold the front door's floating address and run its Caddy: the managers, or the nodes labelled `edge=true`. */
+export const EDGE_HOLDERS = ["managers", "labelled"] as const;
+export type EdgeHolders = (typeof EDGE_HOLDERS)[number];
+/** The swarm node label (`edge=true`) that marks a node as an edge node when `edge.holders` is `labelled`. */
+export const EDGE_LABEL = "edge";
+
+/**
+ * The front door (opt-in): a floating address (keepalived on local, ssh and vagrant; a load
+ * balancer on DigitalOcean) in front of Caddy on every edge node, HTTPS for Ghost and Portainer.
+ */
+export interface EdgeSettings {
+  /** Off by default: with it off the program builds exactly what it built before. */
+  enabled: boolean;
+  /** The floating IPv4 address (local, ssh, vagrant); DigitalOcean's load balancer brings its own. */
+  address?: string;
+  /** The interface the address goes on; detected on each node (the one holding its private address) when unset. */
+  interface?: string;
+  /** Which nodes hold the address and run Caddy. */
+  holders: EdgeHolders;
+  /** The VRRP router id (1-255), unique on the network. */
+  routerId: number;
+  /** The blog's host name: certificates from ACME; unset: Caddy's internal CA for the address. */
+  domain?: string;
+  /** The e-mail address the ACME account is registered with. */
+  acmeEmail?: string;
+  /** The ACME directory URL; unset: Let's Encrypt. */
+  acmeDirectory?: string;
+  /** PEM of the CA certificate that signs `acmeDirectory`'s own HTTPS certificate (a private ACME server). */
+  acmeRoot?: string;
+  /** Caddy's image. */
+  image: string;
+  /** The edge's port that serves Portainer over HTTPS. */
+  portainerPort: number;
+}
+
 export interface SwarmcloudConfig {
   environment: Environment;
   nodes: NodeSpec[];
@@ -154,6 +189,8 @@ export interface SwarmcloudConfig {
   gluster: GlusterSettings;
   ghost: GhostSettings;
   portainer: PortainerSettings;
+  /** The front door; present only when `edge.enabled` is true. */
+  edge?: EdgeSettings;
   /** Seconds to wait for a stack's services to reach their replicas. */
   deployTimeout: number;
 }
@@ -258,6 +295,13 @@ export const DEFAULTS = {
     publishMode: "ingress",
     endpointMode: "vip",
   } satisfies PortainerSettings,
+  edge: {
+    enabled: false,
+    holders: "managers",
+    routerId: 51,
+    image: "caddy:2",
+    portainerPort: 8443,
+  } satisfies EdgeSettings,
 };
 
 /** The secret settings: program.ts reads them as secrets, and the parser never sees their values. */
@@ -351,6 +395,32 @@ export function isCidr(value: string): boolean {
     /^(0|[1-9][0-9]?)$/.test(bits) &&
     Number(bits) <= 32
   );
+}
+
+/** The `local` environment: host part of the first node on the bridge network (.11, .12, ... in node order). */
+export const FIRST_NODE_HOST = 11;
+
+/** The `n`-th address of an IPv4 subnet (n = 1 is the first host); throws when it falls outside. */
+export function subnetHost(subnet: string, n: number): string {
+  if (!isCidr(subnet))
+    throw new Error(`swarmcloud:local.subnet = ${JSON.stringify(subnet)}: must be an IPv4 CIDR such as 172.30.0.0/24`);
+  const [ip, bits] = subnet.split("/") as [string, string];
+  const prefix = Number(bits);
+  const size = 2 ** (32 - prefix);
+  const base = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  const network = base - (base % size);
+  if (!Number.isInteger(n) || n < 1 || n >= size - 1) {
+    throw new Error(
+      `swarmcloud:local.subnet = "${subnet}": has no host number ${n} (it holds ${Math.max(size - 2, 0)} hosts); use a larger subnet such as a /24`,
+    );
+  }
+  const addr = network + n;
+  return [24, 16, 8, 0].map((shift) => Math.floor(addr / 2 ** shift) % 256).join(".");
+}
+
+/** Fixed IPv4 address of the node at `index` (0-based, node order) on the bridge network. */
+export function nodeAddress(subnet: string, index: number): string {
+  return subnetHost(subnet, FIRST_NODE_HOST + index);
 }
 
 /** What a Reader's converter returns for a value it refuses: the fix the problem names. */
@@ -652,6 +722,7 @@ const TOP_LEVEL_KEYS = [
   "gluster",
   "ghost",
   "portainer",
+  "edge",
   "deployTimeout",
   "ghostDbPassword",
   "dbRootPassword",
@@ -675,6 +746,7 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     ghost: readSection(r, "ghost"),
     portainer: readSection(r, "portainer"),
   };
+  const edge = readSection(r, "edge");
   const config: SwarmcloudConfig = {
     environment,
     nodes,
@@ -683,6 +755,8 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     sshPort: r.port("sshPort", DEFAULTS.sshPort),
     hasSshPrivateKey: inputs.sshPrivateKey,
     ...sections,
+    // Off: left out, so a stack without the front door parses exactly as before.
+    ...(edge.enabled ? { edge } : {}),
     deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
   };
   const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
@@ -709,10 +783,10 @@ function warnPlainOverlay(environment: Environment, raw: RawConfig, problems: Pr
 }
 
 /** The settings sections: each one object key of the config, read through its entry in SECTIONS. */
-type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer";
+type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge";
 
-/** The settings of every section, by section. */
-type SectionSettings = Pick<SwarmcloudConfig, Section>;
+/** The settings of every section, by section (edge's as read, before parseConfig leaves it out when off). */
+type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge">> & { edge: EdgeSettings };
 
 /**
  * How one setting is read: from its section's Reader, under its key, with its default (the
@@ -873,6 +947,22 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       httpPort: optionalPort(9000),
     },
   },
+  edge: {
+    fields: {
+      enabled: flag,
+      address: optionalText,
+      interface: optionalText,
+      holders: oneOf(EDGE_HOLDERS),
+      routerId: wholeNumber(1, 255),
+      domain: optionalText,
+      acmeEmail: optionalText,
+      acmeDirectory: optionalText,
+      acmeRoot: optionalText,
+      image: text,
+      portainerPort: port,
+    },
+    check: checkEdge,
+  },
 };
 
 /** DEFAULTS seen as each section's settings type (what SECTIONS reads). */
@@ -919,6 +1009,61 @@ function checkGluster(gluster: GlusterSettings, s: Reader): void {
       gluster.options["auth.allow"],
       `swarmcloud keeps auth.allow equal to the cluster's node addresses (README, "Security"); remove it`,
     );
+  }
+}
+
+/** The front door's own settings: an address, an interface name, a domain, the ACME settings that need it. */
+function checkEdge(edge: EdgeSettings, s: Reader): void {
+  if (edge.address !== undefined && !isIPv4(edge.address)) {
+    s.error(
+      "address",
+      edge.address,
+      "must be an IPv4 address such as 192.168.1.250 (a free one on the nodes' network)",
+    );
+  }
+  if (edge.interface !== undefined && !/^[A-Za-z0-9_.@-]{1,15}$/.test(edge.interface)) {
+    s.error("interface", edge.interface, "must be a network interface name such as eth0 (at most 15 characters)");
+  }
+  if (
+    edge.domain !== undefined &&
+    (!HOSTNAME.test(edge.domain) || !edge.domain.includes(".") || /^[0-9.]+$/.test(edge.domain))
+  ) {
+    s.error("domain", edge.domain, "must be a DNS name such as blog.example.com that points at the front door");
+  }
+  if (edge.acmeEmail !== undefined && !EMAIL.test(edge.acmeEmail)) {
+    s.error("acmeEmail", edge.acmeEmail, "must be an e-mail address such as you@example.com");
+  }
+  if (edge.acmeDirectory !== undefined) {
+    if (!/^https:\/\/[^\s/]+(\/\S*)?$/.test(edge.acmeDirectory)) {
+      s.error(
+        "acmeDirectory",
+        edge.acmeDirectory,
+        "must be an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory",
+      );
+    }
+    if (edge.domain === undefined) {
+      s.error(
+        "acmeDirectory",
+        edge.acmeDirectory,
+        "needs edge.domain: without a domain Caddy's internal CA signs the address; set edge.domain or remove acmeDirectory",
+      );
+    }
+  }
+  if (edge.acmeRoot !== undefined) {
+    if (!edge.acmeRoot.includes("-----BEGIN CERTIFICATE-----")) {
+      s.error(
+        "acmeRoot",
+        edge.acmeRoot,
+        "must be a PEM certificate (-----BEGIN CERTIFICATE----- ...): the CA that signs the ACME server's own HTTPS certificate",
+      );
+    }
+    if (edge.acmeDirectory === undefined) {
+      s.error(
+        "acmeRoot",
+        "[PEM]",
+        "needs edge.acmeDirectory: Let's Encrypt needs no root of its own; set acmeDirectory or remove acmeRoot",
+      );
+    }
   }
 }
 
@@ -999,6 +1144,97 @@ function validateCluster(c: SwarmcloudConfig, credentials: Credentials, problems
   }
   validateGluster(c, problems);
   validatePorts(c, problems);
+  if (c.edge !== undefined) validateEdge(c, c.edge, problems);
+}
+
+/** The nodes that may hold the front door's address and run its Caddy: the managers, or the nodes labelled edge=true. */
+export function edgeNodes<N extends Pick<NodeSpec, "role" | "labels">>(
+  nodes: N[],
+  edge: Pick<EdgeSettings, "holders">,
+): N[] {
+  return edge.holders === "managers"
+    ? nodes.filter((n) => n.role === "manager")
+    : nodes.filter((n) => n.labels[EDGE_LABEL] === "true");
+}
+
+/** True when the IPv4 `address` lies inside the IPv4 CIDR `cidr`. */
+export function inSubnet(address: string, cidr: string): boolean {
+  const [ip, bits] = cidr.split("/") as [string, string];
+  const n = (a: string) => a.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(n(address) / size) === Math.floor(n(ip) / size);
+}
+
+/** The front door's address on the `local` network: inside the subnet, not the gateway's, no node container's. */
+function localEdgeAddress(c: SwarmcloudConfig, address: string, problems: Problems): void {
+  const subnet = c.local.subnet;
+  if (!inSubnet(address, subnet)) {
+    problems.error("edge.address", address, `must lie inside local.subnet ${subnet}, the nodes' network`);
+    return;
+  }
+  // A subnet too small for the nodes is local.ts's error to report; here only what exists counts.
+  const host = (n: number): string | undefined => {
+    try {
+      return subnetHost(subnet, n);
+    } catch {
+      return undefined;
+    }
+  };
+  const taken = [host(1), ...c.nodes.map((_, i) => host(FIRST_NODE_HOST + i))];
+  if (taken.includes(address)) {
+    problems.error(
+      "edge.address",
+      address,
+      `is the network's gateway or a node container's address (${taken[0]}, then ${taken[1]} onwards); pick a free one${host(200) === undefined ? "" : ` such as ${host(200)}`}`,
+    );
+  }
+}
+
+/** The front door against the rest: its address per environment, its holders among the nodes. */
+function validateEdge(c: SwarmcloudConfig, edge: EdgeSettings, problems: Problems): void {
+  if (c.environment === "digitalocean") {
+    for (const key of ["address", "interface"] as const) {
+      if (edge[key] !== undefined) {
+        problems.error(
+          `edge.${key}`,
+          edge[key],
+          "DigitalOcean's load balancer is the front door's address there; remove it",
+        );
+      }
+    }
+  } else if (edge.address === undefined) {
+    problems.error(
+      "edge.address",
+      undefined,
+      `the ${c.environment} environment needs a floating address for the front door: a free IPv4 address on the nodes' network that no DHCP server hands out${c.environment === "local" ? ` (inside local.subnet ${c.local.subnet})` : ""}`,
+    );
+  } else if (isIPv4(edge.address)) {
+    const taken = c.nodes.find((n) => (n.privateAddress ?? n.address) === edge.address || n.address === edge.address);
+    if (taken !== undefined) {
+      problems.error("edge.address", edge.address, `is node ${taken.name}'s address; pick a free one`);
+    }
+    if (c.environment === "local" && isCidr(c.local.subnet)) localEdgeAddress(c, edge.address, problems);
+    if (c.environment === "vagrant" && !edge.address.startsWith(`${c.vagrant.networkPrefix}.`)) {
+      problems.error(
+        "edge.address",
+        edge.address,
+        `must lie on the VMs' network ${c.vagrant.networkPrefix}.0/24 (vagrant.networkPrefix)`,
+      );
+    }
+  }
+  const holders = edgeNodes(c.nodes, edge);
+  if (c.nodes.length > 0 && holders.length === 0) {
+    problems.error(
+      "edge.holders",
+      edge.holders,
+      `no node is labelled ${EDGE_LABEL}=true; add labels: {${EDGE_LABEL}: "true"} to two or more nodes in swarmcloud:nodes, or set edge.holders: managers`,
+    );
+  } else if (holders.length === 1) {
+    problems.warn(
+      "edge.holders",
+      `only ${holders[0]!.name} may hold the front door: its address has nowhere to move when that node is down; mark two or more`,
+    );
+  }
 }
 
 /** A swarm needs managers, and an odd count of at most 7 of them. */
@@ -1093,6 +1329,10 @@ function validateGluster(c: SwarmcloudConfig, problems: Problems): void {
   }
 }
 
+/** The ports the front door's Caddy publishes on every edge node (host mode). */
+export const EDGE_HTTP_PORT = 80;
+export const EDGE_HTTPS_PORT = 443;
+
 /** Who a published port is for: everyone (the blog), or the cluster's admins only (Portainer: root on every node). */
 export type PortAudience = "public" | "admin";
 
@@ -1102,13 +1342,18 @@ export type PortAudience = "public" | "admin";
  * `digitalocean.adminCidrs` (nodes/source.ts), and validatePorts keeps them apart.
  */
 export function appPorts(
-  c: Pick<SwarmcloudConfig, "ghost" | "portainer">,
+  c: Pick<SwarmcloudConfig, "ghost" | "portainer" | "edge">,
 ): [key: string, port: number, audience: PortAudience][] {
   const ports: [string, number, PortAudience][] = [];
-  if (c.ghost.enabled) ports.push(["ghost.port", c.ghost.port, "public"]);
+  // With the front door on, the world comes in on 80 and 443 only; Ghost's own port is for admins.
+  if (c.ghost.enabled) ports.push(["ghost.port", c.ghost.port, c.edge === undefined ? "public" : "admin"]);
   if (c.portainer.enabled) {
     ports.push(["portainer.httpsPort", c.portainer.httpsPort, "admin"]);
     if (c.portainer.httpPort !== undefined) ports.push(["portainer.httpPort", c.portainer.httpPort, "admin"]);
+  }
+  if (c.edge !== undefined) {
+    ports.push(["edge (HTTP)", EDGE_HTTP_PORT, "public"], ["edge (HTTPS)", EDGE_HTTPS_PORT, "public"]);
+    if (c.portainer.enabled) ports.push(["edge.portainerPort", c.edge.portainerPort, "admin"]);
   }
   return ports;
 }

@@ -6,7 +6,7 @@
  * calls `main`; a unit test calls it with each stack file's config under Pulumi mocks.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { APP_DIRS, AppsOutputs, deployApps } from "./apps";
+import { appDirs, AppsOutputs, deployApps, FrontDoorPlace } from "./apps";
 import {
   brickNodes,
   parseConfig,
@@ -156,7 +156,7 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
     bricks,
     hostReady: hosts,
     settings: config.gluster,
-    appDirs: Object.values(APP_DIRS),
+    appDirs: appDirs(config),
   });
   const apps = await deployApps(stack, config, {
     nodes,
@@ -169,8 +169,27 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
       portainerAdmin: secrets.portainerAdminPassword,
       ghostOwner: secrets.ghostOwnerPassword,
     },
+    frontDoor: frontDoorPlace(config, source.frontDoorAddress, hosts),
   });
   return stackOutputs(config, { nodes, swarm, storage, apps });
+}
+
+/**
+ * Where the front door answers (edge on): the domain when set, else the floating address
+ * (keepalived) or, on DigitalOcean, the load balancer's address. Undefined when the edge is off.
+ */
+function frontDoorPlace(
+  config: SwarmcloudConfig,
+  loadBalancer: pulumi.Input<string> | undefined,
+  hostReady: Record<string, pulumi.Resource>,
+): FrontDoorPlace | undefined {
+  const edge = config.edge;
+  if (edge === undefined) return undefined;
+  const floating = config.environment !== "digitalocean";
+  const address = floating ? edge.address : loadBalancer;
+  if (address === undefined)
+    throw new Error("swarmcloud: the front door has no address; parseConfig should have said so");
+  return { site: edge.domain ?? address, floating, hostReady };
 }
 
 /** Stack outputs; the application ones only when that application is enabled. */

@@ -135,6 +135,15 @@ export interface ComposeNetwork {
   driver_opts?: Record<string, string>;
 }
 
+/** A network another stack made (the front door joins the apps' networks), by its Docker name. */
+export interface ComposeExternalNetwork {
+  external: true;
+  name: string;
+  /** Docker refuses a driver or options on an external network. */
+  driver?: never;
+  driver_opts?: never;
+}
+
 /** A secret made outside the stack (by the deploy script), under its versioned Docker name. */
 export interface ComposeSecret {
   external: true;
@@ -144,7 +153,7 @@ export interface ComposeSecret {
 export interface ComposeFile {
   version: "3.8";
   services: Record<string, ComposeService>;
-  networks?: Record<string, ComposeNetwork>;
+  networks?: Record<string, ComposeNetwork | ComposeExternalNetwork>;
   secrets?: Record<string, ComposeSecret>;
 }
 

@@ -10,6 +10,8 @@ export interface PortainerContext {
   adminPasswordSecret: string;
   /** Versioned Docker secret name holding the agent's arguments file, `--secret=<agent secret>` (see `agentArgs`). */
   agentArgsSecret: string;
+  /** Put the server on the `edge` network too, which the front door's Caddy joins. Default false. */
+  edgeNetwork?: boolean;
 }
 
 /** Key under `secrets:`; mounted at /run/secrets/portainer_admin_password. */
@@ -32,6 +34,8 @@ export function agentArgs(agentSecret: string): string {
   return `--secret=${agentSecret}\n`;
 }
 export const PORTAINER_HTTPS_PORT = 9443;
+/** The Docker name of the network the server shares with the front door (edge on): not the agents'. */
+export const PORTAINER_EDGE_NETWORK = "portainer_edge";
 export const PORTAINER_HTTP_PORT = 9000;
 /** The agent's port on the overlay network (never published). */
 export const PORTAINER_AGENT_PORT = 9001;
@@ -101,7 +105,7 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
         environment: { AGENT_SECRET: new DeployVariable(PORTAINER_AGENT_SECRET_VARIABLE) },
         secrets: [{ source: PORTAINER_SECRET_KEY }],
         volumes: [{ type: "bind", source: ctx.dataPath, target: "/data" }],
-        networks: ["agent_network"],
+        networks: ctx.edgeNetwork ? ["agent_network", "edge"] : ["agent_network"],
         ports,
         deploy: {
           replicas: 1,
@@ -118,6 +122,16 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
         attachable: false,
         ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
       },
+      // The front door reaches the server here, and so never the agents.
+      ...(ctx.edgeNetwork
+        ? {
+            edge: {
+              driver: "overlay" as const,
+              attachable: false,
+              ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
+            },
+          }
+        : {}),
     },
     secrets: {
       [PORTAINER_SECRET_KEY]: { external: true, name: ctx.adminPasswordSecret },

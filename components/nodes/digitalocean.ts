@@ -1,6 +1,7 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { DigitalOceanSettings, NodeSpec } from "../config";
+import { EDGE_HEALTH_PATH } from "../../compose/edge";
+import { DigitalOceanSettings, EDGE_HTTP_PORT, EDGE_HTTPS_PORT, NodeSpec } from "../config";
 import { GeneratedKey } from "../generated-key";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
 
@@ -19,7 +20,31 @@ export interface DigitalOceanNodesArgs {
   adminPorts?: number[];
   /** UDP port of the swarm's VXLAN data path, opened inside the VPC. Default 4789. */
   dataPathPort?: number;
+  /** The front door (edge on): a load balancer forwarding 80 and 443 to these nodes (names). Default: none. */
+  frontDoor?: { holders: string[] };
 }
+
+/** The front door's health check: Caddy's health route on port 80 (compose/edge.ts), every 3 s. */
+export const FRONT_DOOR_HEALTHCHECK = {
+  protocol: "http",
+  port: EDGE_HTTP_PORT,
+  path: EDGE_HEALTH_PATH,
+  checkIntervalSeconds: 3,
+  responseTimeoutSeconds: 3,
+  unhealthyThreshold: 2,
+  healthyThreshold: 2,
+};
+
+/**
+ * The load balancer's forwarding: 80 and 443 as TCP to the same ports on the edge droplets, so
+ * TLS ends at Caddy (its certificates, HSTS) and HTTP reaches its redirect and ACME's challenge.
+ */
+export const FRONT_DOOR_FORWARDING = [EDGE_HTTP_PORT, EDGE_HTTPS_PORT].map((port) => ({
+  entryProtocol: "tcp",
+  entryPort: port,
+  targetProtocol: "tcp",
+  targetPort: port,
+}));
 
 export type FirewallInboundRule = {
   protocol: "tcp" | "udp" | "icmp";
@@ -107,6 +132,28 @@ export function hostKeyUserData(privateKey: string, publicKey: string): string {
   ].join("\n");
 }
 
+/** The front door's load balancer: 80 and 443 to the edge droplets, health-checked on Caddy's health route. */
+function frontDoorLoadBalancer(
+  name: string,
+  s: DigitalOceanSettings,
+  vpc: digitalocean.Vpc,
+  droplets: digitalocean.Droplet[],
+  parent: pulumi.Resource,
+): digitalocean.LoadBalancer {
+  return new digitalocean.LoadBalancer(
+    `${name}-front-door`,
+    {
+      name: `${name}-front-door`,
+      region: s.region,
+      vpcUuid: vpc.id,
+      dropletIds: droplets.map((d) => d.id.apply((id) => Number(id))),
+      forwardingRules: FRONT_DOOR_FORWARDING,
+      healthcheck: FRONT_DOOR_HEALTHCHECK,
+    },
+    { parent },
+  );
+}
+
 /** The role tag every droplet carries next to `settings.tags`. */
 export function roleTag(role: NodeSpec["role"]): string {
   return `swarmcloud-${role}`;
@@ -124,6 +171,8 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
   public readonly nodes: ClusterNode[];
   /** ID of the VPC the droplets talk in. */
   public readonly vpcId: pulumi.Output<string>;
+  /** The load balancer's public address (edge on). */
+  public readonly frontDoorAddress?: pulumi.Output<string>;
 
   constructor(name: string, args: DigitalOceanNodesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("swarmcloud:nodes:DigitalOceanNodes", name, {}, opts);
@@ -187,7 +236,16 @@ export class DigitalOceanNodes extends pulumi.ComponentResource implements NodeS
       });
     });
 
+    if (args.frontDoor !== undefined) {
+      const edge = new Set(args.frontDoor.holders);
+      const edgeDroplets = droplets.filter((_, i) => edge.has(args.nodes[i]!.name));
+      this.frontDoorAddress = frontDoorLoadBalancer(name, s, vpc, edgeDroplets, this).ip;
+    }
     this.vpcId = vpc.id;
-    this.registerOutputs({ vpcId: this.vpcId, firewallId: firewall.id });
+    this.registerOutputs({
+      vpcId: this.vpcId,
+      firewallId: firewall.id,
+      ...(this.frontDoorAddress === undefined ? {} : { frontDoorAddress: this.frontDoorAddress }),
+    });
   }
 }

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { isCidr, LocalSettings, NodeSpec } from "../config";
+import { LocalSettings, nodeAddress, NodeSpec, subnetHost } from "../config";
 import { GeneratedKey } from "../generated-key";
 import { nodeContainerInputs, NodeVolume, nodeVolumeNames } from "./node-container";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
@@ -26,31 +26,8 @@ export interface LocalNodesArgs {
  */
 export const HOST_KEY_FILE = "/etc/swarmcloud/ssh_host_ed25519_key";
 
-/** Host part of the first node on the bridge network (.11, .12, ... in node order). */
-export const FIRST_NODE_HOST = 11;
-
-/** The `n`-th address of an IPv4 subnet (n = 1 is the first host); throws when it falls outside. */
-export function subnetHost(subnet: string, n: number): string {
-  if (!isCidr(subnet))
-    throw new Error(`swarmcloud:local.subnet = ${JSON.stringify(subnet)}: must be an IPv4 CIDR such as 172.30.0.0/24`);
-  const [ip, bits] = subnet.split("/") as [string, string];
-  const prefix = Number(bits);
-  const size = 2 ** (32 - prefix);
-  const base = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-  const network = base - (base % size);
-  if (!Number.isInteger(n) || n < 1 || n >= size - 1) {
-    throw new Error(
-      `swarmcloud:local.subnet = "${subnet}": has no host number ${n} (it holds ${Math.max(size - 2, 0)} hosts); use a larger subnet such as a /24`,
-    );
-  }
-  const addr = network + n;
-  return [24, 16, 8, 0].map((shift) => Math.floor(addr / 2 ** shift) % 256).join(".");
-}
-
-/** Fixed IPv4 address of the node at `index` (0-based, node order) on the bridge network. */
-export function nodeAddress(subnet: string, index: number): string {
-  return subnetHost(subnet, FIRST_NODE_HOST + index);
-}
+// The local nodes' fixed addresses: one home in config.ts, which also checks the front door's address against them.
+export { FIRST_NODE_HOST, nodeAddress, subnetHost } from "../config";
 
 /**
  * The default environment: containers on the user's own Docker engine acting as cluster nodes

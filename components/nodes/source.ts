@@ -1,6 +1,6 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { appPorts, SwarmcloudConfig } from "../config";
+import { appPorts, edgeNodes, SwarmcloudConfig } from "../config";
 import { SshNodes } from "./ssh";
 import { ClusterNode, NodeSource } from "./types";
 
@@ -21,6 +21,8 @@ export interface NodeSourceArgs {
 export interface NodeSourceResult {
   nodes: ClusterNode[];
   entryAddress: pulumi.Input<string>;
+  /** The front door's address where the source makes one (DigitalOcean's load balancer, edge on). */
+  frontDoorAddress?: pulumi.Input<string>;
 }
 
 /**
@@ -30,7 +32,11 @@ export interface NodeSourceResult {
  */
 export async function nodeSource(args: NodeSourceArgs): Promise<NodeSourceResult> {
   const source = await sourceComponent(args);
-  return { nodes: source.nodes, entryAddress: source.entryAddress ?? source.nodes[0]!.publicAddress };
+  return {
+    nodes: source.nodes,
+    entryAddress: source.entryAddress ?? source.nodes[0]!.publicAddress,
+    ...(source.frontDoorAddress === undefined ? {} : { frontDoorAddress: source.frontDoorAddress }),
+  };
 }
 
 /**
@@ -80,6 +86,7 @@ async function sourceComponent(args: NodeSourceArgs): Promise<NodeSource> {
         adminPorts: appPorts(c)
           .filter(([, , audience]) => audience === "admin")
           .map(([, port]) => port),
+        ...(c.edge === undefined ? {} : { frontDoor: { holders: edgeNodes(c.nodes, c.edge).map((n) => n.name) } }),
       });
     }
   }

@@ -31,6 +31,8 @@ export interface NodeSource {
    * source that publishes them somewhere of its own. Default: the first node's public address.
    */
   readonly entryAddress?: pulumi.Input<string>;
+  /** The front door's address, for a source that makes one (DigitalOcean's load balancer, edge on). Default: none. */
+  readonly frontDoorAddress?: pulumi.Input<string>;
 }
 
 /** How a node source reaches one node; `clusterNode` fills in the rest from the node's spec. */

@@ -170,7 +170,11 @@ export async function readPage(base: string, slug: string): Promise<string | und
 }
 
 /** What headless Chromium renders for a page: the DOM after scripts, and a screenshot file. */
-export function render(url: string, screenshot: string): { dom: string; screenshot: string } {
+export function render(
+  url: string,
+  screenshot: string,
+  extraFlags: string[] = [],
+): { dom: string; screenshot: string } {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-chromium-"));
   const flags = [
     "--headless",
@@ -184,6 +188,7 @@ export function render(url: string, screenshot: string): { dom: string; screensh
     `--user-data-dir=${profile}`,
     "--window-size=1280,900",
     "--virtual-time-budget=5000",
+    ...extraFlags,
   ];
   try {
     const dom = sh("chromium", [...flags, "--dump-dom", url]);

@@ -58,6 +58,7 @@ const EXPECTED: Record<string, unknown> = {
   gluster: { ...DEFAULTS.gluster, options: {} },
   ghost: DEFAULTS.ghost,
   portainer: DEFAULTS.portainer,
+  edge: DEFAULTS.edge,
   deployTimeout: DEFAULTS.deployTimeout,
 };
 

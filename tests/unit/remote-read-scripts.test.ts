@@ -98,6 +98,7 @@ const docker = (cases: string[]) =>
 
 test("there is a read script for each resource kind that can drift", () => {
   expect(READS.sort()).toEqual([
+    "edge-keepalived-read",
     "ghost-setup-read",
     "gluster-allow-read",
     "gluster-mount-read",

@@ -1,0 +1,152 @@
+/**
+ * The front door (opt-in, `swarmcloud:edge`): one address for the whole cluster and HTTPS in
+ * front of Ghost and Portainer.
+ *
+ * - keepalived on each edge node (one step per node) holds a floating address and moves it to
+ *   another edge node within seconds when the holder, or its Caddy, stops answering; on
+ *   DigitalOcean a load balancer (components/nodes/digitalocean.ts) takes its place;
+ * - Caddy on every edge node (the `edge` stack, compose/edge.ts) answers on 80 and 443,
+ *   redirects HTTP to HTTPS and proxies to the apps' tasks over the overlay;
+ * - without a domain, Caddy's internal CA signs the address, and its root is read back as a
+ *   stack output.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { EDGE_HTTP_PORT, EdgeSettings, ResolveImage } from "./config";
+import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../compose/edge";
+import { renderCompose } from "../compose/compose";
+import { ClusterNode } from "./nodes/types";
+import { RemoteScript } from "./remote";
+import { script, words } from "./remote-scripts";
+import { SwarmStack } from "./stack";
+import { nodeStep, NodeStepArgs } from "./step";
+
+/** The folder of the edge's Caddy (certificates, ACME account, internal CA) on the Gluster mount. */
+export const EDGE_DIR = "edge";
+
+export interface FrontDoorArgs {
+  /** The edge nodes: they hold the floating address and run Caddy (no default). */
+  holders: ClusterNode[];
+  /** Per node name, the resource after which the node is provisioned (no default). */
+  hostReady: Record<string, pulumi.Resource>;
+  /** The front door's settings, as parseConfig read them (no default). */
+  settings: EdgeSettings;
+  /** The name or address the front door answers on: the domain, else the floating or load balancer address (no default). */
+  site: pulumi.Input<string>;
+  /** Whether keepalived holds `settings.address` on the holders; false on DigitalOcean (its load balancer). Default true. */
+  floating?: boolean;
+  /** The manager the edge stack is deployed from, and the ones tried after it (no default). */
+  manager: ClusterNode;
+  fallbackManagers?: ClusterNode[];
+  /** Where the Gluster volume is mounted on every node (no default). */
+  mountPath: string;
+  /** The apps behind the front door; an app left out gets no site. Default: none. */
+  ghost?: EdgeUpstream;
+  portainer?: EdgeUpstream;
+  /** Seconds the edge stack's deploy waits. Default 300. */
+  timeout?: number;
+  /** `docker stack deploy --resolve-image`. Default `always`. */
+  resolveImage?: ResolveImage;
+  /** What the edge stack waits for: the swarm, the mounts, the apps' stacks (their networks). Default none. */
+  dependsOn?: pulumi.Resource[];
+}
+
+/** The swarm placement constraint of the edge nodes. */
+export function edgePlacement(settings: Pick<EdgeSettings, "holders">): string {
+  return settings.holders === "managers" ? "node.role==manager" : "node.labels.edge==true";
+}
+
+/**
+ * keepalived on one edge node: its own address as the unicast source, the other holders as its
+ * peers. The peers are in `environment`: a holder added or removed runs this step again on
+ * every holder (each must know the others, or two of them would claim the address), and no
+ * other node; the config is rewritten and keepalived reloaded only where it changed.
+ */
+export function vrrpStep(node: ClusterNode, holders: ClusterNode[], s: EdgeSettings): NodeStepArgs {
+  return {
+    node,
+    create: script("edge-keepalived"),
+    delete: script("edge-keepalived-delete"),
+    read: script("edge-keepalived-read"),
+    environment: {
+      VIP: s.address ?? "",
+      ROUTER_ID: String(s.routerId),
+      SRC_ADDR: node.privateAddress,
+      PEERS: words(holders.filter((h) => h.name !== node.name).map((h) => h.privateAddress)),
+      INTERFACE: s.interface ?? "",
+      CHECK_PORT: String(EDGE_HTTP_PORT),
+      CHECK_PATH: EDGE_HEALTH_PATH,
+    },
+    skipDeleteWhenUnreachable: true,
+  };
+}
+
+export class FrontDoor extends pulumi.ComponentResource {
+  /** The edge stack (Caddy). */
+  public readonly caddy: SwarmStack;
+  /** keepalived on each holder, by node name (none on DigitalOcean). */
+  public readonly vrrp: Record<string, RemoteScript>;
+  /** The root certificate of Caddy's internal CA (PEM), when no domain is set. */
+  public readonly rootCertificate?: pulumi.Output<string>;
+
+  constructor(name: string, args: FrontDoorArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("swarmcloud:edge:FrontDoor", name, {}, opts);
+    const s = args.settings;
+    if (args.holders.length === 0) {
+      throw new pulumi.ResourceError("swarmcloud: the front door needs at least one edge node", this);
+    }
+    const floating = args.floating ?? true;
+    this.vrrp = Object.fromEntries(
+      floating
+        ? args.holders.map((node) => [
+            node.name,
+            nodeStep(`${name}-${node.name}-vrrp`, vrrpStep(node, args.holders, s), {
+              parent: this,
+              dependsOn: [args.hostReady[node.name]!],
+            }),
+          ])
+        : [],
+    );
+    const dataPath = `${args.mountPath}/${EDGE_DIR}`;
+    this.caddy = new SwarmStack(
+      `${name}-caddy`,
+      {
+        manager: args.manager,
+        fallbackManagers: args.fallbackManagers,
+        stackName: "edge",
+        compose: pulumi.output(args.site).apply((site) =>
+          renderCompose(
+            edgeCompose(s, {
+              site,
+              dataPath,
+              placement: edgePlacement(s),
+              ghost: args.ghost,
+              portainer: args.portainer,
+            }),
+          ),
+        ),
+        timeout: args.timeout,
+        resolveImage: args.resolveImage,
+        dependsOn: args.dependsOn,
+      },
+      { parent: this },
+    );
+    if (s.domain === undefined) {
+      const root = nodeStep(
+        `${name}-root`,
+        {
+          node: args.manager,
+          runsOn: {
+            connection: args.manager.connection,
+            fallbackConnections: (args.fallbackManagers ?? []).map((m) => m.connection),
+          },
+          create: script("edge-root"),
+          environment: { ROOT_CERT: `${dataPath}/${EDGE_INTERNAL_ROOT}`, TIMEOUT: "180" },
+          timeout: 300,
+        },
+        { parent: this, dependsOn: [this.caddy.deployed] },
+      );
+      this.rootCertificate = root.stdout;
+    }
+    this.registerOutputs({ rootCertificate: this.rootCertificate });
+  }
+}

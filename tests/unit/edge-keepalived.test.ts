@@ -1,0 +1,185 @@
+/**
+ * The front door's node scripts in bash against stand-ins (`ip`, `pgrep`, `kill`, `apt-get`,
+ * and `keepalived`, which hands `-t` to Debian's real keepalived where it is installed):
+ * edge-keepalived.sh writes a VRRP config keepalived accepts (unicast source and peers,
+ * advert_int 1, nopreempt, the Caddy check), detects the interface, starts keepalived once and
+ * reloads it only when the config changed; the delete leaves a config it did not write alone;
+ * the read reports the peers and a keepalived that does not run; edge-root prints the root.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { parseObserved } from "../../components/remote";
+import { script } from "../../components/remote-scripts";
+
+const REAL_KEEPALIVED = ["/usr/sbin/keepalived", "/usr/bin/keepalived"].find((p) => fs.existsSync(p));
+if (REAL_KEEPALIVED === undefined) {
+  console.warn(
+    "edge-keepalived.test.ts: keepalived is not installed (apt-get install keepalived): configs are not checked by `keepalived -t`",
+  );
+}
+
+/** Stand-ins: a node whose eth0 holds 172.30.0.11, keepalived running or not (file `running`). */
+const STAND_INS: Record<string, string> = {
+  ip: `printf '1: lo    inet 127.0.0.1/8 scope host lo\\n2: eth0    inet 172.30.0.11/24 brd 172.30.0.255 scope global eth0\\n'`,
+  pgrep: `[ -e "$STAND_IN_DIR/running" ] && echo 4242`,
+  pkill: `[ "$1" = -HUP ] || rm -f "$STAND_IN_DIR/running"`,
+  "apt-get": `true`,
+  keepalived: REAL_KEEPALIVED
+    ? `if [ "$1" = -t ]; then exec ${REAL_KEEPALIVED} "$@"; fi; touch "$STAND_IN_DIR/running"`
+    : `[ "$1" = -t ] && exit 0; touch "$STAND_IN_DIR/running"`,
+};
+
+function standIns(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-edge-"));
+  fs.mkdirSync(path.join(dir, "bin"));
+  for (const [cmd, body] of Object.entries(STAND_INS)) {
+    const log = `printf '%s\\n' "${cmd} $*" >>"$STAND_IN_DIR/calls.log"`;
+    fs.writeFileSync(path.join(dir, "bin", cmd), `#!/usr/bin/env bash\n${log}\n${body}\n`, { mode: 0o755 });
+  }
+  return dir;
+}
+
+function run(dir: string, name: string, env: Record<string, string> = {}) {
+  const r = spawnSync("bash", ["-c", script(name)], {
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
+      STAND_IN_DIR: dir,
+      KEEPALIVED_DIR: path.join(dir, "etc"),
+      NODE_NAME: "manager-1",
+      VIP: "172.30.0.200",
+      ROUTER_ID: "51",
+      SRC_ADDR: "172.30.0.11",
+      PEERS: "172.30.0.12 172.30.0.13",
+      ...env,
+    },
+  });
+  const calls = fs.existsSync(path.join(dir, "calls.log"))
+    ? fs.readFileSync(path.join(dir, "calls.log"), "utf8").trim().split("\n")
+    : [];
+  fs.rmSync(path.join(dir, "calls.log"), { force: true });
+  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr, calls };
+}
+
+describe("edge-keepalived.sh", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = standIns();
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const conf = () => fs.readFileSync(path.join(dir, "etc", "keepalived.conf"), "utf8");
+
+  test("writes the VRRP instance keepalived accepts, on the interface holding the node's address, and starts keepalived", () => {
+    const r = run(dir, "edge-keepalived");
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toBe("interface=eth0 changed=check,config,started");
+    expect(r.calls.filter((c) => c.startsWith("keepalived"))).toEqual([
+      expect.stringMatching(/^keepalived -t -f .*keepalived\.conf\.new\./),
+      `keepalived -f ${dir}/etc/keepalived.conf`,
+    ]);
+    const text = conf();
+    expect(text).toContain(
+      [
+        "vrrp_instance swarmcloud_edge {",
+        "  state BACKUP",
+        "  interface eth0",
+        "  virtual_router_id 51",
+        "  priority 100",
+        "  nopreempt",
+        "  advert_int 1",
+        "  unicast_src_ip 172.30.0.11",
+        "  unicast_peer {",
+        "    172.30.0.12",
+        "    172.30.0.13",
+        "  }",
+        "  virtual_ipaddress {",
+        "    172.30.0.200/32 dev eth0",
+        "  }",
+        "  track_script {",
+        "    swarmcloud_edge",
+        "  }",
+        "}",
+      ].join("\n"),
+    );
+    expect(text).toContain(`  script "${dir}/etc/swarmcloud-edge-check.sh"\n  interval 1\n`);
+    const check = fs.readFileSync(path.join(dir, "etc", "swarmcloud-edge-check.sh"), "utf8");
+    expect(check).toContain("exec 3<>/dev/tcp/127.0.0.1/80 || exit 1");
+    expect(check).toContain("GET /healthz HTTP/1.0");
+    expect(fs.statSync(path.join(dir, "etc", "swarmcloud-edge-check.sh")).mode & 0o777).toBe(0o755);
+  });
+
+  test("idempotent: run again it changes nothing and reloads nothing; new peers rewrite the config and reload", () => {
+    run(dir, "edge-keepalived");
+    const again = run(dir, "edge-keepalived");
+    expect(again.stdout).toBe("interface=eth0 changed=none");
+    expect(again.calls.filter((c) => /^pkill|^keepalived -f/.test(c))).toEqual([]);
+    const peers = run(dir, "edge-keepalived", { PEERS: "172.30.0.12" });
+    expect(peers.stdout).toBe("interface=eth0 changed=config");
+    expect(peers.calls).toContain("pkill -HUP -x -o keepalived");
+    expect(conf()).toContain("  unicast_peer {\n    172.30.0.12\n  }\n");
+  });
+
+  test("one holder: no unicast peers; an interface given is used as is, nothing detected", () => {
+    const r = run(dir, "edge-keepalived", { PEERS: "", INTERFACE: "eth0" });
+    expect(r.code).toBe(0);
+    expect(r.calls.filter((c) => c.startsWith("ip "))).toEqual([]);
+    expect(conf()).not.toMatch(/unicast/);
+    expect(conf()).toContain("    172.30.0.200/32 dev eth0\n");
+  });
+
+  test("no interface holds the node's address: it fails naming the setting", () => {
+    const r = run(dir, "edge-keepalived", { SRC_ADDR: "10.9.9.9" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no interface of manager-1 holds 10.9.9.9; set swarmcloud:edge.interface");
+  });
+
+  (REAL_KEEPALIVED ? test : test.skip)(
+    "a config keepalived refuses is not installed, and keepalived's words are shown",
+    () => {
+      const r = run(dir, "edge-keepalived", { ROUTER_ID: "300" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("keepalived refuses the config written for manager-1");
+      expect(r.stderr).toMatch(/300/);
+      expect(fs.existsSync(path.join(dir, "etc", "keepalived.conf"))).toBe(false);
+    },
+  );
+
+  test("the read: the peers as the program declares them; DRIFT when keepalived does not run or the config is gone", () => {
+    run(dir, "edge-keepalived");
+    const ok = run(dir, "edge-keepalived-read");
+    expect(Object.fromEntries(parseObserved(ok.stdout))).toEqual({ PEERS: "172.30.0.12 172.30.0.13" });
+    fs.rmSync(path.join(dir, "running"));
+    expect(run(dir, "edge-keepalived-read").stdout).toContain("DRIFT=keepalived does not run on manager-1");
+    fs.rmSync(path.join(dir, "etc", "keepalived.conf"));
+    expect(run(dir, "edge-keepalived-read").stdout).toBe("DRIFT=keepalived has no config on manager-1");
+  });
+
+  test("the delete: stops keepalived and removes what it wrote; a config of someone else's is left alone", () => {
+    run(dir, "edge-keepalived");
+    const r = run(dir, "edge-keepalived-delete");
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(dir, "etc", "keepalived.conf"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "running"))).toBe(false);
+    fs.writeFileSync(path.join(dir, "etc", "keepalived.conf"), "# mine\n");
+    expect(run(dir, "edge-keepalived-delete").stderr).toContain("nothing to release");
+    expect(fs.readFileSync(path.join(dir, "etc", "keepalived.conf"), "utf8")).toBe("# mine\n");
+  });
+});
+
+describe("edge-root.sh", () => {
+  test("prints the root certificate once Caddy has written it; fails naming the service when it never does", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-root-"));
+    const root = path.join(dir, "root.crt");
+    const env = { ...process.env, NODE_NAME: "manager-1", ROOT_CERT: root, TIMEOUT: "1" };
+    const missing = spawnSync("bash", ["-c", script("edge-root")], { encoding: "utf8", env });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("docker service logs edge_caddy");
+    fs.writeFileSync(root, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    const found = spawnSync("bash", ["-c", script("edge-root")], { encoding: "utf8", env });
+    expect([found.status, found.stdout]).toEqual([0, fs.readFileSync(root, "utf8")]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
