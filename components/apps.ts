@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ghostCompose, GhostContext, GHOST_PORT, GHOST_SETUP_CLIENT } from "../compose/ghost";
+import { ghostCompose, GhostContext, GHOST_PORT, GHOST_SETUP_CLIENT } from "../stacks/ghost";
 import {
   agentArgs,
   PORTAINER_AGENT_SECRET_VARIABLE,
   PORTAINER_EDGE_NETWORK,
   PORTAINER_HTTPS_PORT,
   portainerCompose,
-} from "../compose/portainer";
-import { ComposePort, renderCompose, withoutPorts } from "../compose/compose";
+} from "../stacks/portainer";
+import { ComposePort, renderCompose, withoutPorts } from "../stacks/compose";
 import { edgeNodes, SwarmcloudConfig } from "./config";
 import { EDGE_DIR, FrontDoor } from "./edge";
 import { GeneratedSecret } from "./generated-secret";

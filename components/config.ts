@@ -7,8 +7,8 @@
  * Every problem names the config key, the bad value and the fix, and all of them are reported
  * at once so a user fixes a stack file in one pass.
  */
-import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../compose/compose";
-import { PORTAINER_AGENT_PORT } from "../compose/portainer";
+import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../stacks/compose";
+import { PORTAINER_AGENT_PORT } from "../stacks/portainer";
 import { parseHostKey } from "./hostkey";
 
 export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;

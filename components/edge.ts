@@ -5,15 +5,15 @@
  * - keepalived on each edge node (one step per node) holds a floating address and moves it to
  *   another edge node within seconds when the holder, or its Caddy, stops answering; on
  *   DigitalOcean a load balancer (components/nodes/digitalocean.ts) takes its place;
- * - Caddy on every edge node (the `edge` stack, compose/edge.ts) answers on 80 and 443,
+ * - Caddy on every edge node (the `edge` stack, stacks/edge.ts) answers on 80 and 443,
  *   redirects HTTP to HTTPS and proxies to the apps' tasks over the overlay;
  * - without a domain, Caddy's internal CA signs the address, and its root is read back as a
  *   stack output.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { EDGE_HTTP_PORT, EdgeSettings, ResolveImage } from "./config";
-import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../compose/edge";
-import { renderCompose } from "../compose/compose";
+import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../stacks/edge";
+import { renderCompose } from "../stacks/compose";
 import { ClusterNode } from "./nodes/types";
 import { RemoteScript } from "./remote";
 import { script, words } from "./remote-scripts";

@@ -1,7 +1,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { deployVariableNames } from "../compose/compose";
+import { deployVariableNames } from "../stacks/compose";
 import { ResolveImage } from "./config";
 import { RemoteScript, SshConnection } from "./remote";
 import { script } from "./remote-scripts";
@@ -23,7 +23,7 @@ export interface SwarmStackArgs {
   /** Docker stack name (the prefix of its services, networks and secrets). */
   stackName: string;
   /**
-   * The compose file text (see `compose/`), or a function that renders it from the versioned
+   * The compose file text (see `stacks/`), or a function that renders it from the versioned
    * Docker names of `secrets` (base name -> Docker name). An input of the deploy, so preview
    * diffs it.
    */
@@ -39,7 +39,7 @@ export interface SwarmStackArgs {
   /** `docker stack deploy --resolve-image`: `never` where no registry answers (the lab). Default `always`. */
   resolveImage?: ResolveImage;
   /**
-   * The compose text with no port published (`withoutPorts` in compose/compose.ts), deployed in
+   * The compose text with no port published (`withoutPorts` in stacks/compose.ts), deployed in
    * place of `compose` until the stack is marked opened (the Docker config `<stack>-opened`, made
    * by the app's setup step), so that the app is set up from inside the swarm before anyone else
    * can reach it. A fact the deploy consults (RemoteScript `context`), never a reason to run it.

@@ -1,6 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { EDGE_HEALTH_PATH } from "../../compose/edge";
+import { EDGE_HEALTH_PATH } from "../../stacks/edge";
 import { DigitalOceanSettings, EDGE_HTTP_PORT, EDGE_HTTPS_PORT, NodeSpec } from "../config";
 import { GeneratedKey } from "../generated-key";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
@@ -24,7 +24,7 @@ export interface DigitalOceanNodesArgs {
   frontDoor?: { holders: string[] };
 }
 
-/** The front door's health check: Caddy's health route on port 80 (compose/edge.ts), every 3 s. */
+/** The front door's health check: Caddy's health route on port 80 (stacks/edge.ts), every 3 s. */
 export const FRONT_DOOR_HEALTHCHECK = {
   protocol: "http",
   port: EDGE_HTTP_PORT,

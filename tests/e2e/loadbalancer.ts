@@ -1,6 +1,6 @@
 /**
  * The lab's entry point: HAProxy (Debian's package, run by hand) in front of every node's
- * host-published Ghost port, configured by compose/haproxy.ts and reloaded with `-sf` when the
+ * host-published Ghost port, configured by stacks/haproxy.ts and reloaded with `-sf` when the
  * node list changes; and a load loop that requests through it every 100 ms and counts failures.
  */
 import { spawnSync } from "child_process";
@@ -9,7 +9,7 @@ import * as http from "http";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { LbNode, renderHaproxyConfig } from "../../compose/haproxy";
+import { LbNode, renderHaproxyConfig } from "../../stacks/haproxy";
 
 const HAPROXY = "/usr/sbin/haproxy";
 

@@ -27,7 +27,7 @@ beforeAll(() => {
   ]) {
     fs.copyFileSync(path.join(REPO, f), path.join(project, f));
   }
-  for (const d of ["components", "compose", "node-image", "tools"])
+  for (const d of ["components", "stacks", "node-image", "tools"])
     fs.cpSync(path.join(REPO, d), path.join(project, d), { recursive: true });
   fs.symlinkSync(path.join(REPO, "node_modules"), path.join(project, "node_modules"));
 }, 900_000);

@@ -1,6 +1,6 @@
 /**
  * Resilience, measured: node faults and a rolling replacement of every node while Ghost (2
- * replicas) keeps answering through a load balancer (HAProxy, compose/haproxy.ts) that fronts
+ * replicas) keeps answering through a load balancer (HAProxy, stacks/haproxy.ts) that fronts
  * every node's host-published port. A load loop requests the post every 100 ms during each
  * fault and each replacement; the report has seconds, requests sent and requests failed.
  */

@@ -1,6 +1,6 @@
 /**
  * Rules that have one home in components/config.ts and are used elsewhere too: the published
- * ports (the DigitalOcean firewall), the dnsrr/ingress rule (compose/compose.ts), the credentials
+ * ports (the DigitalOcean firewall), the dnsrr/ingress rule (stacks/compose.ts), the credentials
  * index.ts used to check one at a time; and that no message shows the value of a secret key.
  */
 import {
@@ -11,7 +11,7 @@ import {
   type ConfigInputs,
   type RawConfig,
 } from "../../components/config";
-import { networkingErrors } from "../../compose/compose";
+import { networkingErrors } from "../../stacks/compose";
 
 const WITH_KEY: ConfigInputs = { sshPrivateKey: true };
 

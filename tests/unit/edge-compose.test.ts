@@ -1,5 +1,5 @@
 /**
- * The front door's Caddy (compose/edge.ts): the Caddyfile for a domain (ACME) and for an address
+ * The front door's Caddy (stacks/edge.ts): the Caddyfile for a domain (ACME) and for an address
  * (Caddy's internal CA), checked by the real `caddy validate` where Debian's caddy is installed;
  * the edge stack's compose file (global on the edge nodes, host-mode ports, the apps' networks
  * as external, storage on the shared mount), and Ghost's and Portainer's specs unchanged unless
@@ -10,8 +10,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DEFAULTS, EdgeSettings } from "../../components/config";
-import { renderCompose } from "../../compose/compose";
-import { EDGE_ACME_ROOT_FILE, EDGE_DATA_DIR, edgeCaddyfile, edgeCompose, EdgeContext } from "../../compose/edge";
+import { renderCompose } from "../../stacks/compose";
+import { EDGE_ACME_ROOT_FILE, EDGE_DATA_DIR, edgeCaddyfile, edgeCompose, EdgeContext } from "../../stacks/edge";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
 const ON: EdgeSettings = { ...DEFAULTS.edge, enabled: true, address: "172.30.0.200" };

@@ -15,7 +15,7 @@ import * as os from "os";
 import * as path from "path";
 import { publishSpecs } from "../../components/apps";
 import { script } from "../../components/remote-scripts";
-import { GHOST_OWNER_PASSWORD_FILE, GHOST_SETUP_CLIENT } from "../../compose/ghost";
+import { GHOST_OWNER_PASSWORD_FILE, GHOST_SETUP_CLIENT } from "../../stacks/ghost";
 
 const PASSWORD = "Owner-pw-0123456789";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-ghost-setup-"));

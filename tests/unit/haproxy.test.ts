@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { haproxyErrors, HaproxySettings, renderHaproxyConfig } from "../../compose/haproxy";
+import { haproxyErrors, HaproxySettings, renderHaproxyConfig } from "../../stacks/haproxy";
 
 const ghost: HaproxySettings = {
   bindAddress: "127.0.0.1",

@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { agentArgs } from "../../compose/portainer";
+import { agentArgs } from "../../stacks/portainer";
 
 const STANDIN = path.join(__dirname, "..", "lab", "images", "portainer-standin", "standin.py");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-standin-"));

@@ -13,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
-import { edgeCaddyfile } from "../../compose/edge";
+import { edgeCaddyfile } from "../../stacks/edge";
 import { DEFAULTS } from "../../components/config";
 import { clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
 

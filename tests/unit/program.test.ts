@@ -13,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
-import { GHOST_SETUP_CLIENT } from "../../compose/ghost";
+import { GHOST_SETUP_CLIENT } from "../../stacks/ghost";
 import { KEY_MARKER } from "../../components/nodes/vagrant";
 import { clearRecorded, mockGeneratedSecret, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
 

@@ -11,10 +11,10 @@ import {
   renderCompose,
   toYaml,
   validateCompose,
-} from "../../compose/compose";
+} from "../../stacks/compose";
 import { DEFAULTS, GhostSettings, PortainerSettings } from "../../components/config";
-import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../compose/ghost";
-import { agentArgs, portainerCompose } from "../../compose/portainer";
+import { DB_HEALTHCHECK, ghostCompose, GhostContext } from "../../stacks/ghost";
+import { agentArgs, portainerCompose } from "../../stacks/portainer";
 
 /** The settings parseConfig gives when nothing is configured; tests override what they vary. */
 const ghost: GhostSettings = { ...DEFAULTS.ghost };

@@ -16,9 +16,9 @@ import {
   versionedSecretName,
 } from "../../components/stack";
 import { script } from "../../components/remote-scripts";
-import { renderCompose } from "../../compose/compose";
-import { ghostCompose } from "../../compose/ghost";
-import { agentArgs, portainerCompose } from "../../compose/portainer";
+import { renderCompose } from "../../stacks/compose";
+import { ghostCompose } from "../../stacks/ghost";
+import { agentArgs, portainerCompose } from "../../stacks/portainer";
 
 const { recorded } = setupMocks();
 
