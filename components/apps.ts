@@ -41,8 +41,13 @@ export interface FrontDoorPlace {
   site: pulumi.Input<string>;
   /** keepalived holds `edge.address` (local, ssh, vagrant); false on DigitalOcean (its load balancer). */
   floating: boolean;
-  /** Per node name, the resource after which the node is provisioned. */
-  hostReady: Record<string, pulumi.Resource>;
+  /**
+   * Per node name, the node's swarm membership: keepalived starts after it and, on a node's
+   * removal, is released before it (the member's delete drains the node and stops its Caddy, so
+   * the address must have left first, or requests to it would fail until keepalived's check saw
+   * Caddy gone).
+   */
+  memberReady: Record<string, pulumi.Resource>;
 }
 
 export interface AppsOutputs {
@@ -118,7 +123,7 @@ function deployFrontDoor(place: AppPlace, args: AppsArgs, door: FrontDoorPlace):
   const edge = config.edge!;
   const front = new FrontDoor(`${stack}-edge`, {
     holders: edgeNodes(args.nodes, edge),
-    hostReady: door.hostReady,
+    memberReady: door.memberReady,
     settings: edge,
     site: door.site,
     floating: door.floating,

@@ -26,8 +26,8 @@ export const EDGE_DIR = "edge";
 export interface FrontDoorArgs {
   /** The edge nodes: they hold the floating address and run Caddy (no default). */
   holders: ClusterNode[];
-  /** Per node name, the resource after which the node is provisioned (no default). */
-  hostReady: Record<string, pulumi.Resource>;
+  /** Per node name, the node's swarm membership: keepalived comes after it, and goes before it (no default). */
+  memberReady: Record<string, pulumi.Resource>;
   /** The front door's settings, as parseConfig read them (no default). */
   settings: EdgeSettings;
   /** The name or address the front door answers on: the domain, else the floating or load balancer address (no default). */
@@ -101,7 +101,7 @@ export class FrontDoor extends pulumi.ComponentResource {
             node.name,
             nodeStep(`${name}-${node.name}-vrrp`, vrrpStep(node, args.holders, s), {
               parent: this,
-              dependsOn: [args.hostReady[node.name]!],
+              dependsOn: [args.memberReady[node.name]!],
             }),
           ])
         : [],

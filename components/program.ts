@@ -169,9 +169,14 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
       portainerAdmin: secrets.portainerAdminPassword,
       ghostOwner: secrets.ghostOwnerPassword,
     },
-    frontDoor: frontDoorPlace(config, source.frontDoorAddress, hosts),
+    frontDoor: frontDoorPlace(config, source.frontDoorAddress, memberReady(nodes, swarm)),
   });
   return stackOutputs(config, { nodes, swarm, storage, apps });
+}
+
+/** Per node name, the node's swarm membership step (Swarm.ready is in the nodes' order). */
+function memberReady(nodes: ClusterNode[], swarm: Swarm): Record<string, pulumi.Resource> {
+  return Object.fromEntries(nodes.map((n, i) => [n.name, swarm.ready[i]!]));
 }
 
 /**
@@ -181,7 +186,7 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
 function frontDoorPlace(
   config: SwarmcloudConfig,
   loadBalancer: pulumi.Input<string> | undefined,
-  hostReady: Record<string, pulumi.Resource>,
+  memberReady: Record<string, pulumi.Resource>,
 ): FrontDoorPlace | undefined {
   const edge = config.edge;
   if (edge === undefined) return undefined;
@@ -189,7 +194,7 @@ function frontDoorPlace(
   const address = floating ? edge.address : loadBalancer;
   if (address === undefined)
     throw new Error("swarmcloud: the front door has no address; parseConfig should have said so");
-  return { site: edge.domain ?? address, floating, hostReady };
+  return { site: edge.domain ?? address, floating, memberReady };
 }
 
 /** Stack outputs; the application ones only when that application is enabled. */

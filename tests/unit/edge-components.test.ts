@@ -38,7 +38,7 @@ const ready = () =>
 function frontDoor(name: string, settings: EdgeSettings, floating = true): FrontDoor {
   return new FrontDoor(name, {
     holders: nodes,
-    hostReady: ready(),
+    memberReady: ready(),
     settings,
     site: settings.domain ?? "10.0.0.200",
     floating,
@@ -89,7 +89,7 @@ test("FrontDoor refuses to be made without an edge node, naming itself", () => {
   try {
     new FrontDoor("fd3", {
       holders: [],
-      hostReady: {},
+      memberReady: {},
       settings: ON,
       site: "10.0.0.200",
       manager: nodes[0]!,

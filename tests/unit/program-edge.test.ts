@@ -99,7 +99,9 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
         CHECK_PORT: "80",
         CHECK_PATH: "/healthz",
       });
-      expect(step.dependencies).toContain(named(REMOTE_SCRIPT, `local-manager-${i + 1}-provision`).urn);
+      // After the node's swarm membership, so that on removal keepalived lets the address go
+      // before the member's delete drains the node and stops its Caddy.
+      expect(step.dependencies).toContain(named(REMOTE_SCRIPT, `local-swarm-manager-${i + 1}-member`).urn);
     });
   });
 
