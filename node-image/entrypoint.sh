@@ -12,9 +12,11 @@
 #     restarted container starts with an empty netfilter table), before any container runs;
 #     then starts dockerd (overlay2, log /var/log/dockerd.log) and waits until `docker info`
 #     answers (exits non-zero if it does not);
-#  4. starts sshd, then supervises: exits when sshd dies, restarts dockerd/glusterd
-#     when they die (like systemd's Restart=always would), stops everything cleanly
-#     on SIGTERM/SIGINT.
+#  4. starts sshd, and keepalived when the program configured it there (the front door:
+#     components/remote-scripts/edge-keepalived.sh, which enables it where systemd runs), then
+#     supervises: exits when sshd dies, restarts dockerd/glusterd when they die (like
+#     systemd's Restart=always would), stops everything cleanly on SIGTERM/SIGINT,
+#     keepalived first (it gives the floating address away before this node's Caddy stops).
 #
 # Env:
 #   SSH_AUTHORIZED_KEY          public key line(s) for root
@@ -152,6 +154,7 @@ shutdown() {
   ((stopping)) && return 0
   stopping=1
   log "shutting down"
+  stop_keepalived
   stop_pid "$sshd_pid" sshd 5
   stop_pid "$dockerd_pid" dockerd 25
   stop_pid "$glusterd_pid" glusterd 10
@@ -194,6 +197,31 @@ restore_host_identity() {
   fi
 }
 
+# What a booting host does with the keepalived service edge-keepalived.sh enabled: start it with
+# the config the program wrote (a config of anyone else's is not ours to start). $1: the config.
+start_keepalived() {
+  local conf=$1
+  grep -q '^# written by swarmcloud (edge-keepalived.sh)' "$conf" 2>/dev/null || return 0
+  if keepalived -f "$conf" </dev/null >/dev/null 2>&1; then
+    log "keepalived started (the front door's floating address)"
+  else
+    log "WARNING: keepalived did not start: this node holds no floating address until the next pulumi up --refresh"
+  fi
+}
+
+# Before the rest stops: keepalived leaves with a priority-0 advertisement, so another edge node
+# takes the address at once instead of after its advertisements time out.
+stop_keepalived() {
+  local i
+  pgrep -x keepalived >/dev/null || return 0
+  pkill -TERM -x keepalived || true
+  for ((i = 0; i < 20; i++)); do
+    pgrep -x keepalived >/dev/null || return 0
+    sleep 0.25
+  done
+  log "keepalived still running after 5 s"
+}
+
 main() {
   trap 'shutdown 0' TERM INT
   restore_host_identity
@@ -207,6 +235,7 @@ main() {
     shutdown 1
   fi
   start_sshd
+  start_keepalived /etc/keepalived/keepalived.conf
   mount_gluster_fstab &
 
   while true; do

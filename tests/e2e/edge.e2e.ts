@@ -422,10 +422,15 @@ test("killing the holder of the floating address: it moves to the other edge nod
   expect(result.errorWindowSeconds as number).toBeLessThanOrEqual(5);
 });
 
-test("the killed node comes back without keepalived (a restarted container): up --refresh puts it back", async () => {
+test("the killed node comes back with keepalived started by itself, as a rebooted host would; up --refresh changes nothing there", async () => {
   expect(killed).toBeDefined();
   const back = killed!;
   await waitFor("the restarted node to answer SSH", 120, () => onNode(back, "true") === "");
+  await waitFor(
+    "keepalived running again, started by the node itself",
+    60,
+    () => onNode(back, "pgrep -x keepalived >/dev/null && echo running || true") === "running",
+  );
   const r = cli.up(["--refresh"]);
   report.set("refreshUpSeconds", r.seconds);
   expect(onNode(back, "pgrep -x keepalived >/dev/null && echo running")).toBe("running");

@@ -1,8 +1,11 @@
 /**
  * Resilience, measured: node faults and a rolling replacement of every node while Ghost (2
- * replicas) keeps answering through a load balancer (HAProxy, stacks/haproxy.ts) that fronts
- * every node's host-published port. A load loop requests the post every 100 ms during each
- * fault and each replacement; the report has seconds, requests sent and requests failed.
+ * replicas) keeps answering through the product's own front door (swarmcloud:edge): a floating
+ * address held by keepalived on the two workers (labelled edge=true, so never the database's
+ * node) and Caddy on each, with Caddy's internal CA (no domain: a LAN). A load loop requests the
+ * post over HTTPS at the floating address every 100 ms, the stack's root certificate trusted,
+ * during each fault and each replacement; the report has seconds, requests sent and requests
+ * failed. One fault stops the node that holds the address.
  */
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
@@ -24,7 +27,8 @@ import {
   Report,
   sh,
 } from "./lib";
-import { freePort, LoadBalancer, LoadLoop, LoadResult } from "./loadbalancer";
+import { LoadLoop, LoadResult } from "./load";
+import { Agent, setGlobalDispatcher } from "undici";
 
 type Role = "manager" | "worker";
 interface Member {
@@ -42,14 +46,20 @@ const faults: Record<string, unknown> = {};
 const replacements: Record<string, unknown>[] = [];
 let cli: PulumiCli;
 let inv: Inventory;
-let lb: LoadBalancer;
+/** The front door: the floating address, and the root certificate its Caddy's internal CA signs with. */
+const door = { url: "", vip: "", root: "" };
 let keys: GhostKeys;
 let slug = "";
 let members: Member[] = [];
 /** Set when a replacement fails: the next ones would start from a cluster the test no longer knows. */
 let replacementFailed = "";
 const TITLE = `Resilience post ${Date.now()}`;
-const BODY = "Served through HAProxy while nodes fail and are replaced.";
+const BODY = "Served through the front door while nodes fail and are replaced.";
+const CADDY_IMAGE = "swarmcloud-lab/caddy:lab";
+/** The nodes labelled edge=true: they hold the floating address and run Caddy; a replacement inherits the label. */
+const EDGE_LABELS = { edge: "true" };
+/** build.sh with the front door's image included. */
+const WITH_EDGE = { ...process.env, WITH_EDGE: "1" };
 
 // ------------------------------------------------------------------------------------------
 // Asynchronous helpers: the load loop must keep running while these wait.
@@ -176,21 +186,19 @@ function configure(list: Member[]): void {
   );
   const nodes = cfg.nodes as { labels: Record<string, string> }[];
   list.forEach((m, i) => Object.assign(nodes[i]!.labels, m.extraLabels ?? {}));
-  // Behind a load balancer, Ghost's public URL is the load balancer's.
-  (cfg.ghost as Record<string, unknown>).url = lb.url;
+  // Ghost's url is the front door's (https://<address>), which the program sets.
+  cfg.edge = { enabled: true, address: door.vip, holders: "labelled", image: CADDY_IMAGE };
   cli.setConfig(cfg);
 }
-
-const lbNodes = (list: Member[]) => list.map((m) => ({ name: m.name, address: m.address }));
 /**
  * The post's public page, as readers get it. Not the Content API: while the database moves,
  * Ghost counts each failed key lookup against its brute-force limiter, and once that trips it
  * answers 429 to everything from the load balancer's single address for many minutes.
  */
-const postUrl = () => `${lb.url}/${slug}/`;
+const postUrl = () => `${door.url}/${slug}/`;
 
 async function postIntact(): Promise<boolean> {
-  const page = await readPage(lb.url, slug);
+  const page = await readPage(door.url, slug);
   return page !== undefined && page.includes(TITLE) && page.includes(BODY);
 }
 
@@ -203,6 +211,38 @@ async function tasksOn(service: string): Promise<string[]> {
     .split("\n")
     .filter((l) => / Running /.test(` ${l} `))
     .map((l) => l.split(" ")[0]!);
+}
+
+/**
+ * Whether the Ghost task on a node serves the post, asked directly (not through the front door).
+ * Ghost's url is https, so it would redirect a plain request there: the header says the request
+ * came in over HTTPS, as Caddy's do.
+ */
+async function servesPost(address: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${address}:2368/${slug}/`, {
+      headers: { "X-Forwarded-Proto": "https", Host: door.vip },
+      redirect: "manual",
+      signal: AbortSignal.timeout(5_000),
+    });
+    return res.status === 200 && (await res.text()).includes(TITLE);
+  } catch {
+    return false;
+  }
+}
+
+/** The members that hold the floating address now (one, when all is well). */
+async function holders(): Promise<string[]> {
+  const held: string[] = [];
+  for (const m of members.filter((n) => n.extraLabels?.edge === "true")) {
+    try {
+      const n = await ssh(m.address, `ip -4 -o addr show | grep -c ' ${door.vip}/' || true`, 10);
+      if (n !== "0") held.push(m.name);
+    } catch {
+      // a stopped node holds nothing
+    }
+  }
+  return held;
 }
 
 /**
@@ -310,6 +350,7 @@ async function measured(
     intervalMs: 100,
     maxRequests: 20_000,
     maxSeconds: 1800,
+    ca: [door.root],
   });
   const t0 = Date.now();
   load.start();
@@ -354,16 +395,24 @@ beforeAll(async () => {
   lab("engine");
   lab("image");
   const t0 = Date.now();
-  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
+  const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"], { env: WITH_EDGE });
   if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
   report.set("labImagesSeconds", (Date.now() - t0) / 1000);
   lab("down");
   lab("up", "3", "2");
-  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
+  const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"], { env: WITH_EDGE });
   if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
   inv = inventory();
-  members = inv.nodes.map((n) => ({ name: n.name, role: n.role, address: n.address, container: n.container }));
-  lb = new LoadBalancer(await freePort(), 2368, "/ghost/api/admin/site/");
+  members = inv.nodes.map((n) => ({
+    name: n.name,
+    role: n.role,
+    address: n.address,
+    container: n.container,
+    ...(n.role === "worker" ? { extraLabels: { ...EDGE_LABELS } } : {}),
+  }));
+  // The floating address: one the lab network has free (nodes are .11-.229, the stranger .250).
+  door.vip = `${members[0]!.address.split(".").slice(0, 3).join(".")}.240`;
+  door.url = `https://${door.vip}`;
   cli = new PulumiCli(STACK, bin);
   cli.init();
   configure(members);
@@ -375,15 +424,8 @@ afterAll(() => {
   report.set("agentRestarts", agentRestarts);
   report.set("faults", faults);
   report.set("replacements", replacements);
-  if (lb)
-    report.set("loadBalancer", {
-      url: lb.url,
-      reloads: lb.reloads,
-      config: fs.existsSync(lb.cfgFile) ? fs.readFileSync(lb.cfgFile, "utf8") : "",
-    });
   const file = report.write();
   console.log(`resilience report: ${file}\n${JSON.stringify({ faults, replacements }, null, 2)}`);
-  lb?.stop();
   if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
     cli.run(["destroy", "--yes", "--skip-preview"]);
     cli.removeStack();
@@ -391,21 +433,23 @@ afterAll(() => {
   if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
 }, 900_000);
 
-test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a published post", async () => {
+test("3 managers + 2 workers with Ghost at 2 replicas behind the front door; a published post", async () => {
   const { seconds } = cli.up();
   report.set("upSeconds", seconds);
-  lb.start(lbNodes(members));
-  await until("Ghost through the load balancer", 600, async () => (await homeStatus(lb.url)) === 200);
+  const outputs = cli.outputs();
+  door.root = String(outputs.edgeRootCertificate ?? "");
+  expect(door.root).toContain("BEGIN CERTIFICATE");
+  expect(outputs.ghostUrl).toBe(door.url);
+  // Ghost's API calls (fetch) trust the front door's root too, and only it: the lab has no other.
+  setGlobalDispatcher(new Agent({ connect: { ca: [door.root] } }));
+  await until("Ghost through the front door", 600, async () => (await homeStatus(door.url)) === 200);
   // The owner the program set up before Ghost's port opened, with the password the stack exports.
-  keys = await ownerKeys(lb.url, ownerFrom(cli.outputs()));
-  slug = await createPost(lb.url, keys, TITLE, `<p>${BODY}</p>`);
-  expect((await readPost(lb.url, keys, slug))?.title).toBe(TITLE);
+  keys = await ownerKeys(door.url, ownerFrom(outputs));
+  slug = await createPost(door.url, keys, TITLE, `<p>${BODY}</p>`);
+  expect((await readPost(door.url, keys, slug))?.title).toBe(TITLE);
   expect(await postIntact()).toBe(true);
-  await until(
-    "two Ghost servers up in HAProxy",
-    600,
-    async () => Object.values(await lb.serverStatus()).filter((s) => s === "UP").length === 2,
-  );
+  await until("two Ghost replicas running", 600, async () => (await tasksOn("ghost_ghost")).length === 2);
+  report.set("addressHolder", await holders());
   await converged(members, "initial deploy");
   // Ghost keeps its routes per process: a replica that did not save the post answers 404 for it
   // until it restarts (recorded as staleReplicasAfterPost). The faults and replacements test the
@@ -413,8 +457,7 @@ test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a publishe
   // as an operator running 2+ Ghost replicas must do after publishing.
   const withoutPost = async (nodes: string[]) => {
     const missing: string[] = [];
-    for (const n of nodes)
-      if ((await readPage(`http://${member(n).address}:2368`, slug)) === undefined) missing.push(n);
+    for (const n of nodes) if (!(await servesPost(member(n).address))) missing.push(n);
     return missing;
   };
   const stale = await withoutPost(await tasksOn("ghost_ghost"));
@@ -433,6 +476,40 @@ test("3 managers + 2 workers with Ghost at 2 replicas behind HAProxy; a publishe
   await ssh(member("worker-1").address, "echo resilience-seed > /mnt/swarmcloud/resilience-seed.txt");
   report.set("ghostTasks", await tasksOn("ghost_ghost"));
   report.set("dbTask", await tasksOn("ghost_db"));
+});
+
+test("the node holding the floating address stops: another edge node takes it, requests fail for at most 5 s", async () => {
+  requireSetup();
+  const held = await holders();
+  expect(held).toHaveLength(1);
+  const victim = member(held[0]!);
+  const record: Record<string, unknown> = { node: victim.name };
+  faults.addressHolderStop = record;
+  await measured(record, async () => {
+    await sleep(5_000);
+    const t0 = Date.now();
+    // `docker stop`: the node shuts down as a host would (keepalived first, then the rest).
+    const stopping = labAsync("stop", victim.container);
+    const next = await until("another edge node holding the address", 60, async () => {
+      const now = await holders();
+      return now.length === 1 && now[0] !== victim.name && now[0];
+    });
+    const addressMoveSeconds = (Date.now() - t0) / 1000;
+    await stopping;
+    await sleep(20_000);
+    await labAsync("start", victim.container);
+    // Back as a rebooted host comes back: keepalived started by itself, the address left where it is.
+    await until(
+      `keepalived running again on ${victim.name}`,
+      120,
+      async () => (await ssh(victim.address, "pgrep -x keepalived >/dev/null && echo running || true")) === "running",
+    );
+    await converged(members, "address holder back");
+    return { addressMoveSeconds, movedTo: next, holdersAfter: await holders() };
+  });
+  expect(record.addressMoveSeconds as number).toBeLessThan(5);
+  expect(record.errorWindowSeconds as number).toBeLessThanOrEqual(5);
+  expect(record.holdersAfter).toHaveLength(1);
 });
 
 test("a worker stops and starts again", async () => {
@@ -473,7 +550,7 @@ test("one of three managers stops: the swarm takes changes and pulumi up works t
     ).toBe("1");
     await onManager("docker node update --label-rm resilience.probe worker-2", rest);
     // And so does the program: a new label on a worker, applied from another manager.
-    member("worker-1").extraLabels = { "resilience.fault": "manager-down" };
+    member("worker-1").extraLabels = { ...member("worker-1").extraLabels, "resilience.fault": "manager-down" };
     configure(members);
     const up = await pulumiUp();
     record.upSeconds = up.seconds;
@@ -541,7 +618,11 @@ test("a node unreachable during pulumi up: the error names it, the rest complete
     const pending = await pulumiPreview();
     record.pendingAfterFailure = pending;
     for (const p of pending) {
-      expect(p).toMatch(new RegExp(`^update .*(${victim.name}|-ghost-deploy|-ghost-setup|-portainer-deploy)`));
+      expect(p).toMatch(
+        new RegExp(
+          `^update .*(${victim.name}|-ghost-deploy|-ghost-setup|-portainer-deploy|-edge-caddy-deploy|-edge-root)`,
+        ),
+      );
     }
     expect(pending.some((p) => p.includes(`${victim.name}-provision`))).toBe(true);
     await labAsync("start", victim.container);
@@ -599,23 +680,31 @@ describe("rolling replacement of every node, one at a time", () => {
       const loaded = await run(
         "bash",
         [path.join(REPO, "tests/lab/images/build.sh"), "load", `root@${fresh.address}`],
-        { timeoutS: 900 },
+        { timeoutS: 900, env: WITH_EDGE },
       );
       if (loaded.code !== 0) throw new Error(`loading images on ${newName}: ${loaded.out}`);
       record.prepareSeconds = (Date.now() - p0) / 1000;
 
       // In the same pulumi up: the new node in (at the end of its role), the old one out.
+      // The new node takes the old one's labels: a replaced edge node's successor is an edge node.
+      const successor: Member = {
+        name: newName,
+        role,
+        address: fresh.address,
+        container: fresh.container,
+        ...(old.extraLabels ? { extraLabels: { ...old.extraLabels } } : {}),
+      };
+      record.heldAddress = (await holders()).includes(oldName);
       const next: Member[] = [
         ...members.filter((m) => m.role === "manager" && m.name !== oldName),
-        ...(role === "manager" ? [{ name: newName, role, address: fresh.address, container: fresh.container }] : []),
+        ...(role === "manager" ? [successor] : []),
         ...members.filter((m) => m.role === "worker" && m.name !== oldName),
-        ...(role === "worker" ? [{ name: newName, role, address: fresh.address, container: fresh.container }] : []),
+        ...(role === "worker" ? [successor] : []),
       ];
       const watcher = next.find((m) => m.role === "manager" && m.name !== newName)!;
 
       const measuredFrom = Date.now(); // measured() starts its clock right after this
       await measured(record, async () => {
-        await lb.reload(lbNodes([...members, next.find((m) => m.name === newName)!]));
         configure(next);
         // Capacity watch: managers that are Ready and reachable, and the volume's brick count.
         // A manager's "Reachable" is the leader's view of its Raft link, and a sample can catch
@@ -679,7 +768,6 @@ describe("rolling replacement of every node, one at a time", () => {
           watching = false;
           await watch;
         }
-        await lb.reload(lbNodes(next));
         return {
           minManagers,
           minManagersOneSample,
@@ -721,6 +809,8 @@ describe("rolling replacement of every node, one at a time", () => {
       }
       expect(await postIntact()).toBe(true);
       // With Ghost at 2 replicas, a node without the database costs no request.
+      // Through the front door, with Ghost at 2 replicas, a node without the database (the
+      // address holder included) costs no request.
       if (!record.hostedDb) expect(record.failed).toBe(0);
       else record.errorWindowGoalMet = (record.errorWindowSeconds as number) < 20;
       replacementFailed = "";

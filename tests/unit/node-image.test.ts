@@ -72,3 +72,38 @@ test("the entrypoint reads the key where LocalNodes copies it and lab.sh mounts 
   expect(labSh).toContain(`readonly NODE_HOST_KEY=${HOST_KEY_FILE}\n`);
   expect(labSh).toContain('--mount "type=bind,src=$HOST_KEYS/$c,dst=$NODE_HOST_KEY,readonly"');
 });
+
+/**
+ * Runs `start_keepalived CONF` with a stand-in `keepalived` ahead on PATH that records its
+ * arguments: a restarted node starts keepalived as a booting host starts the enabled service.
+ */
+function startKeepalived(conf: string) {
+  const bin = mkdtempSync(join(tmpdir(), "swarmcloud-bin-"));
+  writeFileSync(join(bin, "keepalived"), `#!/bin/bash\necho "keepalived $*" >>"${bin}/calls"\n`);
+  chmodSync(join(bin, "keepalived"), 0o755);
+  const r = spawnSync("bash", ["-c", `source "${ENTRYPOINT}"; start_keepalived "$1"`, "test", conf], {
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` },
+    encoding: "utf8",
+  });
+  let calls = "";
+  try {
+    calls = readFileSync(join(bin, "calls"), "utf8");
+  } catch {
+    // never called
+  }
+  return { ...r, calls };
+}
+
+test("a restarted node starts keepalived with the config the program wrote, and no other", () => {
+  const dir = mkdtempSync(join(tmpdir(), "swarmcloud-keepalived-"));
+  const ours = join(dir, "ours.conf");
+  writeFileSync(ours, "# written by swarmcloud (edge-keepalived.sh): the front door\nvrrp_instance x {}\n");
+  const theirs = join(dir, "theirs.conf");
+  writeFileSync(theirs, "vrrp_instance someone_elses {}\n");
+  const started = startKeepalived(ours);
+  expect(started.status).toBe(0);
+  expect(started.calls).toBe(`keepalived -f ${ours}\n`);
+  expect(started.stderr).toContain("keepalived started");
+  expect(startKeepalived(theirs).calls).toBe("");
+  expect(startKeepalived(join(dir, "absent.conf")).calls).toBe("");
+});
