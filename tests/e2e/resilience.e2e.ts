@@ -29,7 +29,7 @@ import {
   waitFor,
 } from "./lib";
 import { LoadLoop, LoadResult } from "./load";
-import { Agent, setGlobalDispatcher } from "undici";
+import { Agent } from "undici";
 
 type Role = "manager" | "worker";
 interface Member {
@@ -442,7 +442,12 @@ test("3 managers + 2 workers with Ghost at 2 replicas behind the front door; a p
   expect(door.root).toContain("BEGIN CERTIFICATE");
   expect(outputs.ghostUrl).toBe(door.url);
   // Ghost's API calls (fetch) trust the front door's root too, and only it: the lab has no other.
-  setGlobalDispatcher(new Agent({ connect: { ca: [door.root] } }));
+  // Each call is given the agent: undici's setGlobalDispatcher does not reach the global fetch
+  // from inside a jest test (seen: the test's global is not the one Node's fetch reads).
+  const agent = new Agent({ connect: { ca: [door.root] } });
+  const plainFetch = globalThis.fetch;
+  globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+    plainFetch(input, { ...init, dispatcher: agent } as RequestInit)) as typeof fetch;
   await until("Ghost through the front door", 600, async () => (await homeStatus(door.url)) === 200);
   // The owner the program set up before Ghost's port opened, with the password the stack exports.
   keys = await ownerKeys(door.url, ownerFrom(outputs));
