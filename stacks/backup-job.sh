@@ -49,7 +49,9 @@ sftp_command() {
   esac
   known="$host"
   [ "$port" = 22 ] || known="[$host]:$port"
-  (umask 077 && cp "$SFTP_KEY_FILE" "$WORK/sftp_key")
+  # Config secrets lose their last newline, without which ssh cannot read the key ("error in libcrypto").
+  (umask 077 && cat "$SFTP_KEY_FILE" >"$WORK/sftp_key")
+  [ -z "$(tail -c 1 "$WORK/sftp_key")" ] || printf '\n' >>"$WORK/sftp_key"
   printf '%s %s\n' "$known" "$SFTP_HOST_KEY" >"$WORK/known_hosts"
   printf '%s' "ssh -i $WORK/sftp_key -p $port -o UserKnownHostsFile=$WORK/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 -l $user $host -s sftp"
 }

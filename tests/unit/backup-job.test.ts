@@ -49,6 +49,11 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the job as the service would (`sh -c <job> swarmcloud-backup <args>`); `run` is stopped after one round. */
 function job(state: string, ...args: string[]) {
+  return jobWith({}, state, ...args);
+}
+
+/** `job` with more environment (a target's settings). */
+function jobWith(more: Record<string, string>, state: string, ...args: string[]) {
   fs.writeFileSync(path.join(dir, "state"), state);
   fs.rmSync(path.join(dir, "calls.log"), { force: true });
   const r = spawnSync("sh", ["-c", BACKUP_JOB, "swarmcloud-backup", ...args], {
@@ -72,6 +77,7 @@ function job(state: string, ...args: string[]) {
       KEEP_MONTHLY: "6",
       STATUS_DIR: path.join(dir, "status"),
       INITDB_DIR: path.join(dir, "initdb"),
+      ...more,
     },
   });
   const read = (f: string) => (fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), "utf8") : "");
@@ -147,6 +153,29 @@ describe("backup-job.sh", () => {
     const r = job("ok", "run");
     expect(r.stdout).toMatch(/^BACKUP=ok /);
     expect(r.calls.filter((c) => c.startsWith("restic backup"))).toHaveLength(1);
+  });
+
+  test("sftp: the login key copied with its last newline back, the pinned host key, ssh started by restic with both", () => {
+    fs.writeFileSync(path.join(dir, "sftpkey"), "-----BEGIN KEY-----\nabc\n-----END KEY-----");
+    const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJKbm0Jnmq6qkN2FhmcWAdsx0tZ4ZXkWyS2vh+H6SoIv";
+    const r = jobWith(
+      {
+        RESTIC_REPOSITORY: "sftp://backup@10.0.0.9:2222//srv/restic",
+        SFTP_KEY_FILE: path.join(dir, "sftpkey"),
+        SFTP_HOST_KEY: hostKey,
+      },
+      "ok",
+      "once",
+    );
+    const work = path.join(dir, "tmp", "swarmcloud-backup");
+    expect(r.read("tmp/swarmcloud-backup/sftp_key")).toBe("-----BEGIN KEY-----\nabc\n-----END KEY-----\n");
+    expect(fs.statSync(path.join(work, "sftp_key")).mode & 0o777).toBe(0o600);
+    expect(r.read("tmp/swarmcloud-backup/known_hosts")).toBe(`[10.0.0.9]:2222 ${hostKey}\n`);
+    expect(r.calls[0]).toBe(
+      `restic -o sftp.command=ssh -i ${work}/sftp_key -p 2222 -o UserKnownHostsFile=${work}/known_hosts ` +
+        "-o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 " +
+        "-l backup 10.0.0.9 -s sftp cat config",
+    );
   });
 
   test("no secret on a command line, in the output or in the status", () => {
