@@ -37,7 +37,9 @@ has_data() {
   return 1
 }
 
-# A run that was killed may have left its one-shot, its secrets and its network behind.
+# A run that was killed may have left its one-shot, its secrets and its network behind. (These
+# one-shot helpers mirror ghost-setup.sh's rather than move to lib.sh: lib.sh is part of every
+# script's text, so changing it would re-run every step of every existing stack.)
 remove_one_shots() {
   local s
   for s in $(docker service ls -q --filter "label=$RESTORE_LABEL"); do docker service rm "$s" >/dev/null 2>&1 || true; done
@@ -63,8 +65,8 @@ make_secrets() {
   done
 }
 
-# scale_services N|saved: the services that use the data to 0 (their replica counts kept in
-# SAVED), or back to what they were.
+# stop_services: the services that use the data scaled to 0, their replica counts kept in SAVED;
+# start_services: back to what they were.
 SAVED=()
 stop_services() {
   local s replicas
