@@ -12,18 +12,9 @@ import * as yaml from "js-yaml";
 import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
 import { BACKUP_JOB } from "../../stacks/backup";
-import { clearRecorded, recorded, RecordedResource, settled, setupMocks } from "./mocks";
+import { clearRecorded, clusterStepState, recorded, RecordedResource, settled, setupMocks } from "./mocks";
 
-setupMocks({
-  state: (args) => {
-    if (!args.type.includes("RemoteScript")) return undefined;
-    if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
-    if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
-    if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
-    if (args.name.endsWith("-deploy")) return { stdout: `${args.inputs.environment.STACK}_x replicated 1/1` };
-    return { stdout: "" };
-  },
-});
+setupMocks({ state: clusterStepState });
 
 const REPO = path.join(__dirname, "..", "..");
 const REMOTE_SCRIPT = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
