@@ -22,6 +22,7 @@ import {
   prepareAppsLab,
   PulumiCli,
   Report,
+  runningOn,
   sh,
   waitFor,
 } from "./lib";
@@ -45,13 +46,26 @@ let inv: Inventory;
 let keys: GhostKeys;
 let slug: string;
 let imagePath: string;
+/** The image as Ghost serves it before the backup (Ghost may re-encode what it was sent). */
+let imageServed: Buffer;
 let keyDir: string;
 
 const manager = (): LabNode => inv.nodes.find((n) => n.role === "manager")!;
-const ghostBase = () => `http://${manager().address}:2368`;
+/** Ghost's address: the node its task runs on (ports published in host mode in the lab). */
+let ghostAt: LabNode | undefined;
+const ghostBase = () => `http://${ghostAt!.address}:2368`;
+
+/** Waits for Ghost's task and its home page; remembers where it runs. */
+async function ghostAnswers(): Promise<void> {
+  ghostAt = await waitFor("a running Ghost task", 300, () => runningOn("ghost_ghost")[0]);
+  await waitFor("Ghost's home page", 300, async () => (await homeStatus(ghostBase())) === 200);
+}
 const docker = (...args: string[]) => sh(DOCKER, args);
 
-/** The SFTP server: the node image's sshd only, the lab's key for root, a host key made here and pinned by the backup. */
+/**
+ * The SFTP server: the node image's sshd only (Debian's sshd_config serves sftp), the lab's key
+ * for root, a host key made here and pinned by the backup.
+ */
 function startTarget(): string {
   keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-backup-target-"));
   sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(keyDir, "host_key")]);
@@ -62,7 +76,7 @@ function startTarget(): string {
     "--ip", TARGET.address, "-v", `${keyDir}/host_key:/etc/ssh/target_host_key:ro`, "-e", `KEY=${authorized}`,
     "--entrypoint", "bash", "swarmcloud-node:lab", "-c",
     'mkdir -p /run/sshd /root/.ssh /srv/restic && printf "%s\\n" "$KEY" >/root/.ssh/authorized_keys && ' +
-      'chmod 600 /root/.ssh/authorized_keys && exec /usr/sbin/sshd -D -e -h /etc/ssh/target_host_key -o "Subsystem sftp internal-sftp"',
+      'chmod 600 /root/.ssh/authorized_keys && exec /usr/sbin/sshd -D -e -h /etc/ssh/target_host_key',
   ); // prettier-ignore
   if (r.code !== 0) throw new Error(`backup target: ${r.stderr}`);
   const [type, key] = fs.readFileSync(path.join(keyDir, "host_key.pub"), "utf8").trim().split(/\s+/);
@@ -155,11 +169,11 @@ test("pulumi up deploys the apps and the backup service, which backs up at its f
 });
 
 test("a post with an uploaded image, backed up on demand: duration and repository size reported", async () => {
-  await waitFor("Ghost's home page", 300, async () => (await homeStatus(ghostBase())) === 200);
+  await ghostAnswers();
   keys = await ownerKeys(ghostBase(), ownerFrom(cli.outputs()));
   imagePath = await uploadImage();
   slug = await createPost(ghostBase(), keys, TITLE, `<p>Restored from restic.</p><img src="${imagePath}">`);
-  expect((await imageBytes())?.equals(PNG)).toBe(true);
+  imageServed = await waitFor("the uploaded image", 60, imageBytes);
   const run = await runNow(/^ok /);
   const [, , snapshot, seconds] = run.trim().split(" ");
   report.set("backupSnapshot", snapshot);
@@ -227,19 +241,20 @@ test("pulumi up with the right password restores: the post, its image and the ow
   const r = cli.tryUp();
   if (r.code !== 0) throw new Error(`restore up failed:\n${diagnostics(r.output)}`);
   report.set("restoreUpSeconds", r.seconds);
-  await waitFor("Ghost's home page", 300, async () => (await homeStatus(ghostBase())) === 200);
+  await ghostAnswers();
   const owner = ownerFrom(cli.outputs());
   expect((await ownerSession(ghostBase(), owner)).status).toBeLessThan(300);
   keys = await ownerKeys(ghostBase(), owner);
   expect((await readPost(ghostBase(), keys, slug))?.title).toBe(TITLE);
-  expect((await imageBytes())?.equals(PNG)).toBe(true);
+  expect((await imageBytes())?.equals(imageServed)).toBe(true);
 });
 
 test("Portainer's admin login works on the restored data", async () => {
+  const portainer = await waitFor("a running Portainer task", 180, () => runningOn("portainer_portainer")[0]);
   const res = await waitFor("Portainer's login", 180, () => {
     const out = sh("curl", [
       "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json",
-      "--data-binary", "@-", `https://${manager().address}:9443/api/auth`,
+      "--data-binary", "@-", `https://${portainer.address}:9443/api/auth`,
     ], { input: JSON.stringify({ username: "admin", password: LAB_PASSWORDS.portainerAdminPassword }) }); // prettier-ignore
     return out.stdout === "200" ? out.stdout : undefined;
   });
