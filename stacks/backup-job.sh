@@ -103,7 +103,10 @@ dump_database() {
     WHY="the database dump failed: $(tr '\n' ' ' <"$WORK/err" | cut -c1-300)"
     return 1
   fi
-  mv "$ROOT/database/ghost.sql.part" "$ROOT/database/ghost.sql"
+  # mariadb-dump 10.11.8+ starts with a "sandbox mode" line that MySQL refuses: left out, so the
+  # dump restores into MySQL (ghost.dbImage's default) as well as into MariaDB.
+  sed '1{/enable the sandbox mode/d;}' "$ROOT/database/ghost.sql.part" >"$ROOT/database/ghost.sql"
+  rm -f "$ROOT/database/ghost.sql.part"
 }
 
 # One backup: dump, snapshot, retention, check. Sets SNAPSHOT, or WHY on failure.
