@@ -32,6 +32,7 @@ cert_matches_key() {
   [ "$(openssl x509 -noout -pubkey -in "$CERT" 2>/dev/null)" = "$(openssl pkey -pubout -in "$KEY" 2>/dev/null)" ]
 }
 
+command -v openssl >/dev/null 2>&1 || fatal "openssl is not installed on $NODE_NAME: install it (apt-get install openssl) and run pulumi up again"
 if volume_without_tls; then
   fatal "volume $VOLUME is running without TLS, and swarmcloud:gluster.tls is true." \
     "Turning TLS on for a running volume needs it stopped and every mount made again, which the program does not do." \
