@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { GlusterSettings } from "./config";
+import { GLUSTER_TLS_OPTIONS, GlusterSettings } from "./config";
 import { ClusterNode } from "./nodes/types";
 import { keyValueLines, script, words } from "./remote-scripts";
 import { nodeStep, NodeStepArgs } from "./step";
@@ -129,12 +129,13 @@ function trustStep(node: ClusterNode, s: GlusterSettings, ca: pulumi.Input<strin
  */
 export function volumeOptions(nodes: Pick<ClusterNode, "name">[], s: GlusterSettings): Record<string, string> {
   if (!s.tls) return s.options;
-  return {
-    ...s.options,
+  // Typed by the keys config.ts refuses in gluster.options, so the two lists cannot drift apart.
+  const tls: Record<(typeof GLUSTER_TLS_OPTIONS)[number], string> = {
     "server.ssl": "on",
     "client.ssl": "on",
     "auth.ssl-allow": nodes.map((n) => n.name).join(","),
   };
+  return { ...s.options, ...tls };
 }
 
 /** The node's brick folder, made ready for the volume; removed (purged when asked) on delete. */
