@@ -100,6 +100,11 @@ export interface GlusterSettings {
   options: Record<string, string>;
   /** On destroy, delete the brick directories (data gone) instead of keeping them aside. */
   purgeOnDestroy: boolean;
+  /**
+   * TLS on Gluster's management and I/O paths (secure-access, server.ssl/client.ssl) with a
+   * certificate per node, admitted by name (auth.ssl-allow). Opt-in: a new volume only.
+   */
+  tls: boolean;
 }
 
 export interface ServiceNetworking {
@@ -313,6 +318,7 @@ export const DEFAULTS = {
      */
     options: { "network.ping-timeout": "10" } as Record<string, string>,
     purgeOnDestroy: false,
+    tls: false,
   } satisfies GlusterSettings,
   ghost: {
     enabled: true,
@@ -986,6 +992,7 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       // Our defaults (network.ping-timeout) stay unless the user sets the same option.
       options: overDefaults,
       purgeOnDestroy: flag,
+      tls: flag,
     },
     check: checkGluster,
   },
@@ -1097,7 +1104,20 @@ function checkGluster(gluster: GlusterSettings, s: Reader): void {
       `swarmcloud keeps auth.allow equal to the cluster's node addresses (README, "Security"); remove it`,
     );
   }
+  // With gluster.tls the program sets these from the node list (components/gluster.ts tlsOptions).
+  for (const key of GLUSTER_TLS_OPTIONS) {
+    if (gluster.options[key] !== undefined) {
+      s.error(
+        `options.${key}`,
+        gluster.options[key],
+        "is set by swarmcloud: use gluster.tls (true or false); remove it",
+      );
+    }
+  }
 }
+
+/** The volume options gluster.tls sets: a user's value would fight the program's. */
+export const GLUSTER_TLS_OPTIONS = ["server.ssl", "client.ssl", "auth.ssl-allow"] as const;
 
 /** The front door's own settings: an address, an interface name, a domain, the ACME settings that need it. */
 function checkEdge(edge: EdgeSettings, s: Reader): void {
