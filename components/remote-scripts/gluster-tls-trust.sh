@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # swarmcloud: trust the cluster's Gluster certificates and encrypt management traffic
 # Runs on the node. Writes /etc/ssl/glusterfs.ca (every node's certificate: Gluster admits a
-# peer whose certificate is listed there) and /var/lib/glusterd/secure-access (glusterd and the
-# mounts use TLS for management traffic), then restarts glusterd, which reads both only when it
-# starts. Nothing is written or restarted when both are already so: a re-run changes nothing.
+# peer whose certificate is listed there), links the three TLS files into OpenSSL's directory
+# where glusterd looks for them (gluster_tls_link), and /var/lib/glusterd/secure-access (glusterd
+# and the mounts use TLS for management traffic), then restarts glusterd, which reads them only
+# when it starts. Nothing is written or restarted when all are already so: a re-run changes
+# nothing.
 # The bricks read the CA file only when they start too, so a changed CA on a node whose brick
 # runs (a node added or removed) is refused before anything is written (README, "Gluster TLS").
 # Inputs: NODE_NAME, VOLUME, CA (every node's certificate, PEM, concatenated).
@@ -29,7 +31,8 @@ restart_glusterd() {
   else
     pkill -x glusterd || true
     WAIT_EVERY=0.5 wait_for 30 "glusterd on $NODE_NAME to stop" glusterd_gone
-    WAIT_EVERY=1 wait_for 10 "a supervisor to start glusterd" glusterd_up || glusterd
+    # Quietly: no supervisor is the usual case on a host without systemd.
+    WAIT_EVERY=1 wait_for 10 "a supervisor to start glusterd" glusterd_up 2>/dev/null || glusterd
   fi
   WAIT_EVERY=1 wait_for 60 "glusterd on $NODE_NAME to answer after its restart" glusterd_answers ||
     fatal "glusterd did not come back with TLS; see /var/log/glusterfs/glusterd.log on $NODE_NAME"
@@ -50,6 +53,9 @@ if [ ! -f "$CA_FILE" ] || [ "$(cat "$CA_FILE")" != "$CA" ]; then
   chmod 644 "$tmp"
   mv "$tmp" "$CA_FILE"
   changed+=(ca)
+fi
+if [ -n "$(gluster_tls_link glusterfs.pem glusterfs.key glusterfs.ca)" ]; then
+  changed+=(links)
 fi
 if [ ! -e "$SECURE" ]; then
   mkdir -p "$(dirname "$SECURE")"
