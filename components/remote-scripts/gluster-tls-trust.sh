@@ -2,7 +2,7 @@
 # swarmcloud: trust the cluster's Gluster certificates and encrypt management traffic
 # Runs on the node. Writes /etc/ssl/glusterfs.ca (every node's certificate: Gluster admits a
 # peer whose certificate is listed there), links the three TLS files into OpenSSL's directory
-# where glusterd looks for them (gluster_tls_link), and /var/lib/glusterd/secure-access (glusterd
+# where glusterd looks for them (gluster_tls_link, below), and /var/lib/glusterd/secure-access (glusterd
 # and the mounts use TLS for management traffic), then restarts glusterd, which reads them only
 # when it starts. Nothing is written or restarted when all are already so: a re-run changes
 # nothing.
@@ -12,6 +12,24 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${CA:?}"
 readonly CA_FILE=/etc/ssl/glusterfs.ca SECURE=/var/lib/glusterd/secure-access
+
+# gluster_tls_link NAME...: GlusterFS's TLS files (glusterfs.pem, .key, .ca) live in /etc/ssl,
+# where Gluster's guide and its bricks look; glusterd looks in OpenSSL's directory instead
+# (`openssl version -d`: /usr/lib/ssl on Debian 12, seen in the lab as "could not load our cert
+# at /usr/lib/ssl/glusterfs.pem"; gluster/glusterdocs#802). Links each NAME there to /etc/ssl
+# where that directory is another; prints the links it made. Here rather than in lib.sh: a
+# change of lib.sh changes every script, and so re-runs every step on every node.
+gluster_tls_link() {
+  local dir name
+  dir=$(openssl version -d | sed -n 's/^OPENSSLDIR: "\(.*\)"$/\1/p')
+  { [ -n "$dir" ] && [ "$dir" != /etc/ssl ]; } || return 0
+  mkdir -p "$dir"
+  for name in "$@"; do
+    [ "$(readlink "$dir/$name" 2>/dev/null)" = "/etc/ssl/$name" ] && continue
+    ln -sfn "/etc/ssl/$name" "$dir/$name"
+    printf '%s\n' "$dir/$name"
+  done
+}
 
 # A brick process of the volume runs on this node.
 brick_running() {

@@ -348,20 +348,3 @@ gluster_lock_allowed() {
   exec 9>/run/swarmcloud-gluster-allow.lock
   flock -w 120 9 || fatal "another change of auth.allow on $(hostname) did not end within 120 s"
 }
-
-# gluster_tls_link NAME...: GlusterFS's TLS files (glusterfs.pem, .key, .ca) live in /etc/ssl,
-# where Gluster's guide and its bricks look; glusterd looks in OpenSSL's directory instead
-# (`openssl version -d`: /usr/lib/ssl on Debian 12, seen in the lab as "could not load our cert
-# at /usr/lib/ssl/glusterfs.pem"; gluster/glusterdocs#802). Links each NAME there to /etc/ssl
-# where that directory is another; prints the links it made.
-gluster_tls_link() {
-  local dir name
-  dir=$(openssl version -d | sed -n 's/^OPENSSLDIR: "\(.*\)"$/\1/p')
-  { [ -n "$dir" ] && [ "$dir" != /etc/ssl ]; } || return 0
-  mkdir -p "$dir"
-  for name in "$@"; do
-    [ "$(readlink "$dir/$name" 2>/dev/null)" = "/etc/ssl/$name" ] && continue
-    ln -sfn "/etc/ssl/$name" "$dir/$name"
-    printf '%s\n' "$dir/$name"
-  done
-}
