@@ -162,6 +162,8 @@ describe("a stranger (on the lab network, not a node) whose address is in auth.a
       `openssl req -x509 -newkey rsa:2048 -nodes -keyout /etc/ssl/glusterfs.key -subj /CN=${inv.nodes[0]!.name} -days 1 -out /etc/ssl/glusterfs.pem 2>/dev/null`,
       `cat /etc/ssl/glusterfs.pem - >/etc/ssl/glusterfs.ca <<'EOF'\n${ca}\nEOF`,
       "touch /var/lib/glusterd/secure-access",
+      // Where this Debian's Gluster client looks for them too (gluster_tls_link in lib.sh).
+      'for f in pem key ca; do ln -sfn "/etc/ssl/glusterfs.$f" "/usr/lib/ssl/glusterfs.$f"; done',
     ]);
     report.set("strangerForged", r);
     expect(r.files).toBe("0");

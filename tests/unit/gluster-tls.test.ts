@@ -241,6 +241,8 @@ const TRUST_STAND_INS = {
   pkill: 'rm -f "$SANDBOX/running"',
   glusterd: 'touch "$SANDBOX/running"',
   systemctl: "exit 3",
+  // OpenSSL's directory, where glusterd looks for the files (the lab's Debian: /usr/lib/ssl).
+  openssl: '[ "$*" = "version -d" ] && echo "OPENSSLDIR: \\"$SANDBOX/openssldir\\""',
 };
 
 describe("gluster-tls-trust.sh (stand-ins: no real process is touched)", () => {
@@ -257,6 +259,9 @@ describe("gluster-tls-trust.sh (stand-ins: no real process is touched)", () => {
       expect(first.stdout).toBe("2 certificates trusted");
       expect(s.read("ssl/glusterfs.ca")).toBe(`${CA}\n`);
       expect(fs.existsSync(s.file("glusterd/secure-access"))).toBe(true);
+      for (const name of ["glusterfs.pem", "glusterfs.key", "glusterfs.ca"]) {
+        expect(fs.readlinkSync(s.file(`openssldir/${name}`))).toBe(s.file(`ssl/${name}`));
+      }
       expect(restarts(s.read("calls.log"))).toBe(1);
       // Nothing supervises glusterd here: the script started it again itself.
       expect(s.read("calls.log")).toMatch(/^glusterd\s*$/m);
@@ -295,6 +300,20 @@ describe("gluster-tls-trust.sh (stand-ins: no real process is touched)", () => {
       expect(r.stderr).toContain('README says ("Gluster TLS")');
       expect(s.read("ssl/glusterfs.ca")).toBe(`${CA}\n`);
       expect(restarts(s.read("calls.log"))).toBe(1);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a missing link into OpenSSL's directory is made again, and glusterd restarted to read it", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "");
+      s.run("gluster-tls-trust", env(CA));
+      fs.rmSync(s.file("openssldir/glusterfs.pem"));
+      expect(s.run("gluster-tls-trust", env(CA)).stderr).toBe("manager-1: links written; glusterd uses TLS");
+      expect(fs.readlinkSync(s.file("openssldir/glusterfs.pem"))).toBe(s.file("ssl/glusterfs.pem"));
+      expect(restarts(s.read("calls.log"))).toBe(2);
     } finally {
       s.done();
     }
