@@ -8,7 +8,17 @@ import {
   portainerCompose,
 } from "../stacks/portainer";
 import { ComposePort, renderCompose, withoutPorts } from "../stacks/compose";
-import { edgeNodes, SwarmcloudConfig } from "./config";
+import {
+  BACKUP_DIRS,
+  BackupPlace,
+  backupFolders,
+  BackupSecretValues,
+  backupStack,
+  repositoryPassword,
+  restoreStep,
+  targetStep,
+} from "./backup";
+import { BackupSettings, edgeNodes, SwarmcloudConfig } from "./config";
 import { EDGE_DIR, FrontDoor } from "./edge";
 import { GeneratedSecret } from "./generated-secret";
 import { GlusterVolume } from "./gluster";
@@ -30,6 +40,12 @@ export interface AppsArgs {
     dbRoot?: pulumi.Output<string>;
     portainerAdmin?: pulumi.Output<string>;
     ghostOwner?: pulumi.Output<string>;
+    /** The backup repository's password; made by the program where unset (backup on). */
+    backup?: pulumi.Output<string>;
+    /** The backup target's keys (backup on: sftp, s3). */
+    backupSftpKey?: pulumi.Output<string>;
+    backupS3AccessKeyId?: pulumi.Output<string>;
+    backupS3SecretAccessKey?: pulumi.Output<string>;
   };
   /** The front door, when `edge` is on: where it answers, and the nodes' provisioning steps. Default: none. */
   frontDoor?: FrontDoorPlace;
@@ -63,14 +79,20 @@ export interface AppsOutputs {
   frontDoorUrl?: pulumi.Output<string>;
   /** The root certificate to trust (edge on, no domain: Caddy's internal CA). */
   edgeRootCertificate?: pulumi.Output<string>;
+  /** The backup repository's password (backup on): keep it apart from the cluster. */
+  backupRepositoryPassword?: pulumi.Output<string>;
 }
 
 /** Folders on the Gluster mount, one per application (made by GlusterVolume on every node). */
 export const APP_DIRS = { ghostContent: "ghost/content", ghostDb: "ghost/mysql", portainer: "portainer" } as const;
 
-/** The folders on the Gluster mount: the apps', and the front door's when it is on. */
-export function appDirs(config: Pick<SwarmcloudConfig, "edge">): string[] {
-  return [...Object.values(APP_DIRS), ...(config.edge === undefined ? [] : [EDGE_DIR])];
+/** The folders on the Gluster mount: the apps', and the front door's and the backup's when they are on. */
+export function appDirs(config: Pick<SwarmcloudConfig, "edge" | "backup">): string[] {
+  return [
+    ...Object.values(APP_DIRS),
+    ...(config.edge === undefined ? [] : [EDGE_DIR]),
+    ...(config.backup === undefined ? [] : Object.values(BACKUP_DIRS)),
+  ];
 }
 
 /**
@@ -104,12 +126,55 @@ export async function deployApps(stack: string, config: SwarmcloudConfig, args: 
   // No stack before the swarm is formed and the volume is mounted everywhere.
   const dependsOn = [...args.swarm.ready, ...args.storage.ready];
   const place: AppPlace = { stack, config, manager, fallbackManagers, dependsOn, stacks: [] };
+  const backup = config.backup === undefined ? undefined : prepareBackup(place, config.backup, args);
   const outputs: AppsOutputs = {
     ...(config.ghost.enabled ? await deployGhost(place, args) : {}),
     ...(config.portainer.enabled ? await deployPortainer(place, args) : {}),
   };
+  if (backup !== undefined) Object.assign(outputs, deployBackup(backup, outputs, place.stacks));
   if (config.edge === undefined || args.frontDoor === undefined) return outputs;
   return { ...outputs, ...deployFrontDoor(place, args, args.frontDoor) };
+}
+
+/** The backup's place and secrets, prepared before the apps deploy. */
+interface PreparedBackup {
+  place: BackupPlace;
+  values: BackupSecretValues;
+  /** What the backup stack waits for besides the apps: the local target's folder. */
+  ready: pulumi.Resource[];
+}
+
+/**
+ * Before the apps: the local target's folder and, with restoreFrom, the restore, which the apps'
+ * stacks then wait for (place.dependsOn), so that Ghost and Portainer start on restored data.
+ */
+function prepareBackup(place: AppPlace, backup: BackupSettings, args: AppsArgs): PreparedBackup {
+  const p = args.passwords;
+  const values: BackupSecretValues = {
+    password: repositoryPassword(place.stack, p.backup),
+    ...(p.backupSftpKey === undefined ? {} : { sftpKey: p.backupSftpKey }),
+    ...(p.backupS3AccessKeyId === undefined ? {} : { s3AccessKeyId: p.backupS3AccessKeyId }),
+    ...(p.backupS3SecretAccessKey === undefined ? {} : { s3SecretAccessKey: p.backupS3SecretAccessKey }),
+  };
+  const backupPlace: BackupPlace = {
+    ...place,
+    backup,
+    nodes: args.nodes,
+    folders: backupFolders(place.config, APP_DIRS),
+  };
+  const target = targetStep(backupPlace);
+  const ready = target === undefined ? [] : [target];
+  if (backup.restoreFrom !== undefined) place.dependsOn = [...place.dependsOn, restoreStep(backupPlace, values, ready)];
+  return { place: backupPlace, values, ready };
+}
+
+/** The backup stack after the apps' (it joins Ghost's database network), and the password output. */
+function deployBackup(prepared: PreparedBackup, outputs: AppsOutputs, stacks: SwarmStack[]): AppsOutputs {
+  const dbPassword = outputs.ghostDbPassword;
+  if (dbPassword === undefined) return {};
+  const deployed = stacks.map((s) => s.deployed);
+  backupStack(prepared.place, { ...prepared.values, dbPassword }, [...prepared.ready, ...deployed]);
+  return { backupRepositoryPassword: prepared.values.password };
 }
 
 /** The front door's HTTPS address: `https://<site>` (and `:<port>` for another port). */
@@ -175,6 +240,7 @@ async function deployGhost(place: AppPlace, args: AppsArgs): Promise<AppsOutputs
         url: u,
         encryptOverlay: config.swarm.encryptOverlay,
         secretNames: { dbPassword: dbName, dbRootPassword: rootName },
+        ...(config.backup === undefined ? {} : { initDbPath: `${mount}/${BACKUP_DIRS.initdb}` }),
       } satisfies GhostContext),
     );
   const ghost = new SwarmStack(`${stack}-ghost`, {

@@ -100,6 +100,11 @@ export interface GlusterSettings {
   options: Record<string, string>;
   /** On destroy, delete the brick directories (data gone) instead of keeping them aside. */
   purgeOnDestroy: boolean;
+  /**
+   * TLS on Gluster's management and I/O paths (secure-access, server.ssl/client.ssl) with a
+   * certificate per node, admitted by name (auth.ssl-allow). Opt-in: a new volume only.
+   */
+  tls: boolean;
 }
 
 export interface ServiceNetworking {
@@ -175,6 +180,41 @@ export interface EdgeSettings {
   portainerPort: number;
 }
 
+/** Where the backup repository lives: a folder on one node's own disk, an SFTP server, an S3-compatible bucket. */
+export const BACKUP_TARGETS = ["local", "sftp", "s3"] as const;
+export type BackupTarget = (typeof BACKUP_TARGETS)[number];
+
+/**
+ * Backups (opt-in until their lab suite runs in CI): a restic service in the swarm that dumps
+ * Ghost's database and copies Ghost's content and Portainer's data to a repository off the volume.
+ */
+export interface BackupSettings {
+  /** Off by default: with it off the program builds exactly what it built before. */
+  enabled: boolean;
+  /** An image with restic, a POSIX shell and mysqldump or mariadb-dump. */
+  image: string;
+  /** Where the repository lives. */
+  target: BackupTarget;
+  /** `local`: the node whose disk holds the repository; unset: the first manager. */
+  node?: string;
+  /** `local`: the repository's folder on that node, outside the Gluster volume and bricks. */
+  path: string;
+  /** `sftp`/`s3`: the repository in restic's own words, `sftp:user@host:/path` or `s3:https://host/bucket/path`. */
+  repository?: string;
+  /** `sftp`: the server's SSH host key (`<type> <base64>`), which the backup checks on every connection. */
+  sftpHostKey?: string;
+  /** Hours between backups; a backup also runs whenever the service (re)starts. */
+  intervalHours: number;
+  /** Retention: `restic forget --keep-daily/--keep-weekly/--keep-monthly`. */
+  keepDaily: number;
+  keepWeekly: number;
+  keepMonthly: number;
+  /** `latest` or a snapshot id: restored by `pulumi up` before Ghost and Portainer start, when their folders are empty. */
+  restoreFrom?: string;
+  /** With `restoreFrom`: also restore over data that exists (moved aside first). */
+  restoreOverExisting: boolean;
+}
+
 export interface SwarmcloudConfig {
   environment: Environment;
   nodes: NodeSpec[];
@@ -191,6 +231,8 @@ export interface SwarmcloudConfig {
   portainer: PortainerSettings;
   /** The front door; present only when `edge.enabled` is true. */
   edge?: EdgeSettings;
+  /** Backups; present only when `backup.enabled` is true. */
+  backup?: BackupSettings;
   /** Seconds to wait for a stack's services to reach their replicas. */
   deployTimeout: number;
 }
@@ -206,6 +248,8 @@ export interface ConfigInputs {
   digitaloceanToken?: boolean;
   /** Raw keys the engine holds as secrets: their values show as [secret] in every message. */
   secretKeys?: readonly string[];
+  /** Which backup secrets are set (`backupPassword`, `backupSftpKey`, ...); absent means none. */
+  backupSecrets?: readonly BackupSecretKey[];
 }
 
 export interface ParseResult {
@@ -274,6 +318,7 @@ export const DEFAULTS = {
      */
     options: { "network.ping-timeout": "10" } as Record<string, string>,
     purgeOnDestroy: false,
+    tls: false,
   } satisfies GlusterSettings,
   ghost: {
     enabled: true,
@@ -302,6 +347,17 @@ export const DEFAULTS = {
     image: "caddy:2",
     portainerPort: 8443,
   } satisfies EdgeSettings,
+  backup: {
+    enabled: false,
+    image: "restic/restic:0.17.3",
+    target: "local",
+    path: "/srv/swarmcloud-backup",
+    intervalHours: 24,
+    keepDaily: 7,
+    keepWeekly: 4,
+    keepMonthly: 6,
+    restoreOverExisting: false,
+  } satisfies BackupSettings,
 };
 
 /** The secret settings: program.ts reads them as secrets, and the parser never sees their values. */
@@ -311,8 +367,15 @@ export const SECRET_KEYS = [
   "dbRootPassword",
   "portainerAdminPassword",
   "ghostOwnerPassword",
+  "backupPassword",
+  "backupSftpKey",
+  "backupS3AccessKeyId",
+  "backupS3SecretAccessKey",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+/** The backup's secret settings: the repository's password, the SFTP login key, the S3 keys. */
+export type BackupSecretKey = Extract<SecretKey, `backup${string}`>;
+export const BACKUP_SECRET_KEYS = SECRET_KEYS.filter((k): k is BackupSecretKey => k.startsWith("backup"));
 
 /** Words of a key name that holds a secret. */
 const SECRET_NAME = /pas+w|pwd|secret|token|private.?key/i;
@@ -723,11 +786,16 @@ const TOP_LEVEL_KEYS = [
   "ghost",
   "portainer",
   "edge",
+  "backup",
   "deployTimeout",
   "ghostDbPassword",
   "dbRootPassword",
   "portainerAdminPassword",
   "ghostOwnerPassword",
+  "backupPassword",
+  "backupSftpKey",
+  "backupS3AccessKeyId",
+  "backupS3SecretAccessKey",
 ];
 
 /** Parses and validates every setting; never throws. */
@@ -747,6 +815,7 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     portainer: readSection(r, "portainer"),
   };
   const edge = readSection(r, "edge");
+  const backup = readSection(r, "backup");
   const config: SwarmcloudConfig = {
     environment,
     nodes,
@@ -757,10 +826,13 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     ...sections,
     // Off: left out, so a stack without the front door parses exactly as before.
     ...(edge.enabled ? { edge } : {}),
+    // Off: left out too (opt-in until its lab suite runs in CI).
+    ...(backup.enabled ? { backup } : {}),
     deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
   };
   const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
   validateCluster(config, { ...inputs, sshPublicKey }, problems);
+  if (config.backup !== undefined) validateBackup(config, config.backup, inputs.backupSecrets ?? [], problems);
   warnPlainOverlay(environment, raw, problems);
   return { config, errors: problems.errors, warnings: problems.warnings };
 }
@@ -783,10 +855,13 @@ function warnPlainOverlay(environment: Environment, raw: RawConfig, problems: Pr
 }
 
 /** The settings sections: each one object key of the config, read through its entry in SECTIONS. */
-type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge";
+type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge" | "backup";
 
-/** The settings of every section, by section (edge's as read, before parseConfig leaves it out when off). */
-type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge">> & { edge: EdgeSettings };
+/** The settings of every section, by section (edge's and backup's as read, before parseConfig leaves them out when off). */
+type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge" | "backup">> & {
+  edge: EdgeSettings;
+  backup: BackupSettings;
+};
 
 /**
  * How one setting is read: from its section's Reader, under its key, with its default (the
@@ -917,6 +992,7 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       // Our defaults (network.ping-timeout) stay unless the user sets the same option.
       options: overDefaults,
       purgeOnDestroy: flag,
+      tls: flag,
     },
     check: checkGluster,
   },
@@ -962,6 +1038,24 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       portainerPort: port,
     },
     check: checkEdge,
+  },
+  backup: {
+    fields: {
+      enabled: flag,
+      image: text,
+      target: oneOf(BACKUP_TARGETS),
+      node: optionalText,
+      path: text,
+      repository: optionalText,
+      sftpHostKey: optionalText,
+      intervalHours: wholeNumber(1, 24 * 31),
+      keepDaily: wholeNumber(0),
+      keepWeekly: wholeNumber(0),
+      keepMonthly: wholeNumber(0),
+      restoreFrom: optionalText,
+      restoreOverExisting: flag,
+    },
+    check: checkBackup,
   },
 };
 
@@ -1010,7 +1104,20 @@ function checkGluster(gluster: GlusterSettings, s: Reader): void {
       `swarmcloud keeps auth.allow equal to the cluster's node addresses (README, "Security"); remove it`,
     );
   }
+  // With gluster.tls the program sets these from the node list (components/gluster.ts tlsOptions).
+  for (const key of GLUSTER_TLS_OPTIONS) {
+    if (gluster.options[key] !== undefined) {
+      s.error(
+        `options.${key}`,
+        gluster.options[key],
+        "is set by swarmcloud: use gluster.tls (true or false); remove it",
+      );
+    }
+  }
 }
+
+/** The volume options gluster.tls sets: a user's value would fight the program's. */
+export const GLUSTER_TLS_OPTIONS = ["server.ssl", "client.ssl", "auth.ssl-allow"] as const;
 
 /** The front door's own settings: an address, an interface name, a domain, the ACME settings that need it. */
 function checkEdge(edge: EdgeSettings, s: Reader): void {
@@ -1064,6 +1171,153 @@ function checkEdge(edge: EdgeSettings, s: Reader): void {
         "needs edge.acmeDirectory: Let's Encrypt needs no root of its own; set acmeDirectory or remove acmeRoot",
       );
     }
+  }
+}
+
+/** A restic snapshot id as `restoreFrom` takes it: `latest`, or 8 to 64 hex digits (the short id or the whole one). */
+const SNAPSHOT = /^(latest|[0-9a-f]{8,64})$/;
+
+/** What `backup.repository` must look like for each remote target (restic's own repository syntax). */
+const BACKUP_REPOSITORY: Record<Exclude<BackupTarget, "local">, [RegExp, string]> = {
+  sftp: [/^sftp:(\/\/)?[^\s@/]+@[^\s]+$/, "sftp:backup@192.168.1.5:/srv/restic"],
+  s3: [/^s3:(https?:\/\/)?[^\s/]+\/[^\s]+$/, "s3:https://ams3.digitaloceanspaces.com/my-bucket/swarmcloud"],
+};
+
+/** The backup's own settings: the repository for its target, the restore keys, the retention. */
+function checkBackup(backup: BackupSettings, s: Reader): void {
+  if (backup.target === "local") {
+    if (backup.repository !== undefined) {
+      s.error(
+        "repository",
+        backup.repository,
+        "the local target keeps the repository in backup.path on backup.node; remove repository, or set backup.target: sftp or s3",
+      );
+    }
+    if (!/^\/[A-Za-z0-9._/-]+$/.test(backup.path) || backup.path === "/") {
+      s.error("path", backup.path, "must be an absolute path below / (letters, digits, . _ - /)");
+    }
+  } else {
+    const [pattern, example] = BACKUP_REPOSITORY[backup.target];
+    if (backup.repository === undefined || !pattern.test(backup.repository)) {
+      s.error(
+        "repository",
+        backup.repository,
+        `the ${backup.target} target needs the repository in restic's words, such as ${example}`,
+      );
+    }
+  }
+  if (backup.target === "sftp") checkSftpHostKey(backup, s);
+  else if (backup.sftpHostKey !== undefined)
+    s.error("sftpHostKey", backup.sftpHostKey, `is for the sftp target only; remove it`);
+  if (backup.keepDaily + backup.keepWeekly + backup.keepMonthly === 0) {
+    s.error(
+      "keepDaily",
+      0,
+      "with keepDaily, keepWeekly and keepMonthly all 0 every snapshot would be forgotten; keep at least one",
+    );
+  }
+  if (backup.restoreFrom !== undefined && !SNAPSHOT.test(backup.restoreFrom)) {
+    s.error(
+      "restoreFrom",
+      backup.restoreFrom,
+      "must be latest or a snapshot id (8 to 64 hex digits, as restic snapshots prints it)",
+    );
+  }
+  if (backup.restoreOverExisting && backup.restoreFrom === undefined) {
+    s.error(
+      "restoreOverExisting",
+      true,
+      "says what restoreFrom may replace, and restoreFrom is not set; set restoreFrom or remove restoreOverExisting",
+    );
+  }
+}
+
+/** The SFTP server's host key: required (a container has nobody to ask "trust this key?"), an OpenSSH public key line. */
+function checkSftpHostKey(backup: BackupSettings, s: Reader): void {
+  const host = backup.repository?.replace(/^sftp:(\/\/)?[^@]*@/, "").replace(/[:/].*$/, "") ?? "<host>";
+  const scan = `ssh-keyscan -t ed25519 ${host}`;
+  if (backup.sftpHostKey === undefined) {
+    s.error(
+      "sftpHostKey",
+      undefined,
+      `the sftp target needs the server's SSH host key, checked on every connection: the line \`${scan}\` prints (without the address)`,
+    );
+    return;
+  }
+  const key = parseHostKey(backup.sftpHostKey);
+  if ("problem" in key)
+    s.error("sftpHostKey", backup.sftpHostKey, `${key.problem}; use the line \`${scan}\` prints (without the address)`);
+}
+
+/** True when `path` is `dir` or lies below it. */
+function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir.replace(/\/$/, "")}/`);
+}
+
+/** The backup secrets each target needs besides the repository password. */
+const BACKUP_TARGET_SECRETS: Record<BackupTarget, BackupSecretKey[]> = {
+  local: [],
+  sftp: ["backupSftpKey"],
+  s3: ["backupS3AccessKeyId", "backupS3SecretAccessKey"],
+};
+
+/** The backup against the rest: Ghost to back up, the target node and folder, the secrets its target and a restore need. */
+function validateBackup(
+  c: SwarmcloudConfig,
+  backup: BackupSettings,
+  secrets: readonly BackupSecretKey[],
+  problems: Problems,
+): void {
+  if (!c.ghost.enabled) {
+    problems.error(
+      "backup.enabled",
+      true,
+      "backs up Ghost's database and content, and ghost.enabled is false; enable Ghost or remove backup.enabled",
+    );
+  }
+  if (backup.target === "local") {
+    const node = backup.node ?? c.nodes.find((n) => n.role === "manager")?.name;
+    if (backup.node !== undefined && !c.nodes.some((n) => n.name === backup.node)) {
+      problems.error(
+        "backup.node",
+        backup.node,
+        `is not a node name; nodes are: ${c.nodes.map((n) => n.name).join(", ")}`,
+      );
+    }
+    for (const [key, dir] of [
+      ["gluster.mountPath", c.gluster.mountPath],
+      ["gluster.brickPath", c.gluster.brickPath],
+    ] as const) {
+      if (within(backup.path, dir) || within(dir, backup.path)) {
+        problems.error(
+          "backup.path",
+          backup.path,
+          `overlaps ${key} ${dir}: a backup on the volume it backs up is lost with it; pick a folder outside it, such as ${DEFAULTS.backup.path}`,
+        );
+      }
+    }
+    if (c.environment === "local" && node !== undefined) {
+      problems.warn(
+        "backup.target",
+        `the local environment's nodes are containers that pulumi destroy removes, with ${node}'s ${backup.path}: use an sftp or s3 target for backups that outlive the cluster`,
+      );
+    }
+  }
+  for (const key of BACKUP_TARGET_SECRETS[backup.target]) {
+    if (!secrets.includes(key)) {
+      problems.error(
+        key,
+        undefined,
+        `the ${backup.target} target needs it: pulumi config set --secret swarmcloud:${key} ${key === "backupSftpKey" ? "< ~/.ssh/backup_key" : "<value>"}`,
+      );
+    }
+  }
+  if (backup.restoreFrom !== undefined && !secrets.includes("backupPassword")) {
+    problems.error(
+      "backupPassword",
+      undefined,
+      "backup.restoreFrom reads a repository made before this stack, whose password a new stack cannot know: set it (the backupRepositoryPassword output of the stack that made it) with pulumi config set --secret swarmcloud:backupPassword",
+    );
   }
 }
 

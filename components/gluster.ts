@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { GlusterSettings } from "./config";
+import { GLUSTER_TLS_OPTIONS, GlusterSettings } from "./config";
 import { ClusterNode } from "./nodes/types";
 import { keyValueLines, script, words } from "./remote-scripts";
 import { nodeStep, NodeStepArgs } from "./step";
@@ -11,7 +11,7 @@ export interface GlusterVolumeArgs {
   bricks: ClusterNode[];
   /** Per node name, the resource after which GlusterFS is installed and running on it. */
   hostReady: Record<string, pulumi.Resource>;
-  /** Volume name, arbiter, brick path, mount path, options, purge on destroy. */
+  /** Volume name, arbiter, brick path, mount path, options, purge on destroy, TLS. */
   settings: GlusterSettings;
   /** Application folders made under the mount path (e.g. ghost/content). Default none. */
   appDirs?: string[];
@@ -37,7 +37,10 @@ export class GlusterVolume extends pulumi.ComponentResource {
     if (first === undefined) {
       throw new pulumi.ResourceError("swarmcloud: a Gluster volume needs at least one brick node", this);
     }
-    const hostReady = (node: ClusterNode) => args.hostReady[node.name]!;
+    // With TLS, a node is ready for Gluster once it trusts every node's certificate (and its
+    // glusterd restarted with TLS); without, once GlusterFS runs on it.
+    const ready = s.tls ? tlsSteps(name, args, this) : args.hostReady;
+    const hostReady = (node: ClusterNode) => ready[node.name]!;
 
     // The steps in the order they run: a brick on each brick node, the other brick nodes probed
     // into the pool from the first, the volume, each node's address allowed and its mount, and
@@ -53,7 +56,7 @@ export class GlusterVolume extends pulumi.ComponentResource {
         dependsOn: [hostReady(node), hostReady(first)],
       }),
     );
-    const volume = nodeStep(`${name}-volume`, volumeStep(args.bricks, members, s), {
+    const volume = nodeStep(`${name}-volume`, volumeStep(args.bricks, members, volumeOptions(args.nodes, s), s), {
       parent: this,
       dependsOn: [...bricks, ...probes],
     });
@@ -83,6 +86,56 @@ export class GlusterVolume extends pulumi.ComponentResource {
     );
     this.registerOutputs({ mountPath: this.mountPath, appPaths: this.appPaths });
   }
+}
+
+/**
+ * The TLS steps of every node: its key and certificate (made on the node, the key never leaves
+ * it), then its trust of every node's certificate. Returns, per node name, its trust step.
+ */
+function tlsSteps(name: string, args: GlusterVolumeArgs, parent: pulumi.Resource): Record<string, pulumi.Resource> {
+  const s = args.settings;
+  const certs = args.nodes.map((node) =>
+    nodeStep(`${name}-${node.name}-tls-cert`, certStep(node, s), { parent, dependsOn: [args.hostReady[node.name]!] }),
+  );
+  // In node order, so that a node added or removed changes the CA and nothing else does.
+  const ca = pulumi.all(certs.map((c) => c.stdout)).apply((pems) => pems.join("\n"));
+  return Object.fromEntries(
+    args.nodes.map((node) => [
+      node.name,
+      nodeStep(`${name}-${node.name}-tls-trust`, trustStep(node, s, ca), {
+        parent,
+        dependsOn: [args.hostReady[node.name]!, ...certs],
+      }),
+    ]),
+  );
+}
+
+/** Makes the node's key and self-signed certificate (CN = its name); its stdout is the certificate. */
+function certStep(node: ClusterNode, s: GlusterSettings): NodeStepArgs {
+  return { node, create: script("gluster-tls-cert"), environment: { VOLUME: s.volume } };
+}
+
+/**
+ * Writes the node's CA file (`ca`: every node's certificate) and secure-access, restarting
+ * glusterd when either changed. Deleting it changes nothing on the node (see the README).
+ */
+function trustStep(node: ClusterNode, s: GlusterSettings, ca: pulumi.Input<string>): NodeStepArgs {
+  return { node, create: script("gluster-tls-trust"), environment: { VOLUME: s.volume, CA: ca } };
+}
+
+/**
+ * The volume options: the user's, and with TLS the I/O path encrypted both ways and the
+ * volume admitting only the nodes' certificate names (their common names are the node names).
+ */
+export function volumeOptions(nodes: Pick<ClusterNode, "name">[], s: GlusterSettings): Record<string, string> {
+  if (!s.tls) return s.options;
+  // Typed by the keys config.ts refuses in gluster.options, so the two lists cannot drift apart.
+  const tls: Record<(typeof GLUSTER_TLS_OPTIONS)[number], string> = {
+    "server.ssl": "on",
+    "client.ssl": "on",
+    "auth.ssl-allow": nodes.map((n) => n.name).join(","),
+  };
+  return { ...s.options, ...tls };
 }
 
 /** The node's brick folder, made ready for the volume; removed (purged when asked) on delete. */
@@ -139,7 +192,12 @@ function allowStep(
  * so each node's allow step finds its address there on a new cluster (no change, no waiting for
  * a turn), and a node added later changes no step but its own.
  */
-function volumeStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: GlusterSettings): NodeStepArgs {
+function volumeStep(
+  bricks: ClusterNode[],
+  members: pulumi.Input<string>,
+  options: Record<string, string>,
+  s: GlusterSettings,
+): NodeStepArgs {
   return {
     node: bricks[0]!,
     create: script("gluster-volume"),
@@ -149,7 +207,7 @@ function volumeStep(bricks: ClusterNode[], members: pulumi.Input<string>, s: Glu
       VOLUME: s.volume,
       BRICKS: brickPaths(bricks, s),
       ARBITER: String(s.arbiter),
-      OPTIONS: keyValueLines(s.options),
+      OPTIONS: keyValueLines(options),
       // The state the read checks (the script starts the volume).
       STATUS: "Started",
     },

@@ -8,6 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { appDirs, AppsOutputs, deployApps, FrontDoorPlace } from "./apps";
 import {
+  BACKUP_SECRET_KEYS,
   brickNodes,
   parseConfig,
   quorumProblem,
@@ -108,6 +109,7 @@ function configFrom(inputs: ProgramInputs): { config: SwarmcloudConfig; secrets:
   const { raw, secretKeys } = readRawConfig(inputs);
   const parsed = parseConfig(raw, {
     sshPrivateKey: secrets.values.sshPrivateKey !== undefined,
+    backupSecrets: BACKUP_SECRET_KEYS.filter((key) => secrets.values[key] !== undefined),
     digitaloceanToken: Boolean(inputs.config["digitalocean:token"] ?? inputs.digitaloceanTokenEnv),
     secretKeys,
   });
@@ -168,6 +170,10 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
       dbRoot: secrets.dbRootPassword,
       portainerAdmin: secrets.portainerAdminPassword,
       ghostOwner: secrets.ghostOwnerPassword,
+      backup: secrets.backupPassword,
+      backupSftpKey: secrets.backupSftpKey,
+      backupS3AccessKeyId: secrets.backupS3AccessKeyId,
+      backupS3SecretAccessKey: secrets.backupS3SecretAccessKey,
     },
     frontDoor: frontDoorPlace(config, source.frontDoorAddress, memberReady(nodes, swarm)),
   });

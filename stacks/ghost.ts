@@ -12,7 +12,15 @@ export interface GhostContext {
   encryptOverlay: boolean;
   /** Versioned Docker secret names (see `versionedSecretName` in components/stack.ts). */
   secretNames: { dbPassword: string; dbRootPassword: string };
+  /**
+   * The database's first-start folder on the shared mount (backup on): a restore leaves the dump
+   * there, and the database takes it in when it initialises an empty data folder. Default: none.
+   */
+  initDbPath?: string;
 }
+
+/** Where the mysql and mariadb images read the SQL they run when they initialise an empty data folder. */
+export const DB_INITDB_DIR = "/docker-entrypoint-initdb.d";
 
 /** Keys under `secrets:`; each is mounted at /run/secrets/<key>, whatever the Docker name. */
 export const GHOST_SECRET_KEYS = { dbPassword: "db_password", dbRootPassword: "db_root_password" } as const;
@@ -162,7 +170,12 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           MYSQL_ROOT_PASSWORD_FILE: `/run/secrets/${GHOST_SECRET_KEYS.dbRootPassword}`,
         },
         secrets: [{ source: GHOST_SECRET_KEYS.dbPassword }, { source: GHOST_SECRET_KEYS.dbRootPassword }],
-        volumes: [{ type: "bind", source: ctx.dbPath, target: "/var/lib/mysql" }],
+        volumes: [
+          { type: "bind", source: ctx.dbPath, target: "/var/lib/mysql" },
+          ...(ctx.initDbPath === undefined
+            ? []
+            : [{ type: "bind" as const, source: ctx.initDbPath, target: DB_INITDB_DIR, read_only: true }]),
+        ],
         networks: ["backend"],
         deploy: {
           replicas: 1,

@@ -28,11 +28,13 @@ import {
   LAB_PASSWORDS,
   labConfig,
   LabNode,
+  anyManager,
   onNode,
   prepareAppsLab,
   PulumiCli,
   REPO,
   Report,
+  runningOn,
   sh,
   waitFor,
   writeHandoff,
@@ -44,36 +46,6 @@ let inv: Inventory;
 let keys: GhostKeys;
 let slug: string;
 const TITLE = `Hello from the swarm ${Date.now()}`;
-
-function byHostname(hostname: string): LabNode {
-  const n = inventory().nodes.find((x) => x.name === hostname);
-  if (!n) throw new Error(`no lab node ${hostname}`);
-  return n;
-}
-
-/** A manager that answers, for swarm-side checks. */
-function anyManager(except?: string): LabNode {
-  for (const m of inventory().nodes.filter((n) => n.role === "manager" && n.name !== except)) {
-    try {
-      if (onNode(m, "docker info --format '{{.Swarm.ControlAvailable}}'") === "true") return m;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error("no manager answers");
-}
-
-/** Nodes where a service has a running task. */
-function runningOn(service: string, except?: string): LabNode[] {
-  const out = onNode(
-    anyManager(except),
-    `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`,
-  );
-  return out
-    .split("\n")
-    .filter((l) => / Running /.test(` ${l} `))
-    .map((l) => byHostname(l.split(" ")[0]!));
-}
 
 const ghostBase = (n: LabNode) => `http://${n.address}:2368`;
 

@@ -49,6 +49,10 @@ const EXPECTED: Record<string, unknown> = {
   dbRootPassword: "",
   portainerAdminPassword: "",
   ghostOwnerPassword: "",
+  backupPassword: "",
+  backupSftpKey: "",
+  backupS3AccessKeyId: "",
+  backupS3SecretAccessKey: "",
   local: DEFAULTS.local,
   vagrant: DEFAULTS.vagrant,
   digitalocean: DEFAULTS.digitalocean,
@@ -59,6 +63,7 @@ const EXPECTED: Record<string, unknown> = {
   ghost: DEFAULTS.ghost,
   portainer: DEFAULTS.portainer,
   edge: DEFAULTS.edge,
+  backup: DEFAULTS.backup,
   deployTimeout: DEFAULTS.deployTimeout,
 };
 

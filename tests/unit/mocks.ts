@@ -54,6 +54,20 @@ export interface SetupOptions {
   calls?: Record<string, (inputs: Record<string, any>) => Record<string, unknown>>;
 }
 
+/**
+ * What a cluster's RemoteScripts print under mocks, for the tests that run the whole program: the
+ * swarm's bootstrap and join ids, the mount path, each stack deploy's services; undefined for
+ * any other type.
+ */
+export function clusterStepState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> | undefined {
+  if (!args.type.includes("RemoteScript")) return undefined;
+  if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
+  if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
+  if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
+  if (args.name.endsWith("-deploy")) return { stdout: `${args.inputs.environment.STACK}_x replicated 1/1` };
+  return { stdout: "" };
+}
+
 /** Every resource registered since `setupMocks()` (or the last `clearRecorded()`), in order. */
 export const recorded: RecordedResource[] = [];
 

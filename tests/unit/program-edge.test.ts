@@ -15,7 +15,7 @@ import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
 import { edgeCaddyfile } from "../../stacks/edge";
 import { DEFAULTS } from "../../components/config";
-import { clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
+import { clusterStepState, clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
 
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -25,13 +25,8 @@ const ROOT_PEM = "-----BEGIN CERTIFICATE-----\nMIIBroot\n-----END CERTIFICATE---
 setupMocks({
   state: (args) => {
     if (args.type === "digitalocean:index/loadBalancer:LoadBalancer") return { ip: "203.0.113.80" };
-    if (!args.type.includes("RemoteScript")) return undefined;
-    if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
-    if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
-    if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
-    if (args.name.endsWith("-deploy")) return { stdout: `${args.inputs.environment.STACK}_x replicated 1/1` };
     if (args.name.endsWith("-edge-root")) return { stdout: ROOT_PEM };
-    return { stdout: "" };
+    return clusterStepState(args);
   },
 });
 

@@ -15,7 +15,16 @@ import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
 import { GHOST_SETUP_CLIENT } from "../../stacks/ghost";
 import { KEY_MARKER } from "../../components/nodes/vagrant";
-import { clearRecorded, mockGeneratedSecret, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
+import {
+  clusterStepState,
+  clearRecorded,
+  mockGeneratedSecret,
+  recorded,
+  RecordedResource,
+  settled,
+  setupMocks,
+  valueOf,
+} from "./mocks";
 
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -28,12 +37,7 @@ setupMocks({
         stdout: `Host ${node}\n  HostName 127.0.0.1\n  User vagrant\n  IdentityFile /w/${node}/private_key\n${KEY_MARKER}\n${PRIVATE_KEY}`,
       };
     }
-    if (!args.type.includes("RemoteScript")) return undefined;
-    if (args.name.endsWith("-bootstrap")) return { stdout: "CLUSTER1 NODE1 SWMTKN-worker SWMTKN-manager" };
-    if (args.name.endsWith("-join")) return { stdout: `ID-${args.name}` };
-    if (args.name.endsWith("-mount")) return { stdout: "/mnt/swarmcloud" };
-    if (args.name.endsWith("-deploy")) return { stdout: `${args.inputs.environment.STACK}_x replicated 1/1` };
-    return { stdout: "" };
+    return clusterStepState(args);
   },
 });
 

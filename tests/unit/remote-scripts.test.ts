@@ -397,6 +397,14 @@ const MANAGER_SIDE: Record<string, Record<string, string>> = {
   "swarm-forget": { NODE_NAME: "worker-1", ADVERTISE_ADDR: "10.9.9.9" },
   "stack-deploy": { STACK: "ghost", COMPOSE: "services: {}" },
   "stack-rm": { STACK: "ghost" },
+  "backup-restore": {
+    RESTORE_FROM: "latest",
+    DATA_DIRS: "/nonexistent/ghost/mysql",
+    INITDB_DIR: "/nonexistent/initdb",
+    IMAGE: "restic/restic",
+    JOB: "true",
+    MOUNTS: "type=bind,source=/a,target=/b",
+  },
   "ghost-setup": {
     STACK: "ghost",
     SERVICE: "ghost_ghost",

@@ -521,6 +521,7 @@ describe("no secret in an error message", () => {
 
   test("the scripts that read secrets on stdin never print them: no message names the variables that hold them", () => {
     const holders: Record<string, string[]> = {
+      "backup-restore": ["line"],
       "ghost-setup": ["password"],
       "stack-deploy": ["line", "value"],
       "swarm-join": ["token"],

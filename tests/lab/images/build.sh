@@ -3,7 +3,7 @@
 #
 #   build.sh ghost-install        install the real Ghost from the npm registry into the cache (slow, once)
 #   build.sh build [--force] [NAME...]
-#                                 build the images (all by default; NAME: mariadb ghost portainer-standin caddy)
+#                                 build the images (all by default; NAME: mariadb ghost portainer-standin caddy restic)
 #   build.sh load TARGET...       docker save | ssh TARGET docker load, skipped where the image is there
 #                                 (TARGET: [user@]host; key from SSH_KEY or the lab inventory)
 #   build.sh load-inventory       load onto every running node of the lab inventory ($INVENTORY)
@@ -18,6 +18,8 @@
 #   swarmcloud-lab/caddy:lab                     Debian's caddy, for the front door (only with WITH_EDGE=1,
 #                                                or by name: the suites without the front door never build
 #                                                or load it)
+#   swarmcloud-lab/restic:lab                    Debian's restic + mariadb-client + ssh, for the backup
+#                                                service (only with WITH_BACKUP=1, or by name, as caddy)
 # Everything slow is cached under ${SWARMCLOUD_CACHE:-$HOME/.cache/swarmcloud}; an image whose
 # inputs (files, base image, Ghost and Node versions) did not change is not rebuilt.
 set -euo pipefail
@@ -32,6 +34,8 @@ INVENTORY="${INVENTORY:-/tmp/swarmcloud-lab/inventory.json}"
 NAMES=(mariadb ghost portainer-standin)
 # The front door's image joins "all" and the loads only when asked (tests/e2e/edge.e2e.ts).
 if [[ "${WITH_EDGE:-0}" == 1 ]]; then NAMES+=(caddy); fi
+# The backup's image likewise (tests/e2e/backup.e2e.ts).
+if [[ "${WITH_BACKUP:-0}" == 1 ]]; then NAMES+=(restic); fi
 REPO=swarmcloud-lab
 INPUTS_LABEL=swarmcloud.lab.inputs
 FORCE=0
@@ -136,6 +140,8 @@ build_mariadb() { build_context mariadb "$REPO/mariadb:lab" "$HERE/mariadb"; }
 
 build_caddy() { build_context caddy "$REPO/caddy:lab" "$HERE/caddy"; }
 
+build_restic() { build_context restic "$REPO/restic:lab" "$HERE/restic"; }
+
 build_portainer_standin() {
   build_context portainer-standin "$REPO/portainer-standin:lab" "$HERE/portainer-standin"
   # The agent: the same program with STANDIN_ROLE=agent (a tiny image on top).
@@ -178,7 +184,7 @@ cmd_build() {
   for n in "$@"; do
     case "$n" in
       --force) FORCE=1 ;;
-      mariadb | ghost | portainer-standin | caddy) names+=("$n") ;;
+      mariadb | ghost | portainer-standin | caddy | restic) names+=("$n") ;;
       *) die "unknown image $n (known: ${NAMES[*]})" ;;
     esac
   done
@@ -192,6 +198,7 @@ cmd_build() {
 all_tags() {
   printf '%s\n' "$REPO/mariadb:lab" "$REPO/ghost:lab" "$REPO/portainer-standin:lab" "$REPO/portainer-agent-standin:lab"
   if [[ "${WITH_EDGE:-0}" == 1 ]]; then printf '%s\n' "$REPO/caddy:lab"; fi
+  if [[ "${WITH_BACKUP:-0}" == 1 ]]; then printf '%s\n' "$REPO/restic:lab"; fi
 }
 
 ssh_key() {

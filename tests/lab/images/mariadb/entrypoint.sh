@@ -4,6 +4,8 @@
 #                               unless MYSQL_ALLOW_EMPTY_PASSWORD=yes
 #   MYSQL_DATABASE              database created on first start
 #   MYSQL_USER, MYSQL_PASSWORD[_FILE]  user created on first start, with all rights on MYSQL_DATABASE
+#   /docker-entrypoint-initdb.d/*.sql  run on first start, in MYSQL_DATABASE, before the server
+#                               listens (as the official images do; a backup's restore leaves its dump there)
 # The data folder is initialised on the first start only (when it holds no `mysql` schema).
 set -euo pipefail
 
@@ -92,6 +94,13 @@ if [[ ! -d "$DATADIR/mysql" ]]; then
       fi
     fi
     echo "FLUSH PRIVILEGES;"
+    # The first-start SQL, in the same root session (the password is set by now).
+    if [[ -n "${MYSQL_DATABASE:-}" ]]; then echo "USE $(sql_ident "$MYSQL_DATABASE");"; fi
+    for f in /docker-entrypoint-initdb.d/*.sql; do
+      [[ -f "$f" ]] || continue
+      log "running $f"
+      cat "$f"
+    done
   } | mariadb --protocol=socket --socket="$SOCKET" -uroot
 
   kill "$pid"

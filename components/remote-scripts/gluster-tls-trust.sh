@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# swarmcloud: trust the cluster's Gluster certificates and encrypt management traffic
+# Runs on the node. Writes /etc/ssl/glusterfs.ca (every node's certificate: Gluster admits a
+# peer whose certificate is listed there), links the three TLS files into OpenSSL's directory
+# where glusterd looks for them (gluster_tls_link, below), and /var/lib/glusterd/secure-access (glusterd
+# and the mounts use TLS for management traffic), then restarts glusterd, which reads them only
+# when it starts. Nothing is written or restarted when all are already so: a re-run changes
+# nothing.
+# The bricks read the CA file only when they start too, so a changed CA on a node whose brick
+# runs (a node added or removed) is refused before anything is written (README, "Gluster TLS").
+# Inputs: NODE_NAME, VOLUME, CA (every node's certificate, PEM, concatenated).
+set -euo pipefail
+: "${NODE_NAME:?}" "${VOLUME:?}" "${CA:?}"
+readonly CA_FILE=/etc/ssl/glusterfs.ca SECURE=/var/lib/glusterd/secure-access
+
+# gluster_tls_link NAME...: GlusterFS's TLS files (glusterfs.pem, .key, .ca) live in /etc/ssl,
+# where Gluster's guide and its bricks look; glusterd looks in OpenSSL's directory instead
+# (`openssl version -d`: /usr/lib/ssl on Debian 12, seen in the lab as "could not load our cert
+# at /usr/lib/ssl/glusterfs.pem"; gluster/glusterdocs#802). Links each NAME there to /etc/ssl
+# where that directory is another; prints the links it made. Here rather than in lib.sh: a
+# change of lib.sh changes every script, and so re-runs every step on every node.
+gluster_tls_link() {
+  local dir name
+  dir=$(openssl version -d | sed -n 's/^OPENSSLDIR: "\(.*\)"$/\1/p')
+  { [ -n "$dir" ] && [ "$dir" != /etc/ssl ]; } || return 0
+  mkdir -p "$dir"
+  for name in "$@"; do
+    [ "$(readlink "$dir/$name" 2>/dev/null)" = "/etc/ssl/$name" ] && continue
+    ln -sfn "/etc/ssl/$name" "$dir/$name"
+    printf '%s\n' "$dir/$name"
+  done
+}
+
+# A brick process of the volume runs on this node.
+brick_running() {
+  pgrep -f "glusterfsd.*--volfile-id ${VOLUME}\." >/dev/null 2>&1
+}
+
+# glusterd answers on this node.
+glusterd_answers() {
+  gluster --mode=script pool list >/dev/null 2>&1
+}
+
+# Restarts glusterd: systemd's unit where systemd runs; elsewhere the process is stopped and,
+# unless a supervisor (the lab's node entrypoint) starts it again within 10 s, started here.
+restart_glusterd() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl restart glusterd
+  else
+    pkill -x glusterd || true
+    WAIT_EVERY=0.5 wait_for 30 "glusterd on $NODE_NAME to stop" glusterd_gone
+    # Quietly: no supervisor is the usual case on a host without systemd.
+    WAIT_EVERY=1 wait_for 10 "a supervisor to start glusterd" glusterd_up 2>/dev/null || glusterd
+  fi
+  WAIT_EVERY=1 wait_for 60 "glusterd on $NODE_NAME to answer after its restart" glusterd_answers ||
+    fatal "glusterd did not come back with TLS; see /var/log/glusterfs/glusterd.log on $NODE_NAME"
+}
+glusterd_gone() { ! pgrep -x glusterd >/dev/null; }
+glusterd_up() { pgrep -x glusterd >/dev/null; }
+
+changed=()
+if [ ! -f "$CA_FILE" ] || [ "$(cat "$CA_FILE")" != "$CA" ]; then
+  if [ -f "$CA_FILE" ] && brick_running; then
+    fatal "the cluster's Gluster certificates changed (a node came or went) while $NODE_NAME serves a brick of volume $VOLUME." \
+      "The brick reads $CA_FILE only when it starts, and the program does not restart bricks yet; nothing was changed." \
+      "Keep the node list as it was, or update the CA by hand as the README says (\"Gluster TLS\")."
+  fi
+  mkdir -p /etc/ssl
+  tmp=$(mktemp /etc/ssl/glusterfs.ca.XXXXXX)
+  printf '%s\n' "$CA" >"$tmp"
+  chmod 644 "$tmp"
+  mv "$tmp" "$CA_FILE"
+  changed+=(ca)
+fi
+if [ -n "$(gluster_tls_link glusterfs.pem glusterfs.key glusterfs.ca)" ]; then
+  changed+=(links)
+fi
+if [ ! -e "$SECURE" ]; then
+  mkdir -p "$(dirname "$SECURE")"
+  : >"$SECURE"
+  changed+=(secure-access)
+fi
+if [ "${#changed[@]}" -gt 0 ]; then
+  if glusterd_up; then
+    restart_glusterd
+  fi
+  info "$NODE_NAME: ${changed[*]} written; glusterd uses TLS"
+fi
+echo "$(grep -c 'BEGIN CERTIFICATE' "$CA_FILE") certificates trusted"

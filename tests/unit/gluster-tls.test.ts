@@ -1,0 +1,332 @@
+/**
+ * Gluster TLS (`gluster.tls`, opt-in):
+ *
+ * - the graph under mocks: a certificate step and a trust step per node, the trust steps fed
+ *   every node's certificate (the cert steps' stdout), everything Gluster does on a node after its
+ *   trust step, and the volume's TLS options; none of it without `gluster.tls`;
+ * - gluster-tls-cert.sh with the real openssl (the key made once, the certificate's name the
+ *   node's, a running volume without TLS refused before anything is written);
+ * - gluster-tls-trust.sh against stand-ins for gluster, pgrep, pkill and glusterd (no real
+ *   process is ever signalled): glusterd restarted only when the CA file or secure-access
+ *   changed, a changed CA under a running brick refused.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { recordedNamed, settled, setupMocks, valueOf } from "./mocks";
+
+/** The certificate each node's cert step prints under the mocks. */
+const pem = (name: string) => `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----`;
+
+setupMocks({
+  state: (args) => {
+    if (!args.type.includes("RemoteScript")) return undefined;
+    const cert = /-(manager-\d|worker-\d)-tls-cert$/.exec(args.name);
+    if (cert) return { stdout: pem(cert[1]!) };
+    return { stdout: "" };
+  },
+});
+
+import { GLUSTER_TLS_OPTIONS, parseConfig } from "../../components/config";
+import { GlusterVolume, volumeOptions } from "../../components/gluster";
+import { script } from "../../components/remote-scripts";
+import { sshClusterNodes } from "../../components/nodes/ssh";
+import { nodeStep } from "../../components/step";
+
+const NODES = [
+  { name: "manager-1", role: "manager", address: "10.0.0.11" },
+  { name: "manager-2", role: "manager", address: "10.0.0.12" },
+  { name: "manager-3", role: "manager", address: "10.0.0.13" },
+  { name: "worker-1", role: "worker", address: "10.0.0.31" },
+];
+
+function cluster(tls: boolean) {
+  const parsed = parseConfig({ environment: "ssh", nodes: NODES, gluster: { tls } }, { sshPrivateKey: true });
+  expect(parsed.errors).toEqual([]);
+  const nodes = sshClusterNodes({ nodes: parsed.config.nodes, user: "root", port: 22, privateKey: pulumi.secret("K") });
+  return { settings: parsed.config.gluster, nodes };
+}
+
+describe("the graph", () => {
+  const on = cluster(true);
+  const off = cluster(false);
+  const host = (prefix: string) =>
+    Object.fromEntries(
+      on.nodes.map((n) => [n.name, nodeStep(`${prefix}-${n.name}-host`, { node: n, create: "true" }, {})]),
+    );
+  const hostsOn = host("on");
+  new GlusterVolume("tls", {
+    nodes: on.nodes,
+    bricks: on.nodes.slice(0, 3),
+    hostReady: hostsOn,
+    settings: on.settings,
+  });
+  new GlusterVolume("plain", {
+    nodes: off.nodes,
+    bricks: off.nodes.slice(0, 3),
+    hostReady: host("off"),
+    settings: off.settings,
+  });
+  const r = recordedNamed;
+  beforeAll(settled);
+
+  test("each node makes its certificate on itself, after its host step", () => {
+    for (const n of on.nodes) {
+      const cert = r(`tls-${n.name}-tls-cert`);
+      expect(cert.inputs.create).toBe(script("gluster-tls-cert"));
+      expect(cert.inputs.delete).toBeUndefined();
+      expect(cert.inputs.connection.host).toBe(n.privateAddress);
+      expect(cert.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud" });
+      expect(cert.dependencies).toEqual([r(`on-${n.name}-host`).urn]);
+      expect(cert.parent).toBe(r("tls").urn);
+    }
+  });
+
+  test("each node trusts every node's certificate, in node order, after every cert step", () => {
+    const all = NODES.map((n) => pem(n.name)).join("\n");
+    for (const n of on.nodes) {
+      const trust = r(`tls-${n.name}-tls-trust`);
+      expect(trust.inputs.create).toBe(script("gluster-tls-trust"));
+      expect(trust.inputs.connection.host).toBe(n.privateAddress);
+      expect(trust.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud", CA: all });
+      expect(trust.dependencies).toEqual(expect.arrayContaining(on.nodes.map((m) => r(`tls-${m.name}-tls-cert`).urn)));
+    }
+  });
+
+  test("bricks, probes and mounts wait for their nodes' trust steps", () => {
+    const trust = (name: string) => r(`tls-${name}-tls-trust`).urn;
+    expect(r("tls-manager-1-brick").dependencies).toEqual([trust("manager-1")]);
+    expect(r("tls-manager-2-peer").dependencies).toEqual([trust("manager-2"), trust("manager-1")]);
+    expect(r("tls-worker-1-mount").dependencies).toContain(trust("worker-1"));
+  });
+
+  test("the volume is made with TLS both ways and admits the nodes' certificate names", () => {
+    const options = r("tls-volume").inputs.environment.OPTIONS.split("\n");
+    expect(options).toEqual(
+      expect.arrayContaining([
+        "auth.ssl-allow=manager-1,manager-2,manager-3,worker-1",
+        "client.ssl=on",
+        "server.ssl=on",
+        "network.ping-timeout=10",
+      ]),
+    );
+  });
+
+  test("without gluster.tls: no TLS step and no TLS option", async () => {
+    expect(() => r("plain-manager-1-tls-cert")).toThrow();
+    expect(() => r("plain-manager-1-tls-trust")).toThrow();
+    expect(r("plain-manager-1-brick").dependencies).toEqual([r("off-manager-1-host").urn]);
+    expect(await valueOf(r("plain-volume").inputs.environment.OPTIONS)).toBe("network.ping-timeout=10");
+    expect(volumeOptions(off.nodes, off.settings)).toBe(off.settings.options);
+  });
+});
+
+describe("config", () => {
+  test("gluster.tls is a flag, false by default", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.gluster.tls).toBe(false);
+    const bad = parseConfig({ gluster: { tls: "yes" } }, { sshPrivateKey: false });
+    expect(bad.errors).toEqual([expect.stringMatching(/^swarmcloud:gluster\.tls = /)]);
+  });
+
+  test.each(GLUSTER_TLS_OPTIONS)("gluster.options may not set %s (gluster.tls does)", (key) => {
+    const { errors } = parseConfig({ gluster: { options: { [key]: "on" } } }, { sshPrivateKey: false });
+    expect(errors).toEqual([
+      `swarmcloud:gluster.options.${key} = "on": is set by swarmcloud: use gluster.tls (true or false); remove it`,
+    ]);
+  });
+});
+
+/**
+ * A folder where a script runs with /etc/ssl and /var/lib/glusterd moved inside it, and stand-in
+ * commands on PATH. Each stand-in logs its arguments to calls.log.
+ */
+function sandbox(commands: Record<string, string>) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-tls-"));
+  fs.mkdirSync(path.join(dir, "bin"));
+  for (const [name, body] of Object.entries(commands)) {
+    const text = `#!/usr/bin/env bash\necho "${name} $*" >>"$SANDBOX/calls.log"\n${body}\n`;
+    fs.writeFileSync(path.join(dir, "bin", name), text, { mode: 0o755 });
+  }
+  const file = (name: string) => path.join(dir, name);
+  return {
+    file,
+    read: (name: string) => (fs.existsSync(file(name)) ? fs.readFileSync(file(name), "utf8") : ""),
+    run(name: string, env: Record<string, string>) {
+      const text = script(name).split("/etc/ssl").join(file("ssl")).split("/var/lib/glusterd").join(file("glusterd"));
+      const r = spawnSync("bash", ["-c", text, name], {
+        env: { ...process.env, ...env, SANDBOX: dir, PATH: `${file("bin")}:${process.env.PATH}` },
+        encoding: "utf8",
+      });
+      return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+    },
+    done: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** `gluster volume info` of a started volume, with or without server.ssl. */
+const startedVolume = (ssl: boolean) =>
+  [
+    "Volume Name: swarmcloud",
+    "Status: Started",
+    "Options Reconfigured:",
+    ...(ssl ? ["server.ssl: on", "client.ssl: on"] : []),
+    "network.ping-timeout: 10",
+  ].join("\n");
+
+describe("gluster-tls-cert.sh (the real openssl)", () => {
+  const glusterInfo = 'if [ -f "$SANDBOX/info" ]; then cat "$SANDBOX/info"; else exit 1; fi';
+
+  test("makes the key (mode 600) and a certificate named for the node once; a re-run prints the same certificate", () => {
+    const s = sandbox({ gluster: glusterInfo });
+    try {
+      const first = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----$/);
+      expect(first.stderr).toContain("made the Gluster TLS key of manager-1");
+      expect(fs.statSync(s.file("ssl/glusterfs.key")).mode & 0o777).toBe(0o600);
+      const subject = spawnSync("openssl", ["x509", "-noout", "-subject", "-nameopt", "RFC2253"], {
+        input: first.stdout,
+        encoding: "utf8",
+      });
+      expect(subject.stdout.trim()).toBe("subject=CN=manager-1");
+      const key = s.read("ssl/glusterfs.key");
+      const again = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      expect(again).toEqual({ code: 0, stdout: first.stdout, stderr: "" });
+      expect(s.read("ssl/glusterfs.key")).toBe(key);
+      // A volume that already speaks TLS is this program's own: a re-run goes on.
+      fs.writeFileSync(s.file("info"), startedVolume(true));
+      expect(s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" }).code).toBe(0);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a certificate with another name (a renamed node) is made again, with the same key", () => {
+    const s = sandbox({ gluster: glusterInfo });
+    try {
+      s.run("gluster-tls-cert", { NODE_NAME: "old-name", VOLUME: "swarmcloud" });
+      const key = s.read("ssl/glusterfs.key");
+      const r = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      expect(r.stderr).toBe("made the Gluster TLS certificate of manager-1 (CN=manager-1)");
+      expect(s.read("ssl/glusterfs.key")).toBe(key);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a running volume without TLS: refused, naming gluster.tls and the fix, and nothing written", () => {
+    const s = sandbox({ gluster: glusterInfo });
+    try {
+      fs.writeFileSync(s.file("info"), startedVolume(false));
+      const r = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("volume swarmcloud is running without TLS, and swarmcloud:gluster.tls is true");
+      expect(r.stderr).toContain("pulumi config set --path swarmcloud:gluster.tls false");
+      expect(fs.existsSync(s.file("ssl"))).toBe(false);
+    } finally {
+      s.done();
+    }
+  });
+});
+
+/**
+ * Stand-ins for the trust script: glusterd "runs" while the file `running` exists (pkill removes
+ * it, glusterd makes it); `brick` makes pgrep -f find a brick process of the volume.
+ */
+const TRUST_STAND_INS = {
+  gluster: '[ -f "$SANDBOX/running" ]',
+  pgrep: 'if [ "$1" = -f ]; then [ -f "$SANDBOX/brick" ]; else [ -f "$SANDBOX/running" ]; fi',
+  pkill: 'rm -f "$SANDBOX/running"',
+  glusterd: 'touch "$SANDBOX/running"',
+  systemctl: "exit 3",
+  // OpenSSL's directory, where glusterd looks for the files (the lab's Debian: /usr/lib/ssl).
+  openssl: '[ "$*" = "version -d" ] && echo "OPENSSLDIR: \\"$SANDBOX/openssldir\\""',
+};
+
+describe("gluster-tls-trust.sh (stand-ins: no real process is touched)", () => {
+  const CA = `${pem("manager-1")}\n${pem("manager-2")}`;
+  const env = (ca: string) => ({ NODE_NAME: "manager-1", VOLUME: "swarmcloud", CA: ca });
+  const restarts = (log: string) => log.split("\n").filter((l) => l.startsWith("pkill")).length;
+
+  test("first run: the CA file and secure-access written, glusterd restarted; a re-run restarts nothing", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "");
+      const first = s.run("gluster-tls-trust", env(CA));
+      expect(first.code).toBe(0);
+      expect(first.stdout).toBe("2 certificates trusted");
+      expect(s.read("ssl/glusterfs.ca")).toBe(`${CA}\n`);
+      expect(fs.existsSync(s.file("glusterd/secure-access"))).toBe(true);
+      for (const name of ["glusterfs.pem", "glusterfs.key", "glusterfs.ca"]) {
+        expect(fs.readlinkSync(s.file(`openssldir/${name}`))).toBe(s.file(`ssl/${name}`));
+      }
+      expect(restarts(s.read("calls.log"))).toBe(1);
+      // Nothing supervises glusterd here: the script started it again itself.
+      expect(s.read("calls.log")).toMatch(/^glusterd\s*$/m);
+      const again = s.run("gluster-tls-trust", env(CA));
+      expect(again).toEqual({ code: 0, stdout: "2 certificates trusted", stderr: "" });
+      expect(restarts(s.read("calls.log"))).toBe(1);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a changed CA with no brick running here: written, glusterd restarted once more", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "");
+      s.run("gluster-tls-trust", env(CA));
+      const more = `${CA}\n${pem("worker-1")}`;
+      const r = s.run("gluster-tls-trust", env(more));
+      expect(r.stdout).toBe("3 certificates trusted");
+      expect(s.read("ssl/glusterfs.ca")).toBe(`${more}\n`);
+      expect(restarts(s.read("calls.log"))).toBe(2);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a changed CA while a brick of the volume runs here: refused, nothing written or restarted", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "");
+      s.run("gluster-tls-trust", env(CA));
+      fs.writeFileSync(s.file("brick"), "");
+      const r = s.run("gluster-tls-trust", env(pem("manager-1")));
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("while manager-1 serves a brick of volume swarmcloud");
+      expect(r.stderr).toContain('README says ("Gluster TLS")');
+      expect(s.read("ssl/glusterfs.ca")).toBe(`${CA}\n`);
+      expect(restarts(s.read("calls.log"))).toBe(1);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a missing link into OpenSSL's directory is made again, and glusterd restarted to read it", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "");
+      s.run("gluster-tls-trust", env(CA));
+      fs.rmSync(s.file("openssldir/glusterfs.pem"));
+      expect(s.run("gluster-tls-trust", env(CA)).stderr).toBe("manager-1: links written; glusterd uses TLS");
+      expect(fs.readlinkSync(s.file("openssldir/glusterfs.pem"))).toBe(s.file("ssl/glusterfs.pem"));
+      expect(restarts(s.read("calls.log"))).toBe(2);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("glusterd not running: the files are written and nothing is started", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      const r = s.run("gluster-tls-trust", env(CA));
+      expect(r.code).toBe(0);
+      expect(s.read("calls.log")).not.toMatch(/^(pkill|glusterd)/m);
+    } finally {
+      s.done();
+    }
+  });
+});
