@@ -42,6 +42,7 @@ interface Member {
 
 const STACK = "lab-resilience";
 const VOLUME = "swarmcloud";
+const MOUNT = "/mnt/swarmcloud";
 const report = new Report("resilience");
 const faults: Record<string, unknown> = {};
 const replacements: Record<string, unknown>[] = [];
@@ -96,9 +97,14 @@ async function ssh(address: string, command: string, timeoutS = 30): Promise<str
   return r.out.trim();
 }
 
+/** Containers a test stopped and has not started again: started after the test, so a failed fault test leaves no node down for the next one. */
+const stoppedNodes = new Set<string>();
+
 async function labAsync(...args: string[]): Promise<string> {
+  if (args[0] === "stop" && args[1]) stoppedNodes.add(args[1]);
   const r = await run("bash", [LAB, ...args], { timeoutS: 600 });
   if (r.code !== 0) throw new Error(`lab.sh ${args.join(" ")} failed (${r.code}): ${r.out}`);
+  if (args[0] === "start" && args[1]) stoppedNodes.delete(args[1]);
   inv = inventory();
   return r.out;
 }
@@ -306,8 +312,48 @@ async function converged(list: Member[], what: string, seconds = 600): Promise<v
       const [running, desired] = (s.split(" ")[1] ?? "").split("/");
       if (!running || running !== desired) return false;
     }
+    if (!(await volumeHealthy(list))) return false;
     return postIntact();
   });
+}
+
+/**
+ * The volume whole again: every brick online, nothing left to heal, and every node's mount
+ * answering. Until then a node that came back is not a full replica yet: stopping a second brick
+ * node meanwhile leaves the clients below quorum ("Transport endpoint is not connected"), which
+ * tests the test's haste, not the cluster.
+ */
+async function volumeHealthy(list: Member[]): Promise<boolean> {
+  const brickNode = list.find((m) => m.role === "manager")!;
+  const online = (
+    await ssh(
+      brickNode.address,
+      `gluster --mode=script volume status ${VOLUME} detail | awk -F': ' '/^Online/ {gsub(/ /, "", $2); print $2}'`,
+    )
+  )
+    .split("\n")
+    .filter(Boolean);
+  const total = (await bricks(list)).length;
+  if (online.length !== total || online.some((o) => o !== "Y")) return false;
+  if ((await healPending(brickNode.address)) !== 0) return false;
+  for (const m of list) {
+    const ok = await ssh(
+      m.address,
+      `timeout 10 stat -f ${MOUNT} >/dev/null 2>&1 && timeout 10 ls ${MOUNT}/ >/dev/null 2>&1 && echo answering || true`,
+    );
+    if (ok !== "answering") return false;
+  }
+  return true;
+}
+
+/** What a node's Gluster client and the volume say, for an error message: the mount's log tail and the bricks' status. */
+async function volumeDiagnostics(address: string): Promise<string> {
+  const out = await run("ssh", [
+    ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
+    ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-i", inv.privateKeyPath, `root@${address}`],
+    `grep ' ${MOUNT} ' /proc/mounts; tail -n 30 /var/log/glusterfs/${MOUNT.slice(1).replace(/\//g, "-")}.log; gluster --mode=script volume status ${VOLUME}`,
+  ]);
+  return out.out;
 }
 
 /** Bricks of the volume (as "addr:/path"), from a brick node that answers. */
@@ -420,6 +466,15 @@ beforeAll(async () => {
   cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
   for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
 }, 3600_000);
+
+// A fault test that failed halfway leaves its node stopped: start it, so the next test meets the
+// cluster it expects and fails (or passes) for its own reasons.
+afterEach(async () => {
+  for (const container of [...stoppedNodes]) {
+    console.warn(`resilience: ${container} was left stopped by a failed test: starting it`);
+    await labAsync("start", container).catch((err: unknown) => console.warn(String(err)));
+  }
+}, 900_000);
 
 afterAll(() => {
   report.set("agentRestarts", agentRestarts);
@@ -579,7 +634,12 @@ test("a brick node stops, a file is written meanwhile, it starts: self-heal comp
   faults.brickStopHeal = record;
   await measured(record, async () => {
     await labAsync("stop", victim.container);
-    await ssh(member("worker-2").address, `echo ${stamp} > /mnt/swarmcloud/resilience-heal.txt`);
+    const writer = member("worker-2");
+    await ssh(writer.address, `echo ${stamp} > ${MOUNT}/resilience-heal.txt`).catch(async (err: unknown) => {
+      throw new Error(
+        `${String(err)}\n${writer.name}'s client and the volume:\n${await volumeDiagnostics(writer.address)}`,
+      );
+    });
     expect(await ssh(member("manager-1").address, "cat /mnt/swarmcloud/resilience-heal.txt")).toBe(stamp);
     await labAsync("start", victim.container);
     const t0 = Date.now();
