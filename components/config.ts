@@ -14,6 +14,18 @@ import { parseHostKey } from "./hostkey";
 export const ENVIRONMENTS = ["local", "ssh", "vagrant", "digitalocean"] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
 
+/** The `docker stack deploy --resolve-image` values. */
+export const RESOLVE_IMAGES = ["always", "changed", "never"] as const;
+export type ResolveImage = (typeof RESOLVE_IMAGES)[number];
+
+/** Who may hold the front door's floating address and run its Caddy: the managers, or the nodes labelled `edge=true`. */
+export const EDGE_HOLDERS = ["managers", "labelled"] as const;
+export type EdgeHolders = (typeof EDGE_HOLDERS)[number];
+
+/** Where the backup repository lives: a folder on one node's own disk, an SFTP server, an S3-compatible bucket. */
+export const BACKUP_TARGETS = ["local", "sftp", "s3"] as const;
+export type BackupTarget = (typeof BACKUP_TARGETS)[number];
+
 export type Role = "manager" | "worker";
 export type Availability = "active" | "pause" | "drain";
 
@@ -84,10 +96,6 @@ export interface SwarmSettings {
   exportManagerToken: boolean;
 }
 
-/** The `docker stack deploy --resolve-image` values. */
-export const RESOLVE_IMAGES = ["always", "changed", "never"] as const;
-export type ResolveImage = (typeof RESOLVE_IMAGES)[number];
-
 export interface GlusterSettings {
   volume: string;
   replica: number;
@@ -145,9 +153,6 @@ export interface PortainerSettings extends ServiceNetworking {
   httpPort?: number;
 }
 
-/** Who may hold the front door's floating address and run its Caddy: the managers, or the nodes labelled `edge=true`. */
-export const EDGE_HOLDERS = ["managers", "labelled"] as const;
-export type EdgeHolders = (typeof EDGE_HOLDERS)[number];
 /** The swarm node label (`edge=true`) that marks a node as an edge node when `edge.holders` is `labelled`. */
 export const EDGE_LABEL = "edge";
 
@@ -179,10 +184,6 @@ export interface EdgeSettings {
   /** The edge's port that serves Portainer over HTTPS. */
   portainerPort: number;
 }
-
-/** Where the backup repository lives: a folder on one node's own disk, an SFTP server, an S3-compatible bucket. */
-export const BACKUP_TARGETS = ["local", "sftp", "s3"] as const;
-export type BackupTarget = (typeof BACKUP_TARGETS)[number];
 
 /**
  * Backups (opt-in until their lab suite runs in CI): a restic service in the swarm that dumps
@@ -788,14 +789,8 @@ const TOP_LEVEL_KEYS = [
   "edge",
   "backup",
   "deployTimeout",
-  "ghostDbPassword",
-  "dbRootPassword",
-  "portainerAdminPassword",
-  "ghostOwnerPassword",
-  "backupPassword",
-  "backupSftpKey",
-  "backupS3AccessKeyId",
-  "backupS3SecretAccessKey",
+  // The secrets but the SSH key, listed above with the other SSH settings.
+  ...SECRET_KEYS.filter((k) => k !== "sshPrivateKey"),
 ];
 
 /** Parses and validates every setting; never throws. */

@@ -37,20 +37,6 @@ has_data() {
   return 1
 }
 
-# A run that was killed may have left its one-shot, its secrets and its network behind. (These
-# one-shot helpers mirror ghost-setup.sh's rather than move to lib.sh: lib.sh is part of every
-# script's text, so changing it would re-run every step of every existing stack.)
-remove_one_shots() {
-  local s
-  for s in $(docker service ls -q --filter "label=$RESTORE_LABEL"); do docker service rm "$s" >/dev/null 2>&1 || true; done
-  for s in $(docker secret ls -q --filter "label=$RESTORE_LABEL"); do
-    WAIT_EVERY=1 wait_for 30 "secret $s to be free" docker secret rm "$s" >/dev/null 2>&1 || true
-  done
-  for s in $(docker network ls -q --filter "label=$RESTORE_LABEL"); do
-    WAIT_EVERY=1 wait_for 30 "network $s to be free" docker network rm "$s" >/dev/null 2>&1 || true
-  done
-}
-
 # make_secrets: each stdin line a Docker secret of the one-shot's (the value goes from base64 to
 # Docker through pipes only); fills SECRET_ARGS.
 SECRET_ARGS=()
@@ -70,13 +56,13 @@ make_secrets() {
 SAVED=()
 stop_services() {
   local s replicas
-  while IFS= read -r s; do
-    [ -n "$s" ] || continue
+  # Service names have no blanks: the list splits on them.
+  for s in $SERVICES; do
     replicas=$(docker service inspect --format '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}' "$s" 2>/dev/null) || continue
     [ -n "$replicas" ] || continue
     SAVED+=("$s=$replicas")
     docker service scale --detach=false "$s=0" >/dev/null 2>&1 || fatal "could not stop $s before the restore"
-  done <<<"$SERVICES"
+  done
 }
 start_services() {
   [ "${#SAVED[@]}" -eq 0 ] || docker service scale --detach "${SAVED[@]}" >/dev/null
@@ -94,15 +80,6 @@ move_aside() {
   done <<<"$DATA_DIRS"
 }
 
-one_shot_ended() {
-  local state
-  state=$(docker service ps --no-trunc --format '{{.CurrentState}} {{.Error}}' "$run" | head -n 1)
-  printf '%s\n' "${state:-no task yet}"
-  case "$state" in Complete* | Failed* | Rejected* | Shutdown* | Orphaned*) return 0 ;; esac
-  return 1
-}
-said() { docker service logs --raw "$run" 2>/dev/null | grep '^RESTORE=' | tail -n 1; }
-said_something() { [ -n "$(said)" ]; }
 
 # run_restore: the one-shot, and what it said; fails with the job's reason.
 run_restore() {
@@ -115,13 +92,13 @@ run_restore() {
   docker service create --detach --quiet --name "$run" --label "$RESTORE_LABEL" --network "$run" \
     --endpoint-mode dnsrr --restart-condition none "${SECRET_ARGS[@]}" "${args[@]}" \
     --entrypoint /bin/sh "$IMAGE" -c "$JOB" swarmcloud-backup restore "$RESTORE_FROM" >/dev/null
-  WAIT_EVERY=1 wait_for "$TIMEOUT" "the restore ($run) to end" one_shot_ended ||
+  WAIT_EVERY=1 wait_for "$TIMEOUT" "the restore ($run) to end" one_shot_ended "$run" ||
     fatal "the restore of $RESTORE_FROM did not end within $TIMEOUT s"
-  WAIT_EVERY=1 wait_for 20 "the output of $run" said_something || true
-  result=$(said || true)
+  WAIT_EVERY=1 wait_for 20 "the output of $run" one_shot_has_said "$run" RESTORE || true
+  result=$(one_shot_said "$run" RESTORE || true)
   case "$result" in
     RESTORE=ok*) ;;
-    *) fatal "the restore of $RESTORE_FROM failed (task: $(one_shot_ended || true)): ${result#RESTORE=failed }" ;;
+    *) fatal "the restore of $RESTORE_FROM failed (task: $(one_shot_ended "$run" || true)): ${result#RESTORE=failed }" ;;
   esac
 }
 
@@ -129,13 +106,14 @@ if has_data && [ "$OVERWRITE" != true ]; then
   printf 'data exists: nothing restored\n'
   exit 0
 fi
-remove_one_shots
-trap remove_one_shots EXIT
+# A run that was killed may have left its one-shot, its secrets and its network behind.
+remove_labelled "$RESTORE_LABEL"
+trap 'remove_labelled "$RESTORE_LABEL"' EXIT
 make_secrets
 if has_data; then
   info "backup.restoreOverExisting: replacing the data with snapshot $RESTORE_FROM"
   stop_services
-  trap 'start_services; remove_one_shots' EXIT
+  trap 'start_services; remove_labelled "$RESTORE_LABEL"' EXIT
   move_aside
 fi
 mkdir -p "$INITDB_DIR"

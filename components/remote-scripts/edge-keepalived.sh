@@ -70,20 +70,6 @@ keepalived_conf() {
     '  track_script {' '    swarmcloud_edge' '  }' '}'
 }
 
-# install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
-# succeeds only when it changed.
-install_if_changed() {
-  local tmp
-  tmp=$(mktemp "$1.XXXXXX")
-  cat >"$tmp"
-  chmod "$2" "$tmp"
-  if cmp -s "$tmp" "$1"; then
-    rm -f "$tmp"
-    return 1
-  fi
-  mv -f "$tmp" "$1"
-}
-
 # Starts keepalived, or makes a running one read its config again (the holder keeps the address).
 keepalived_start_or_reload() {
   if with_systemd; then

@@ -30,15 +30,8 @@ password=$(cat)
 docker service inspect "$SERVICE" >/dev/null 2>&1 || fatal "service $SERVICE does not exist: deploy stack $STACK first"
 
 # A run that was killed may have left its one-shot service and secret behind.
-remove_one_shots() {
-  local s
-  for s in $(docker service ls -q --filter "label=$SETUP_LABEL"); do docker service rm "$s" >/dev/null 2>&1 || true; done
-  for s in $(docker secret ls -q --filter "label=$SETUP_LABEL"); do
-    WAIT_EVERY=1 wait_for 30 "secret $s to be free" docker secret rm "$s" >/dev/null 2>&1 || true
-  done
-}
-remove_one_shots
-trap remove_one_shots EXIT
+remove_labelled "$SETUP_LABEL"
+trap 'remove_labelled "$SETUP_LABEL"' EXIT
 
 # 1. The one-shot service, its password a Docker secret (printf is a shell builtin: no process
 #    shows it).
@@ -53,24 +46,15 @@ docker service create --detach --quiet --name "$run" --label "$SETUP_LABEL" --ne
   --env "BLOG_TITLE=$BLOG_TITLE" --entrypoint node "$IMAGE" -e "$CLIENT" >/dev/null
 
 # 2. Its end, and what it said.
-one_shot_ended() {
-  local state
-  state=$(docker service ps --no-trunc --format '{{.CurrentState}} {{.Error}}' "$run" | head -n 1)
-  printf '%s\n' "${state:-no task yet}"
-  case "$state" in Complete* | Failed* | Rejected* | Shutdown* | Orphaned*) return 0 ;; esac
-  return 1
-}
-said() { docker service logs --raw "$run" 2>/dev/null | grep '^SETUP=' | tail -n 1; }
-said_something() { [ -n "$(said)" ]; }
-WAIT_EVERY=1 wait_for "$TIMEOUT" "the setup of $SERVICE ($run) to end" one_shot_ended ||
+WAIT_EVERY=1 wait_for "$TIMEOUT" "the setup of $SERVICE ($run) to end" one_shot_ended "$run" ||
   fatal "Ghost's setup did not end; the one-shot service $run was removed"
-WAIT_EVERY=1 wait_for 20 "the output of $run" said_something || true
-result=$(said || true)
+WAIT_EVERY=1 wait_for 20 "the output of $run" one_shot_has_said "$run" SETUP || true
+result=$(one_shot_said "$run" SETUP || true)
 case "$result" in
   SETUP=created) done="created" ;;
   SETUP=already) done="already set up" ;;
   *)
-    fatal "Ghost's owner could not be set up (task: $(one_shot_ended || true)): ${result#SETUP=}" \
+    fatal "Ghost's owner could not be set up (task: $(one_shot_ended "$run" || true)): ${result#SETUP=}" \
       "Ghost's ports stay unpublished until it is; fix the cause and run pulumi up again"
     ;;
 esac

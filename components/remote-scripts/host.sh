@@ -107,20 +107,6 @@ WAIT_EVERY=1 wait_for 30 "glusterd on $NODE_NAME to answer after it started" glu
 FIREWALL=/usr/local/sbin/swarmcloud-firewall
 FIREWALL_UNIT=/etc/systemd/system/swarmcloud-firewall.service
 
-# install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
-# succeeds only when it changed.
-install_if_changed() {
-  local tmp
-  tmp=$(mktemp "$1.XXXXXX")
-  cat >"$tmp"
-  chmod "$2" "$tmp"
-  if cmp -s "$tmp" "$1"; then
-    rm -f "$tmp"
-    return 1
-  fi
-  mv -f "$tmp" "$1"
-}
-
 firewall_script() {
   printf '%s\n' '#!/usr/bin/env bash' \
     '# swarmcloud: keep containers off the cluster'"'"'s control ports (written by host.sh; run at boot)' \

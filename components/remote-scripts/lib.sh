@@ -81,6 +81,51 @@ wait_for() {
   done
 }
 
+# install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
+# succeeds only when it changed.
+install_if_changed() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  chmod "$2" "$tmp"
+  if cmp -s "$tmp" "$1"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv -f "$tmp" "$1"
+}
+
+# one_shot_ended SERVICE: print the state of a one-shot service's task ("<state> <error>", or
+# "no task yet"); succeeds once the task has ended, well or not.
+one_shot_ended() {
+  local state
+  state=$(docker service ps --no-trunc --format '{{.CurrentState}} {{.Error}}' "$1" | head -n 1)
+  printf '%s\n' "${state:-no task yet}"
+  case "$state" in Complete* | Failed* | Rejected* | Shutdown* | Orphaned*) return 0 ;; esac
+  return 1
+}
+
+# one_shot_said SERVICE KEY: the last "KEY=..." line a one-shot service logged (nothing when none);
+# one_shot_has_said SERVICE KEY: succeeds once there is one.
+one_shot_said() {
+  docker service logs --raw "$1" 2>/dev/null | grep "^$2=" | tail -n 1
+}
+one_shot_has_said() {
+  [ -n "$(one_shot_said "$1" "$2")" ]
+}
+
+# remove_labelled LABEL: the services, secrets and networks labelled LABEL removed (what a killed
+# one-shot left behind); a secret or network that an ending task still holds is tried for 30 s.
+remove_labelled() {
+  local s kind
+  for s in $(docker service ls -q --filter "label=$1"); do docker service rm "$s" >/dev/null 2>&1 || true; done
+  for kind in secret network; do
+    for s in $(docker "$kind" ls -q --filter "label=$1"); do
+      WAIT_EVERY=1 wait_for 30 "$kind $s to be free" docker "$kind" rm "$s" >/dev/null 2>&1 || true
+    done
+  done
+}
+
 # in_list ITEM WORD...: ITEM is one of the WORDs.
 in_list() {
   local item=$1 word

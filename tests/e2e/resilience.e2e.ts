@@ -84,8 +84,9 @@ function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeo
   });
 }
 
-async function ssh(address: string, command: string, timeoutS = 30): Promise<string> {
-  const r = await run(
+/** COMMAND run as root on a lab node; its exit code and output, whatever they are. */
+function sshRun(address: string, command: string, timeoutS = 30) {
+  return run(
     "ssh",
     [
       ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
@@ -93,6 +94,10 @@ async function ssh(address: string, command: string, timeoutS = 30): Promise<str
     ],
     { timeoutS },
   );
+}
+
+async function ssh(address: string, command: string, timeoutS = 30): Promise<string> {
+  const r = await sshRun(address, command, timeoutS);
   if (r.code !== 0) throw new Error(`${address}: '${command}' failed (${r.code}): ${r.out}`);
   return r.out.trim();
 }
@@ -348,12 +353,12 @@ async function volumeHealthy(list: Member[]): Promise<boolean> {
 
 /** What a node's Gluster client and the volume say, for an error message: the mount's log tail and the bricks' status. */
 async function volumeDiagnostics(address: string): Promise<string> {
-  const out = await run("ssh", [
-    ...["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"],
-    ...["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-i", inv.privateKeyPath, `root@${address}`],
-    `grep ' ${MOUNT} ' /proc/mounts; tail -n 30 /var/log/glusterfs/${MOUNT.slice(1).replace(/\//g, "-")}.log; gluster --mode=script volume status ${VOLUME}`,
-  ]);
-  return out.out;
+  const log = `/var/log/glusterfs/${MOUNT.slice(1).replace(/\//g, "-")}.log`;
+  const r = await sshRun(
+    address,
+    `grep ' ${MOUNT} ' /proc/mounts; tail -n 30 ${log}; gluster --mode=script volume status ${VOLUME}`,
+  );
+  return r.out;
 }
 
 /** Bricks of the volume (as "addr:/path"), from a brick node that answers. */

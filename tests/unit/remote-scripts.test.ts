@@ -8,7 +8,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { script, withHelpers } from "../../components/remote-scripts";
+import { helpersFor, libDefinitions, script, withHelpers } from "../../components/remote-scripts";
 
 const SCRIPT_DIR = path.join(__dirname, "..", "..", "components", "remote-scripts");
 const names = fs
@@ -18,22 +18,76 @@ const names = fs
 const lib = fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8");
 
 describe("script()", () => {
-  test.each(names)("%s gets lib.sh once, right after its strict-mode line, and parses", (name) => {
-    const text = script(name);
-    const strict = text.indexOf("set -euo pipefail\n");
-    expect(text.indexOf(lib)).toBe(strict + "set -euo pipefail\n".length);
-    expect(text.split(lib)).toHaveLength(2);
-    // The header that names the step in error messages is still the script's own first one.
-    expect(text.split("\n").find((l) => l.startsWith("# swarmcloud:"))).toBe(
-      fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8").split("\n")[1],
-    );
-    expect(spawnSync("bash", ["-n"], { input: text }).status).toBe(0);
-  });
+  const defs = libDefinitions(lib);
+  const word = (text: string, name: string) => new RegExp(`(^|[^A-Za-z0-9_])${name}($|[^A-Za-z0-9_])`).test(text);
+
+  test.each(names)(
+    "%s gets the lib.sh helpers it uses (and theirs), once, right after its strict-mode line, and parses",
+    (name) => {
+      const own = fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8");
+      const text = script(name);
+      const strict = text.indexOf("set -euo pipefail\n") + "set -euo pipefail\n".length;
+      const helpers = helpersFor(own, lib);
+      expect(text.slice(strict, strict + helpers.length)).toBe(helpers);
+      expect(text.slice(0, strict) + text.slice(strict + helpers.length)).toBe(own);
+      for (const d of defs) {
+        const needed =
+          word(own, d.name) || defs.some((o) => helpers.includes(o.text) && o !== d && word(o.text, d.name));
+        expect([d.name, text.split(d.text).length - 1]).toEqual([d.name, needed ? 1 : 0]);
+      }
+      // The header that names the step in error messages is still the script's own first one.
+      expect(text.split("\n").find((l) => l.startsWith("# swarmcloud:"))).toBe(own.split("\n")[1]);
+      expect(spawnSync("bash", ["-n"], { input: text }).status).toBe(0);
+    },
+  );
 
   test("a script without a strict-mode line is refused, naming the file", () => {
     expect(() => withHelpers("x/y.sh", "#!/usr/bin/env bash\n# swarmcloud: nothing\necho hi\n", lib)).toThrow(
       'swarmcloud: x/y.sh has no "set -euo pipefail" line',
     );
+  });
+
+  test("every definition of lib.sh is found, with the comment right above it", () => {
+    const names = defs.map((d) => d.name);
+    for (const line of lib.split("\n")) {
+      const m = /^([a-z_]+)\(\) \{/.exec(line) ?? /^readonly ([A-Z_]+)=/.exec(line);
+      if (m) expect(names).toContain(m[1]);
+    }
+    expect(defs.find((d) => d.name === "fatal")!.text).toMatch(/^# fatal LINE\.\.\.:.*\nfatal\(\) \{\n[\s\S]*\n\}$/);
+  });
+
+  test("helpers come in lib.sh's order, a helper's own helpers with it, unused ones left out", () => {
+    const fake = [
+      "# a",
+      "a() {",
+      "  b",
+      "}",
+      "",
+      "# section heading, not attached",
+      "",
+      "b() { echo b; }",
+      "readonly C=1",
+      "d() {",
+      '  echo "$C"',
+      "}",
+      "",
+    ].join("\n");
+    expect(libDefinitions(fake).map((d) => [d.name, d.text])).toEqual([
+      ["a", "# a\na() {\n  b\n}"],
+      ["b", "b() { echo b; }"],
+      ["C", "readonly C=1"],
+      ["d", 'd() {\n  echo "$C"\n}'],
+    ]);
+    expect(helpersFor("a x", fake)).toBe("# a\na() {\n  b\n}\nb() { echo b; }\n");
+    expect(helpersFor("d; ab", fake)).toBe('readonly C=1\nd() {\n  echo "$C"\n}\n');
+    expect(helpersFor("nothing", fake)).toBe("");
+  });
+
+  test("a lib.sh line that would run in every script is refused, naming the line", () => {
+    expect(() => libDefinitions("a() {\n  :\n}\necho hi\n")).toThrow(
+      "swarmcloud: lib.sh line 4 is neither a function nor a constant: echo hi",
+    );
+    expect(() => libDefinitions("a() {\n  :\n")).toThrow('lib.sh line 1: a() has no closing "}" line');
   });
 });
 
