@@ -74,12 +74,12 @@ const rows: Row[] = [];
 /** False while a row runs, and after one that failed: the next row converges the cluster first. */
 let converged = true;
 
-/** Before a row: a cluster the previous row left drifted is repaired first (noted in the row). */
-function startRow(row: Row): void {
-  rows.push(row);
+/** Before a row (or a group of rows): a cluster the previous one left drifted is repaired first (noted in the row). */
+function startRows(group: Row[]): void {
+  rows.push(...group);
   if (!converged) {
     const r = cli.run(["up", "--refresh", "--yes", "--skip-preview", "--parallel", "64"]);
-    row.note = `the previous row failed; up --refresh first: exit ${r.code}`;
+    group[0]!.note = `the previous row failed; up --refresh first: exit ${r.code}${group[0]!.note ? `; ${group[0]!.note}` : ""}`;
   }
   converged = false;
 }
@@ -172,44 +172,72 @@ interface Drift {
   check?: () => void | Promise<void>;
 }
 
-async function runDrift(d: Drift): Promise<void> {
+/**
+ * Drifts of different resources made together, then shown, repaired and checked in one cycle
+ * (one `preview --refresh --diff`, one `up --refresh`, one refresh that must find nothing): each
+ * must show in its own resource's refresh block, the plan must update each of them, and each
+ * check must hold. A row per drift; the rows of a group share the plan and the seconds.
+ */
+async function runDrifts(...ds: Drift[]): Promise<void> {
   const t0 = Date.now();
-  const row: Row = { drift: d.name, diffShown: [], planned: [], repaired: "yes", seconds: 0 };
-  startRow(row);
-  const notInjected = await d.inject();
-  if (notInjected !== undefined) {
-    row.repaired = "not injected";
-    row.note = notInjected;
-    row.diffShown = [`(not injected: ${notInjected.split("\n")[0]})`];
-    expectNoDrift();
-    row.seconds = (Date.now() - t0) / 1000;
-    converged = true;
-    return;
+  const group: Row[] = ds.map((d) => ({ drift: d.name, diffShown: [], planned: [], repaired: "yes", seconds: 0 }));
+  if (ds.length > 1) {
+    for (const row of group)
+      row.note = `one cycle with: ${ds
+        .map((d) => d.name)
+        .filter((n) => n !== row.drift)
+        .join("; ")}`;
   }
+  startRows(group);
+  const made: Drift[] = [];
+  for (const [k, d] of ds.entries()) {
+    const notInjected = await d.inject();
+    if (notInjected === undefined) {
+      made.push(d);
+      continue;
+    }
+    group[k]!.repaired = "not injected";
+    group[k]!.note = notInjected;
+    group[k]!.diffShown = [`(not injected: ${notInjected.split("\n")[0]})`];
+  }
+  if (made.length > 0)
+    await showAndRepair(
+      made,
+      group.filter((r) => r.repaired === "yes"),
+    );
+  else expectNoDrift();
+  for (const row of group) row.seconds = (Date.now() - t0) / 1000;
+  converged = true;
+}
+
+/** The cycle of runDrifts for the drifts that were made (ROWS theirs, in order). */
+async function showAndRepair(made: Drift[], rows: Row[]): Promise<void> {
   const shown = previewRefreshDiff();
-  row.showSeconds = shown.seconds;
   const blocks = diffBlocks(shown.text);
-  row.planned = blocks.filter((b) => b.op === "update").map((b) => b.name);
-  for (const s of d.shows) {
-    const name = `${cli.stack}-${s.resource}`;
-    const block = blocks.find((b) => b.op === "refresh" && b.name === name);
-    if (!block) throw new Error(`${d.name}: no refresh diff for ${name} in:\n${shown.text}`);
-    for (const line of s.lines)
-      expect({ resource: name, text: block.text }).toEqual({
-        resource: name,
-        text: expect.stringMatching(line),
-      });
-    row.diffShown.push(`${s.resource}: ${changedLines(block.text)}`);
-    expect(row.planned).toContain(name);
+  const updates = blocks.filter((b) => b.op === "update").map((b) => b.name);
+  for (const [k, d] of made.entries()) {
+    const row = rows[k]!;
+    row.showSeconds = shown.seconds;
+    row.planned = updates;
+    for (const s of d.shows) {
+      const name = `${cli.stack}-${s.resource}`;
+      const block = blocks.find((b) => b.op === "refresh" && b.name === name);
+      if (!block) throw new Error(`${d.name}: no refresh diff for ${name} in:\n${shown.text}`);
+      for (const line of s.lines)
+        expect({ resource: name, text: block.text }).toEqual({
+          resource: name,
+          text: expect.stringMatching(line),
+        });
+      row.diffShown.push(`${s.resource}: ${changedLines(block.text)}`);
+      expect(updates).toContain(name);
+    }
   }
   expect(readWarnings(shown.text)).toEqual([]);
   const t1 = Date.now();
   cli.up(["--refresh"]);
-  row.repairSeconds = (Date.now() - t1) / 1000;
+  for (const row of rows) row.repairSeconds = (Date.now() - t1) / 1000;
   expectNoDrift();
-  await d.check?.();
-  row.seconds = (Date.now() - t0) / 1000;
-  converged = true;
+  for (const d of made) await d.check?.();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -246,7 +274,7 @@ async function restartRow(name: string, why: string): Promise<void> {
     repaired: "nothing needed",
     seconds: 0,
   };
-  startRow(row);
+  startRows([row]);
   lab("stop", n.container);
   lab("start", n.container);
   await waitFor(`${name} back (swarm, mount, gluster peers, hosts block, hostname)`, 300, () => backAfterRestart(n));
@@ -365,71 +393,67 @@ test("a pulumi up without --refresh runs nothing on any node", () => {
   expect(inv.nodes.map(sshLogins)).toEqual(before);
 });
 
-// The drifts, each made by hand the way an operator (or Portainer) would, one after another.
+// The drifts, each made by hand the way an operator (or Portainer) would.
 
-test("drift: a worker left the swarm", () =>
-  runDrift({
-    name: "worker-2 left the swarm (docker swarm leave --force)",
-    inject: () => void must(node("worker-2"), "leave", "docker swarm leave --force"),
-    shows: [
-      {
-        resource: "swarm-worker-2-join",
-        lines: [/\+ DRIFT\s*: "worker-2 is not in the swarm \(Swarm\.LocalNodeState=inactive\)"/],
-      },
-    ],
-    check: async () => {
-      expect(onNode(node("worker-2"), "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("active");
-      // Rejoined under a new ID; its earlier entry was removed (swarm-member.sh), so it is listed once.
-      const listed = onNode(anyManager(), "docker node ls --format '{{.Hostname}} {{.Status}}'").split("\n");
-      expect(listed.filter((l) => l.startsWith("worker-2 "))).toEqual(["worker-2 Ready"]);
+const workerLeft: Drift = {
+  name: "worker-2 left the swarm (docker swarm leave --force)",
+  inject: () => void must(node("worker-2"), "leave", "docker swarm leave --force"),
+  shows: [
+    {
+      resource: "swarm-worker-2-join",
+      lines: [/\+ DRIFT\s*: "worker-2 is not in the swarm \(Swarm\.LocalNodeState=inactive\)"/],
     },
-  }));
+  ],
+  check: async () => {
+    expect(onNode(node("worker-2"), "docker info --format '{{.Swarm.LocalNodeState}}'")).toBe("active");
+    // Rejoined under a new ID; its earlier entry was removed (swarm-member.sh), so it is listed once.
+    const listed = onNode(anyManager(), "docker node ls --format '{{.Hostname}} {{.Status}}'").split("\n");
+    expect(listed.filter((l) => l.startsWith("worker-2 "))).toEqual(["worker-2 Ready"]);
+  },
+};
 
-test("drift: a worker promoted by hand", () =>
-  runDrift({
-    name: "worker-1 promoted by hand",
-    inject: () => void must(anyManager(), "promote", "docker node promote worker-1"),
-    shows: [{ resource: "swarm-worker-1-member", lines: [/~ ROLE\s*: "worker" => "manager"/] }],
-    check: () => {
-      expect(onNode(anyManager(), "docker node inspect --format '{{.Spec.Role}}' worker-1")).toBe("worker");
-    },
-  }));
+const workerPromoted: Drift = {
+  name: "worker-1 promoted by hand",
+  inject: () => void must(anyManager(), "promote", "docker node promote worker-1"),
+  shows: [{ resource: "swarm-worker-1-member", lines: [/~ ROLE\s*: "worker" => "manager"/] }],
+  check: () => {
+    expect(onNode(anyManager(), "docker node inspect --format '{{.Spec.Role}}' worker-1")).toBe("worker");
+  },
+};
 
-test("drift: a label removed", () =>
-  runDrift({
-    name: "label tier removed from worker-1",
-    inject: () => void must(anyManager(), "label-rm", "docker node update --label-rm tier worker-1"),
-    shows: [{ resource: "swarm-worker-1-member", lines: [/~ LABELS\s*:/, /^\s*- tier=app\s*$/m] }],
-    check: () => {
-      const labels = onNode(anyManager(), "docker node inspect --format '{{json .Spec.Labels}}' worker-1");
-      expect(JSON.parse(labels)).toEqual({ "swarmcloud.lab": "true", tier: "app" });
-    },
-  }));
+const labelRemoved: Drift = {
+  name: "label tier removed from worker-1",
+  inject: () => void must(anyManager(), "label-rm", "docker node update --label-rm tier worker-1"),
+  shows: [{ resource: "swarm-worker-1-member", lines: [/~ LABELS\s*:/, /^\s*- tier=app\s*$/m] }],
+  check: () => {
+    const labels = onNode(anyManager(), "docker node inspect --format '{{json .Spec.Labels}}' worker-1");
+    expect(JSON.parse(labels)).toEqual({ "swarmcloud.lab": "true", tier: "app" });
+  },
+};
 
-test("drift: availability set to drain by hand", () =>
-  runDrift({
-    name: "worker-1 set to drain",
-    inject: () => void must(anyManager(), "drain", "docker node update --availability drain worker-1"),
-    shows: [{ resource: "swarm-worker-1-member", lines: [/~ AVAILABILITY\s*: "active" => "drain"/] }],
-    check: () => {
-      expect(onNode(anyManager(), "docker node inspect --format '{{.Spec.Availability}}' worker-1")).toBe("active");
-    },
-  }));
+const drained: Drift = {
+  name: "worker-1 set to drain",
+  inject: () => void must(anyManager(), "drain", "docker node update --availability drain worker-1"),
+  shows: [{ resource: "swarm-worker-1-member", lines: [/~ AVAILABILITY\s*: "active" => "drain"/] }],
+  check: () => {
+    expect(onNode(anyManager(), "docker node inspect --format '{{.Spec.Availability}}' worker-1")).toBe("active");
+  },
+};
 
-test("drift: the volume unmounted on a node", () =>
-  runDrift({
-    name: "volume unmounted on worker-2",
-    // Lazily: a task's container on the node may hold the mount.
-    inject: () => void must(node("worker-2"), "umount", `umount -l ${MOUNT}`),
-    shows: [{ resource: "gluster-worker-2-mount", lines: [/~ MOUNTED\s*: "true" => "false"/] }],
-    check: () => {
-      expect(must(node("worker-2"), "mounted", `mountpoint -q ${MOUNT} && ls ${MOUNT}/ && echo ok`)).toMatch(/ok$/);
-    },
-  }));
+const unmounted: Drift = {
+  name: "volume unmounted on worker-2",
+  // Lazily: a task's container on the node may hold the mount.
+  inject: () => void must(node("worker-2"), "umount", `umount -l ${MOUNT}`),
+  shows: [{ resource: "gluster-worker-2-mount", lines: [/~ MOUNTED\s*: "true" => "false"/] }],
+  check: () => {
+    expect(must(node("worker-2"), "mounted", `mountpoint -q ${MOUNT} && ls ${MOUNT}/ && echo ok`)).toMatch(/ok$/);
+  },
+};
 
-test("drift: the hosts block edited", () => {
+/** Made when it runs: the first manager's address is known then. */
+const hostsEdited = (): Drift => {
   const m1 = node("manager-1").address.replace(/\./g, "\\.");
-  return runDrift({
+  return {
     name: "hosts block edited on worker-1",
     // In place: a container's /etc/hosts is a bind mount that cannot be replaced (sed -i).
     inject: () =>
@@ -451,114 +475,127 @@ test("drift: the hosts block edited", () => {
     check: () => {
       expect(onNode(node("worker-1"), "grep -c ' manager-1$' /etc/hosts")).toBe("1");
     },
-  });
-});
+  };
+};
 
-test("drift: a brick node's peer detached (if glusterd lets it)", () =>
-  runDrift({
-    name: "peer manager-2 (a brick node) detached",
-    inject: () => {
-      // glusterd refuses to detach a peer that holds a brick; then there is no such drift to make.
-      const r = runOnNode(node("manager-1"), `gluster --mode=script peer detach ${node("manager-2").address}`);
-      return r.code === 0 ? undefined : `glusterd refuses: ${(r.stderr + r.stdout).trim()}`;
-    },
-    shows: [
-      { resource: "gluster-manager-2-peer", lines: [/\+ DRIFT\s*: "peer manager-2 .* is not in the trusted pool/] },
-    ],
-  }));
+const peerDetached: Drift = {
+  name: "peer manager-2 (a brick node) detached",
+  inject: () => {
+    // glusterd refuses to detach a peer that holds a brick; then there is no such drift to make.
+    const r = runOnNode(node("manager-1"), `gluster --mode=script peer detach ${node("manager-2").address}`);
+    return r.code === 0 ? undefined : `glusterd refuses: ${(r.stderr + r.stdout).trim()}`;
+  },
+  shows: [
+    { resource: "gluster-manager-2-peer", lines: [/\+ DRIFT\s*: "peer manager-2 .* is not in the trusted pool/] },
+  ],
+};
 
-test("drift: Ghost scaled to 3 by hand", () =>
-  runDrift({
-    name: "Ghost scaled to 3 by hand",
-    inject: () => void must(anyManager(), "scale", "docker service scale --detach ghost_ghost=3"),
-    shows: [
-      {
-        resource: "ghost-deploy",
-        lines: [/~ SERVICES\s*:/, /^\s*- ghost_ghost replicated 1\s*$/m, /^\s*\+ ghost_ghost replicated 3\s*$/m],
-      },
-    ],
-    check: () => {
-      const replicas = onNode(
-        anyManager(),
-        "docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' ghost_ghost",
-      );
-      expect(replicas).toBe("1");
+const ghostScaled: Drift = {
+  name: "Ghost scaled to 3 by hand",
+  inject: () => void must(anyManager(), "scale", "docker service scale --detach ghost_ghost=3"),
+  shows: [
+    {
+      resource: "ghost-deploy",
+      lines: [/~ SERVICES\s*:/, /^\s*- ghost_ghost replicated 1\s*$/m, /^\s*\+ ghost_ghost replicated 3\s*$/m],
     },
-  }));
+  ],
+  check: () => {
+    const replicas = onNode(
+      anyManager(),
+      "docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' ghost_ghost",
+    );
+    expect(replicas).toBe("1");
+  },
+};
 
-test("drift: the Ghost stack removed by hand", () =>
-  runDrift({
-    name: "Ghost stack removed (docker stack rm ghost)",
-    inject: async () => {
-      const m = anyManager();
-      must(m, "stack rm", "docker stack rm ghost");
-      // As stack-rm.sh: the networks go a moment after the services.
-      await waitFor(
-        "the ghost stack's networks to go",
-        120,
-        () => onNode(m, "docker network ls -q --filter label=com.docker.stack.namespace=ghost") === "",
-      );
-      return undefined;
-    },
-    shows: [{ resource: "ghost-deploy", lines: [/- SERVICES\s*: "ghost_db replicated 1\\nghost_ghost replicated 1"/] }],
-    check: () => {
-      const services = onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}' | sort");
-      expect(services).toMatch(/^ghost_db 1\/1/m);
-      expect(services).toMatch(/^ghost_ghost 1\/1/m);
-    },
-  }));
+const ghostStackRemoved: Drift = {
+  name: "Ghost stack removed (docker stack rm ghost)",
+  inject: async () => {
+    const m = anyManager();
+    must(m, "stack rm", "docker stack rm ghost");
+    // As stack-rm.sh: the networks go a moment after the services.
+    await waitFor(
+      "the ghost stack's networks to go",
+      120,
+      () => onNode(m, "docker network ls -q --filter label=com.docker.stack.namespace=ghost") === "",
+    );
+    return undefined;
+  },
+  shows: [{ resource: "ghost-deploy", lines: [/- SERVICES\s*: "ghost_db replicated 1\\nghost_ghost replicated 1"/] }],
+  check: () => {
+    const services = onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}' | sort");
+    expect(services).toMatch(/^ghost_db 1\/1/m);
+    expect(services).toMatch(/^ghost_ghost 1\/1/m);
+  },
+};
 
-test("drift: a Docker secret removed", () =>
-  runDrift({
-    name: "Portainer's Docker secret removed",
-    inject: () => {
-      const m = anyManager();
-      // The admin password's secret (the stack also has the agents' arguments file).
-      const name = must(
-        m,
-        "secret ls",
-        "docker secret ls --filter label=com.swarmcloud.stack=portainer --format '{{.Name}}' | grep '^portainer-admin-password-'",
-      );
-      expect(name).toMatch(/^portainer-admin-password-[0-9a-f]{10}$/);
-      // A secret in use cannot be removed: take it from the service first.
-      must(m, "secret-rm", `docker service update --detach --secret-rm ${name} portainer_portainer`);
-      must(m, "secret rm", `docker secret rm ${name}`);
-      return undefined;
+const secretRemoved: Drift = {
+  name: "Portainer's Docker secret removed",
+  inject: () => {
+    const m = anyManager();
+    // The admin password's secret (the stack also has the agents' arguments file).
+    const name = must(
+      m,
+      "secret ls",
+      "docker secret ls --filter label=com.swarmcloud.stack=portainer --format '{{.Name}}' | grep '^portainer-admin-password-'",
+    );
+    expect(name).toMatch(/^portainer-admin-password-[0-9a-f]{10}$/);
+    // A secret in use cannot be removed: take it from the service first.
+    must(m, "secret-rm", `docker service update --detach --secret-rm ${name} portainer_portainer`);
+    must(m, "secret rm", `docker secret rm ${name}`);
+    return undefined;
+  },
+  // SECRETS lists both secrets' names, one a line: the one removed shows as a line gone.
+  shows: [
+    {
+      resource: "portainer-deploy",
+      lines: [/~ SECRETS\s*:/, /^\s*- portainer-admin-password-[0-9a-f]{10}\s*$/m],
     },
-    // SECRETS lists both secrets' names, one a line: the one removed shows as a line gone.
-    shows: [
-      {
-        resource: "portainer-deploy",
-        lines: [/~ SECRETS\s*:/, /^\s*- portainer-admin-password-[0-9a-f]{10}\s*$/m],
-      },
-    ],
-    check: () => {
-      const m = anyManager();
-      expect(onNode(m, "docker secret ls --filter label=com.swarmcloud.stack=portainer -q")).not.toBe("");
-      expect(onNode(m, "docker service ls --format '{{.Name}} {{.Replicas}}'")).toMatch(/^portainer_portainer 1\/1/m);
-    },
-  }));
+  ],
+  check: () => {
+    const m = anyManager();
+    expect(onNode(m, "docker secret ls --filter label=com.swarmcloud.stack=portainer -q")).not.toBe("");
+    expect(onNode(m, "docker service ls --format '{{.Name}} {{.Replicas}}'")).toMatch(/^portainer_portainer 1\/1/m);
+  },
+};
 
 // Last of the drifts: every mount and app loses its storage for a moment.
-test("drift: the volume stopped", () =>
-  runDrift({
-    name: "volume stopped (gluster volume stop)",
-    inject: () => void must(node("manager-1"), "volume stop", `gluster --mode=script volume stop ${VOLUME}`),
-    shows: [{ resource: "gluster-volume", lines: [/~ STATUS\s*: "Started" => "Stopped"/] }],
-    check: async () => {
-      expect(onNode(node("manager-1"), `gluster --mode=script volume info ${VOLUME} | sed -n 's/^Status: //p'`)).toBe(
-        "Started",
-      );
-      for (const n of inventory().nodes)
-        expect(must(n, "ls", `timeout 10 ls ${MOUNT}/ >/dev/null && echo ok`)).toBe("ok");
-      // The apps lost their files for a moment; Swarm restarts them (waited for, and recorded).
-      const t0 = Date.now();
-      await waitFor("Ghost running again", 300, () =>
-        /^ghost_ghost 1\/1/m.test(onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}'")),
-      );
-      report.set("ghostBackAfterVolumeStopSeconds", (Date.now() - t0) / 1000);
-    },
-  }));
+const volumeStopped: Drift = {
+  name: "volume stopped (gluster volume stop)",
+  inject: () => void must(node("manager-1"), "volume stop", `gluster --mode=script volume stop ${VOLUME}`),
+  shows: [{ resource: "gluster-volume", lines: [/~ STATUS\s*: "Started" => "Stopped"/] }],
+  check: async () => {
+    expect(onNode(node("manager-1"), `gluster --mode=script volume info ${VOLUME} | sed -n 's/^Status: //p'`)).toBe(
+      "Started",
+    );
+    for (const n of inventory().nodes)
+      expect(must(n, "ls", `timeout 10 ls ${MOUNT}/ >/dev/null && echo ok`)).toBe("ok");
+    // The apps lost their files for a moment; Swarm restarts them (waited for, and recorded).
+    const t0 = Date.now();
+    await waitFor("Ghost running again", 300, () =>
+      /^ghost_ghost 1\/1/m.test(onNode(anyManager(), "docker service ls --format '{{.Name}} {{.Replicas}}'")),
+    );
+    report.set("ghostBackAfterVolumeStopSeconds", (Date.now() - t0) / 1000);
+  },
+};
+
+// The drifts, in groups of different resources: each group made, shown, repaired and checked in
+// one cycle (runDrifts), so the suite pays one refresh-and-repair per group, not per drift.
+
+test("drift: worker-1 promoted, a label removed and drained, all by hand", () =>
+  runDrifts(workerPromoted, labelRemoved, drained));
+
+test("drift: worker-2 left the swarm and its volume unmounted; worker-1's hosts block edited", () =>
+  runDrifts(workerLeft, unmounted, hostsEdited()));
+
+test("drift: a brick node's peer detached (if glusterd lets it)", () => runDrifts(peerDetached));
+
+test("drift: Ghost scaled to 3 and a Docker secret of Portainer's removed, by hand", () =>
+  runDrifts(ghostScaled, secretRemoved));
+
+test("drift: the Ghost stack removed by hand", () => runDrifts(ghostStackRemoved));
+
+test("drift: the volume stopped", () => runDrifts(volumeStopped));
 
 test("a node that cannot be reached is named, and its resources are left as they were", async () => {
   const n = node("worker-2");
@@ -570,7 +607,7 @@ test("a node that cannot be reached is named, and its resources are left as they
     repaired: "nothing needed",
     seconds: 0,
   };
-  startRow(row);
+  startRows([row]);
   lab("stop", n.container);
   try {
     const shown = previewRefreshDiff();
