@@ -81,6 +81,25 @@ export function onNode(node: LabNode, command: string, inv = inventory()): strin
   return r.stdout.trim();
 }
 
+/** What a lab node runs: its Debian release (VERSION_CODENAME), Docker's and GlusterFS's versions. */
+export interface NodePlatform {
+  debian: string;
+  docker: string;
+  gluster: string;
+}
+
+/** Asks a lab node what it runs (for the suites' reports: the release their numbers were measured on). */
+export function nodePlatform(node: LabNode, inv = inventory()): NodePlatform {
+  const out = onNode(
+    node,
+    ". /etc/os-release && echo \"$VERSION_CODENAME\" && docker version --format '{{.Server.Version}}' && " +
+      "glusterd --version | awk 'NR == 1 { print $2 }'",
+    inv,
+  );
+  const [debian = "", docker = "", gluster = ""] = out.split("\n").map((l) => l.trim());
+  return { debian, docker, gluster };
+}
+
 /**
  * Runs shell on a lab node as root over SSH with the given environment exported first, the way
  * RemoteScript does (the text goes on stdin). Returns the exit code and output; never throws on
