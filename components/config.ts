@@ -282,7 +282,7 @@ export const DEFAULTS = {
     portainerHostPort: 9443,
   } satisfies LocalSettings,
   vagrant: {
-    box: "bento/debian-12",
+    box: "bento/debian-13",
     memory: 2048,
     cpus: 2,
     networkPrefix: "192.168.56",
@@ -292,7 +292,7 @@ export const DEFAULTS = {
   digitalocean: {
     region: "ams3",
     size: "s-2vcpu-2gb",
-    image: "debian-12-x64",
+    image: "debian-13-x64",
     vpcCidr: "10.20.0.0/24",
     adminCidrs: [] as string[],
     tags: ["swarmcloud"],

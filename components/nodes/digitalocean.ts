@@ -8,7 +8,7 @@ import { ClusterNode, clusterNode, NodeSource } from "./types";
 export interface DigitalOceanNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
   nodes: NodeSpec[];
-  /** Region, size, image, VPC range, admin CIDRs and tags (defaults in config.ts: ams3, s-2vcpu-2gb, debian-12-x64, 10.20.0.0/24, none, [swarmcloud]). */
+  /** Region, size, image, VPC range, admin CIDRs and tags (defaults in config.ts: ams3, s-2vcpu-2gb, debian-13-x64, 10.20.0.0/24, none, [swarmcloud]). */
   settings: DigitalOceanSettings;
   /** OpenSSH public key installed for root on every droplet (no default). */
   sshPublicKey: pulumi.Input<string>;

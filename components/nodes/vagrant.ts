@@ -8,7 +8,7 @@ import { ClusterNode, clusterNode, NodeSource } from "./types";
 export interface VagrantNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
   nodes: NodeSpec[];
-  /** Box, memory, CPUs, network and forwarded ports (defaults in config.ts: bento/debian-12, 2048 MB, 2 CPUs, 192.168.56.11+, 2368 and 9443). */
+  /** Box, memory, CPUs, network and forwarded ports (defaults in config.ts: bento/debian-13, 2048 MB, 2 CPUs, 192.168.56.11+, 2368 and 9443). */
   settings: VagrantSettings;
   /** Directory (one per stack) the Vagrantfile and Vagrant's `.vagrant/` state live in; created when missing (no default). */
   workDir: string;

@@ -53,10 +53,13 @@ printf '%s\n%s\n%s\n' "$begin" "$HOSTS_BLOCK" "$end" >/etc/swarmcloud/hosts.bloc
 
 # 3. Docker engine: the distribution's package (Debian, Ubuntu, Raspberry Pi OS on arm64 alike).
 #    Without apt the node brings its own Docker: nothing is fetched and run as root unchecked.
+#    Debian 12's docker.io (20.10) holds the client; Debian 13's (26.1) only recommends it, as
+#    the package docker-cli, which recommends are not installed here: install it by name.
 if ! have docker; then
   have apt-get || fatal "Docker is not installed on $NODE_NAME and it has no apt-get: install Docker Engine" \
     "(https://docs.docker.com/engine/install/), check that \`docker info\` answers, then run pulumi up again"
   apt_install docker.io
+  have docker || apt_install docker-cli
   changed+=(docker-installed)
 fi
 if ! docker info >/dev/null 2>&1; then

@@ -73,7 +73,8 @@ join_at() {
   return 1
 }
 
-# The API version this Docker Engine speaks (1.41 for Debian bookworm's docker.io 20.10).
+# The API version this Docker Engine speaks, asked, not assumed (1.41 for Debian 12's docker.io
+# 20.10, 1.45 for Debian 13's 26.1): the path /v<version>/ pins the request to it.
 api=$(docker version --format '{{.Server.APIVersion}}') || fatal "Docker on $NODE_NAME does not answer"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

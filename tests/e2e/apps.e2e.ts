@@ -29,6 +29,7 @@ import {
   labConfig,
   LabNode,
   anyManager,
+  nodePlatform,
   onNode,
   prepareAppsLab,
   PulumiCli,
@@ -84,6 +85,7 @@ test("pulumi up deploys Portainer and Ghost + database on the swarm, storage on 
     firstUpWatch = watch.stop();
   }
   report.set("upSeconds", seconds);
+  report.set("platform", nodePlatform(inv.nodes[0]!));
   report.set("ghostSetupWatch", { ...firstUpWatch, exposed: firstUpWatch.exposed.length });
   // For the security suite's table (it attaches to this cluster in CI).
   fs.writeFileSync(path.join(LAB_DIR, "ghost-first-up.json"), JSON.stringify(firstUpWatch, null, 2));

@@ -15,6 +15,8 @@ import {
   diagnostics,
   Inventory,
   lab,
+  LAB_IMAGES,
+  LAB_NODE_IMAGE,
   LAB_PASSWORDS,
   labConfig,
   LabNode,
@@ -74,7 +76,7 @@ function startTarget(): string {
   const r = docker(
     "run", "-d", "--name", TARGET.name, "--label", "swarmcloud.lab=1", "--network", TARGET.network,
     "--ip", TARGET.address, "-v", `${keyDir}/host_key:/etc/ssh/target_host_key:ro`, "-e", `KEY=${authorized}`,
-    "--entrypoint", "bash", "swarmcloud-node:lab", "-c",
+    "--entrypoint", "bash", LAB_NODE_IMAGE, "-c",
     'mkdir -p /run/sshd /root/.ssh /srv/restic && printf "%s\\n" "$KEY" >/root/.ssh/authorized_keys && ' +
       'chmod 600 /root/.ssh/authorized_keys && exec /usr/sbin/sshd -D -e -h /etc/ssh/target_host_key',
   ); // prettier-ignore
@@ -90,7 +92,7 @@ function backupConfig(hostKey: string, more: Record<string, unknown> = {}): Reco
     gluster: { purgeOnDestroy: true },
     backup: {
       enabled: true,
-      image: "swarmcloud-lab/restic:lab",
+      image: LAB_IMAGES.restic,
       target: "sftp",
       repository: REPOSITORY,
       sftpHostKey: hostKey,

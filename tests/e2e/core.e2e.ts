@@ -10,8 +10,10 @@ import {
   inventory,
   Inventory,
   lab,
+  LAB_DEBIAN,
   labConfig,
   LabNode,
+  nodePlatform,
   onNode,
   PulumiCli,
   Report,
@@ -105,9 +107,11 @@ test("pulumi up converges hosts, swarm and gluster", () => {
   expect(outputs.glusterMountPath).toBe("/mnt/swarmcloud");
 });
 
-test("every node has its hostname, the hosts block and a working docker", () => {
+test("every node has its hostname, the hosts block and a working docker, on the lab's Debian release", () => {
   const managers = inv.nodes.filter((n) => n.role === "manager");
+  report.set("platform", nodePlatform(inv.nodes[0]!));
   for (const n of inv.nodes) {
+    expect(nodePlatform(n).debian).toBe(LAB_DEBIAN);
     expect(onNode(n, "hostname")).toBe(n.name);
     const hosts = onNode(n, "cat /etc/hosts");
     for (const m of managers) expect(hosts).toMatch(new RegExp(`^${m.address.replace(/\./g, "\\.")} ${m.name}$`, "m"));

@@ -21,6 +21,7 @@ import {
   inventory,
   Inventory,
   lab,
+  LAB_IMAGES,
   LAB_OWNER,
   LAB_PASSWORDS,
   labConfig,
@@ -35,7 +36,7 @@ import {
 
 const STACK = "lab-edge";
 const DOMAIN = "blog.swarmcloud.test";
-const CADDY_IMAGE = "swarmcloud-lab/caddy:lab";
+const CADDY_IMAGE = LAB_IMAGES.caddy;
 const EDGE_NODES = ["worker-1", "worker-2"];
 const report = new Report("edge");
 const BUILD = path.join(REPO, "tests/lab/images/build.sh");

@@ -18,6 +18,15 @@ function findRepo(dir: string): string {
 export const REPO = findRepo(__dirname);
 export const LAB = path.join(REPO, "tests", "lab", "lab.sh");
 export const LAB_DIR = process.env.SWARMCLOUD_LAB_DIR ?? "/tmp/swarmcloud-lab";
+/**
+ * The Debian release of the lab's nodes and images (SWARMCLOUD_LAB_DEBIAN, read by lab.sh and
+ * tests/lab/images/build.sh too): trixie (Debian 13, default) or bookworm (Debian 12).
+ */
+export const LAB_DEBIAN = process.env.SWARMCLOUD_LAB_DEBIAN ?? "trixie";
+/** The tag of every image the lab builds: lab-<release>, so both releases' images live side by side. */
+export const LAB_TAG = `lab-${LAB_DEBIAN}`;
+/** The node image lab.sh builds from node-image/ (its SWARMCLOUD_LAB_IMAGE default). */
+export const LAB_NODE_IMAGE = `swarmcloud-node:${LAB_TAG}`;
 const DOCKER = "/usr/bin/docker";
 
 export interface LabNode {
@@ -70,6 +79,25 @@ export function onNode(node: LabNode, command: string, inv = inventory()): strin
   const r = sh("ssh", sshArgs(node, inv, command));
   if (r.code !== 0) throw new Error(`${node.name}: '${command}' failed (${r.code}): ${r.stderr}${r.stdout}`);
   return r.stdout.trim();
+}
+
+/** What a lab node runs: its Debian release (VERSION_CODENAME), Docker's and GlusterFS's versions. */
+export interface NodePlatform {
+  debian: string;
+  docker: string;
+  gluster: string;
+}
+
+/** Asks a lab node what it runs (for the suites' reports: the release their numbers were measured on). */
+export function nodePlatform(node: LabNode, inv = inventory()): NodePlatform {
+  const out = onNode(
+    node,
+    ". /etc/os-release && echo \"$VERSION_CODENAME\" && docker version --format '{{.Server.Version}}' && " +
+      "glusterd --version | awk 'NR == 1 { print $2 }'",
+    inv,
+  );
+  const [debian = "", docker = "", gluster = ""] = out.split("\n").map((l) => l.trim());
+  return { debian, docker, gluster };
 }
 
 /**
@@ -255,10 +283,14 @@ export class Report {
 
 /** Lab-only images (tests/lab/images): no registry here, so the lab builds what it runs. */
 export const LAB_IMAGES = {
-  ghost: "swarmcloud-lab/ghost:lab",
-  db: "swarmcloud-lab/mariadb:lab",
-  portainer: "swarmcloud-lab/portainer-standin:lab",
-  portainerAgent: "swarmcloud-lab/portainer-agent-standin:lab",
+  ghost: `swarmcloud-lab/ghost:${LAB_TAG}`,
+  db: `swarmcloud-lab/mariadb:${LAB_TAG}`,
+  portainer: `swarmcloud-lab/portainer-standin:${LAB_TAG}`,
+  portainerAgent: `swarmcloud-lab/portainer-agent-standin:${LAB_TAG}`,
+  /** The front door's Caddy (built with WITH_EDGE=1). */
+  caddy: `swarmcloud-lab/caddy:${LAB_TAG}`,
+  /** The backup's restic (built with WITH_BACKUP=1). */
+  restic: `swarmcloud-lab/restic:${LAB_TAG}`,
 };
 
 /**

@@ -19,6 +19,7 @@ import {
   Inventory,
   lab,
   LAB,
+  LAB_IMAGES,
   LAB_PASSWORDS,
   labConfig,
   PulumiCli,
@@ -57,7 +58,7 @@ let members: Member[] = [];
 let replacementFailed = "";
 const TITLE = `Resilience post ${Date.now()}`;
 const BODY = "Served through the front door while nodes fail and are replaced.";
-const CADDY_IMAGE = "swarmcloud-lab/caddy:lab";
+const CADDY_IMAGE = LAB_IMAGES.caddy;
 /** The nodes labelled edge=true: they hold the floating address and run Caddy; a replacement inherits the label. */
 const EDGE_LABELS = { edge: "true" };
 /** build.sh with the front door's image included. */

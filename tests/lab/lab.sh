@@ -4,8 +4,9 @@
 # Usage: tests/lab/lab.sh [--prefix P] SUBCOMMAND [ARGS...]
 #   engine                     start the host Docker engine if none answers
 #                              (installs docker.io/debootstrap with apt-get if missing)
-#   image                      ensure debian:bookworm-slim (debootstrap+import, cached),
-#                              then build swarmcloud-node:lab from node-image/ (cached layers)
+#   image                      ensure debian:<release>-slim (debootstrap+import, cached),
+#                              then build swarmcloud-node:lab-<release> from node-image/
+#                              (cached layers)
 #   up N_MANAGERS N_WORKERS    create/start P-m1..P-mN and P-w1..P-wM, wait for ssh+docker,
 #                              write the inventory. Existing running nodes are left alone;
 #                              nodes beyond the requested counts are not removed.
@@ -30,6 +31,11 @@
 #                              that is not a node (FUSE allowed, so it can try a Gluster mount);
 #                              exits with CMD's code
 # NODE is a container name (lab-m1) or a cluster node name (manager-1).
+#
+# Debian release of the nodes (and of the lab's app images, tests/lab/images/build.sh):
+# SWARMCLOUD_LAB_DEBIAN=trixie (default, Debian 13) or bookworm (Debian 12). Its images carry
+# the release in their tags (debian:trixie-slim, swarmcloud-node:lab-trixie), so both releases'
+# images live side by side; a lab's nodes are all of one release (`down` before switching).
 #
 # Addresses (network swarmcloud-lab, 172.31.250.0/24, gateway .1):
 #   manager K -> container P-mK, IP .(10+K)  (K = 1..19: .11-.29)
@@ -62,13 +68,22 @@ DOCKER="${SWARMCLOUD_DOCKER:-/usr/bin/docker}"
 LAB_DIR="${SWARMCLOUD_LAB_DIR:-/tmp/swarmcloud-lab}"
 NETWORK="${SWARMCLOUD_LAB_NETWORK:-swarmcloud-lab}"
 NET_PREFIX="${SWARMCLOUD_LAB_NET_PREFIX:-172.31.250}"
-IMAGE="${SWARMCLOUD_LAB_IMAGE:-swarmcloud-node:lab}"
-BASE_IMAGE="${SWARMCLOUD_LAB_BASE_IMAGE:-debian:bookworm-slim}"
+DEBIAN_RELEASE="${SWARMCLOUD_LAB_DEBIAN:-trixie}"
+case "$DEBIAN_RELEASE" in
+  trixie | bookworm) ;;
+  *)
+    printf 'lab: error: SWARMCLOUD_LAB_DEBIAN=%s: must be trixie (Debian 13) or bookworm (Debian 12)\n' \
+      "$DEBIAN_RELEASE" >&2
+    exit 2
+    ;;
+esac
+IMAGE="${SWARMCLOUD_LAB_IMAGE:-swarmcloud-node:lab-$DEBIAN_RELEASE}"
+BASE_IMAGE="${SWARMCLOUD_LAB_BASE_IMAGE:-debian:$DEBIAN_RELEASE-slim}"
 PREFIX="${SWARMCLOUD_LAB_PREFIX:-lab}"
 READY_TIMEOUT="${SWARMCLOUD_LAB_TIMEOUT:-180}"
 ENGINE_LOG="${SWARMCLOUD_LAB_ENGINE_LOG:-/var/log/swarmcloud-dockerd.log}"
 NODE_BIN="${SWARMCLOUD_LAB_NODE:-node}"
-readonly DOCKER LAB_DIR NETWORK NET_PREFIX IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
+readonly DOCKER LAB_DIR NETWORK NET_PREFIX DEBIAN_RELEASE IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
 readonly LABEL=swarmcloud.lab
 readonly KEY="$LAB_DIR/id_ed25519"
 readonly HOST_KEYS="$LAB_DIR/host-keys"
@@ -143,23 +158,32 @@ cmd_engine() {
 
 # ---------------------------------------------------------------- image
 
+# debian_mirror: the Debian mirror this machine's apt uses (SWARMCLOUD_DEBIAN_MIRROR overrides):
+# the URIs of a source whose suites include the lab's release or this machine's own release
+# (a mirror serves every release), deb.debian.org when there is none.
 debian_mirror() {
-  local m=""
+  local m="" own="" suite
   if [[ -n "${SWARMCLOUD_DEBIAN_MIRROR:-}" ]]; then
     printf '%s' "$SWARMCLOUD_DEBIAN_MIRROR"
     return
   fi
-  # deb822 sources: the URIs of a stanza whose Suites include plain "bookworm".
-  m="$(awk '
-    /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
-    /^URIs:/ { uri = $2 }
-    /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") ok = 1 }
-    END { if (uri != "" && ok) print uri }
-  ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)"
-  if [[ -z "$m" && -r /etc/apt/sources.list ]]; then
-    m="$(awk '$1 == "deb" && $0 ~ / bookworm / { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
-      /etc/apt/sources.list | head -n 1)"
-  fi
+  # shellcheck disable=SC1091  # the machine's own
+  own="$(. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")"
+  for suite in "$DEBIAN_RELEASE" "$own"; do
+    [[ -n "$suite" ]] || continue
+    # deb822 sources: the URIs of a stanza whose Suites include plain "$suite".
+    m="$(awk -v suite="$suite" '
+      /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+      /^URIs:/ { uri = $2 }
+      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
+      END { if (uri != "" && ok) print uri }
+    ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)"
+    if [[ -z "$m" && -r /etc/apt/sources.list ]]; then
+      m="$(awk -v suite="$suite" '$1 == "deb" && $0 ~ (" " suite " ") { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
+        /etc/apt/sources.list | head -n 1)"
+    fi
+    [[ -z "$m" ]] || break
+  done
   printf '%s' "${m:-http://deb.debian.org/debian}"
 }
 
@@ -175,8 +199,8 @@ ensure_base_image() {
   # shellcheck disable=SC2064  # expand now: the path is fixed
   trap "rm -rf '$rootfs'" EXIT
   t0="$(now)"
-  log "debootstrap --variant=minbase bookworm from $mirror"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
+  log "debootstrap --variant=minbase $DEBIAN_RELEASE from $mirror"
+  debootstrap --variant=minbase "$DEBIAN_RELEASE" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
     tail -n 30 "$rootfs.log" >&2
     die "debootstrap failed (log $rootfs.log)"
   }
@@ -198,8 +222,9 @@ cmd_image() {
   ensure_base_image
   local t1
   t1="$(now)"
-  log "building $IMAGE from node-image/"
-  DOCKER_BUILDKIT=0 d build -t "$IMAGE" --label "$LABEL=1" "$REPO_ROOT/node-image" >&2
+  log "building $IMAGE from node-image/ on $BASE_IMAGE"
+  DOCKER_BUILDKIT=0 d build -t "$IMAGE" --label "$LABEL=1" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    "$REPO_ROOT/node-image" >&2
   log "image build took $(elapsed "$t1")s (total $(elapsed "$t0")s)"
 }
 

@@ -136,7 +136,7 @@ describe("DigitalOceanNodes (defaults: 3 managers + 2 workers)", () => {
       const hostKey = mockGeneratedKey(`do-${n.name}-host-key`);
       expect(d.inputs).toEqual({
         name: n.name,
-        image: "debian-12-x64",
+        image: "debian-13-x64",
         region: "ams3",
         size: "s-2vcpu-2gb",
         vpcUuid: "do-vpc_id",

@@ -155,7 +155,7 @@ const CASES: Case[] = [
     sourceInputs: () => {
       const up = named("command:local:Command", "dev-up");
       expect(up.inputs.environment.SWARMCLOUD_VAGRANT_DIR).toBe(path.join(REPO, ".vagrant-stacks", "dev"));
-      expect(up.inputs.stdin).toMatch(/config\.vm\.box = "bento\/debian-12"/);
+      expect(up.inputs.stdin).toMatch(/config\.vm\.box = "bento\/debian-13"/);
     },
   },
   {
@@ -203,7 +203,7 @@ const CASES: Case[] = [
       expect(named("digitalocean:index/droplet:Droplet", "do-worker-2").inputs).toMatchObject({
         region: "ams3",
         size: "s-2vcpu-2gb",
-        image: "debian-12-x64",
+        image: "debian-13-x64",
       });
       // The firewall plan of Pulumi.do.yaml: only Ghost's port open to the world; SSH and Portainer
       // (root on every node) to adminCidrs only; swarm and Gluster inside the VPC only.

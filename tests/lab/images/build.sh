@@ -10,16 +10,19 @@
 #   build.sh all                  ghost-install + build + (when an inventory exists) load-inventory
 #   build.sh images               print the image names
 #
-# Images (LAB ONLY, never product defaults):
-#   swarmcloud-lab/mariadb:lab                   MariaDB (Debian) with the mysql image's variables
-#   swarmcloud-lab/ghost:lab                     the real Ghost from the npm registry, official layout
-#   swarmcloud-lab/portainer-standin:lab         a stand-in for Portainer's server (it is not Portainer)
-#   swarmcloud-lab/portainer-agent-standin:lab   the same, as the agent
-#   swarmcloud-lab/caddy:lab                     Debian's caddy, for the front door (only with WITH_EDGE=1,
+# Images (LAB ONLY, never product defaults), tagged lab-<release> (TAG below):
+#   swarmcloud-lab/mariadb:TAG                   MariaDB (Debian) with the mysql image's variables
+#   swarmcloud-lab/ghost:TAG                     the real Ghost from the npm registry, official layout
+#   swarmcloud-lab/portainer-standin:TAG         a stand-in for Portainer's server (it is not Portainer)
+#   swarmcloud-lab/portainer-agent-standin:TAG   the same, as the agent
+#   swarmcloud-lab/caddy:TAG                     Debian's caddy, for the front door (only with WITH_EDGE=1,
 #                                                or by name: the suites without the front door never build
 #                                                or load it)
-#   swarmcloud-lab/restic:lab                    Debian's restic + mariadb-client + ssh, for the backup
+#   swarmcloud-lab/restic:TAG                    Debian's restic + mariadb-client + ssh, for the backup
 #                                                service (only with WITH_BACKUP=1, or by name, as caddy)
+# Debian release: SWARMCLOUD_LAB_DEBIAN=trixie (default, Debian 13) or bookworm (Debian 12), the
+# lab harness's setting (tests/lab/lab.sh): the images are built FROM debian:<release>-slim and
+# tagged lab-<release> (e.g. swarmcloud-lab/mariadb:lab-trixie), so both releases' live side by side.
 # Everything slow is cached under ${SWARMCLOUD_CACHE:-$HOME/.cache/swarmcloud}; an image whose
 # inputs (files, base image, Ghost and Node versions) did not change is not rebuilt.
 set -euo pipefail
@@ -29,7 +32,14 @@ CACHE="${SWARMCLOUD_CACHE:-$HOME/.cache/swarmcloud}"
 DOCKER="${DOCKER:-/usr/bin/docker}"
 GHOST_VERSION="${GHOST_VERSION:-5.130.6}"
 YARN_VERSION="${YARN_VERSION:-1.22.22}"
-BASE_IMAGE="${BASE_IMAGE:-debian:bookworm-slim}"
+LAB_DEBIAN="${SWARMCLOUD_LAB_DEBIAN:-trixie}"
+case "$LAB_DEBIAN" in
+  trixie | bookworm) ;;
+  *) printf 'SWARMCLOUD_LAB_DEBIAN=%s: must be trixie (Debian 13) or bookworm (Debian 12)\n' "$LAB_DEBIAN" >&2
+    exit 2 ;;
+esac
+BASE_IMAGE="${BASE_IMAGE:-debian:$LAB_DEBIAN-slim}"
+TAG="lab-$LAB_DEBIAN"
 INVENTORY="${INVENTORY:-/tmp/swarmcloud-lab/inventory.json}"
 NAMES=(mariadb ghost portainer-standin)
 # The front door's image joins "all" and the loads only when asked (tests/e2e/edge.e2e.ts).
@@ -121,7 +131,7 @@ current_digest() {
   d image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null || true
 }
 
-# build_one NAME TAG CONTEXT [docker build args...]
+# build_context NAME IMAGE CONTEXT [docker build args...]
 build_context() {
   local name="$1" tag="$2" ctx="$3" digest started
   shift 3
@@ -132,25 +142,25 @@ build_context() {
   fi
   started=$SECONDS
   log "building $tag"
-  d build --label "$INPUTS_LABEL=$digest" -t "$tag" "$@" "$ctx" >&2
+  d build --label "$INPUTS_LABEL=$digest" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" "$@" "$ctx" >&2
   log "built $tag in $((SECONDS - started)) s ($(d image inspect --format '{{.Size}}' "$tag" | awk '{printf "%d MB", $1/1e6}'))"
 }
 
-build_mariadb() { build_context mariadb "$REPO/mariadb:lab" "$HERE/mariadb"; }
+build_mariadb() { build_context mariadb "$REPO/mariadb:$TAG" "$HERE/mariadb"; }
 
-build_caddy() { build_context caddy "$REPO/caddy:lab" "$HERE/caddy"; }
+build_caddy() { build_context caddy "$REPO/caddy:$TAG" "$HERE/caddy"; }
 
-build_restic() { build_context restic "$REPO/restic:lab" "$HERE/restic"; }
+build_restic() { build_context restic "$REPO/restic:$TAG" "$HERE/restic"; }
 
 build_portainer_standin() {
-  build_context portainer-standin "$REPO/portainer-standin:lab" "$HERE/portainer-standin"
+  build_context portainer-standin "$REPO/portainer-standin:$TAG" "$HERE/portainer-standin"
   # The agent: the same program with STANDIN_ROLE=agent (a tiny image on top).
   local digest
   digest="$(inputs_digest portainer-standin)"
-  if [[ "$FORCE" == 1 || "$(current_digest "$REPO/portainer-agent-standin:lab")" != "$digest" ]]; then
-    printf 'FROM %s\nENV STANDIN_ROLE=agent\n' "$REPO/portainer-standin:lab" |
-      d build --label "$INPUTS_LABEL=$digest" -t "$REPO/portainer-agent-standin:lab" - >&2
-    log "built $REPO/portainer-agent-standin:lab"
+  if [[ "$FORCE" == 1 || "$(current_digest "$REPO/portainer-agent-standin:$TAG")" != "$digest" ]]; then
+    printf 'FROM %s\nENV STANDIN_ROLE=agent\n' "$REPO/portainer-standin:$TAG" |
+      d build --label "$INPUTS_LABEL=$digest" -t "$REPO/portainer-agent-standin:$TAG" - >&2
+    log "built $REPO/portainer-agent-standin:$TAG"
   fi
 }
 
@@ -158,8 +168,8 @@ build_ghost() {
   local src ctx lib
   src="$(ghost_dir)"
   [[ -f "$src/.swarmcloud-installed" ]] || ghost_install
-  if [[ "$FORCE" != 1 && "$(current_digest "$REPO/ghost:lab")" == "$(inputs_digest ghost)" ]]; then
-    log "$REPO/ghost:lab is up to date"
+  if [[ "$FORCE" != 1 && "$(current_digest "$REPO/ghost:$TAG")" == "$(inputs_digest ghost)" ]]; then
+    log "$REPO/ghost:$TAG is up to date"
     return 0
   fi
   # The context lives in the cache (hard links: no copy of the 500 MB tree).
@@ -174,7 +184,7 @@ build_ghost() {
   for lib in $(ldd /usr/bin/node | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
     cp -L "$lib" "$ctx/nodelibs/"
   done
-  build_context ghost "$REPO/ghost:lab" "$ctx"
+  build_context ghost "$REPO/ghost:$TAG" "$ctx"
   rm -rf "$ctx"
 }
 
@@ -196,9 +206,9 @@ cmd_build() {
 }
 
 all_tags() {
-  printf '%s\n' "$REPO/mariadb:lab" "$REPO/ghost:lab" "$REPO/portainer-standin:lab" "$REPO/portainer-agent-standin:lab"
-  if [[ "${WITH_EDGE:-0}" == 1 ]]; then printf '%s\n' "$REPO/caddy:lab"; fi
-  if [[ "${WITH_BACKUP:-0}" == 1 ]]; then printf '%s\n' "$REPO/restic:lab"; fi
+  printf '%s\n' "$REPO/mariadb:$TAG" "$REPO/ghost:$TAG" "$REPO/portainer-standin:$TAG" "$REPO/portainer-agent-standin:$TAG"
+  if [[ "${WITH_EDGE:-0}" == 1 ]]; then printf '%s\n' "$REPO/caddy:$TAG"; fi
+  if [[ "${WITH_BACKUP:-0}" == 1 ]]; then printf '%s\n' "$REPO/restic:$TAG"; fi
 }
 
 ssh_key() {
