@@ -11,11 +11,17 @@ let lib: string | undefined;
  * helpers of components/remote-scripts/lib.sh it uses inserted right after its strict-mode line.
  */
 export function script(name: string): string {
-  lib ??= fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8");
-  const file = `components/remote-scripts/${name}.sh`;
-  const text = fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8");
-  return withHelpers(file, text, helpersFor(text, lib));
+  let rendered = renderedScripts.get(name);
+  if (rendered === undefined) {
+    lib ??= fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8");
+    const text = fs.readFileSync(path.join(SCRIPT_DIR, `${name}.sh`), "utf8");
+    rendered = withHelpers(`components/remote-scripts/${name}.sh`, text, helpersFor(text, lib));
+    renderedScripts.set(name, rendered);
+  }
+  return rendered;
 }
+/** Each script rendered once per program run: every node's step asks for the same text. */
+const renderedScripts = new Map<string, string>();
 
 /** TEXT with HELPERS inserted after its `set -euo pipefail` line; FILE names it in the error. */
 export function withHelpers(file: string, text: string, helpers: string): string {
