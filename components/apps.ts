@@ -305,8 +305,6 @@ function ghostSetup(
         STACK: "ghost",
         SERVICE: "ghost_ghost",
         NETWORK: "ghost_frontend",
-        IMAGE: config.ghost.image,
-        RESOLVE_IMAGE: config.swarm.resolveImage,
         GHOST: `http://ghost_ghost:${GHOST_PORT}`,
         URL: a.url,
         OWNER_NAME: owner.name,
@@ -316,6 +314,9 @@ function ghostSetup(
         CLIENT: GHOST_SETUP_CLIENT,
         TIMEOUT: String(config.deployTimeout),
       },
+      // The image the one-shot runs in (Ghost's own): a fact, not a reason to set up again, so
+      // a new Ghost image is an update of the stack alone (the deploy rolls it out).
+      context: { IMAGE: config.ghost.image, RESOLVE_IMAGE: config.swarm.resolveImage },
       // the one-shot's wait, and the update that publishes the ports
       timeout: config.deployTimeout * 2 + 120,
     },

@@ -7,7 +7,16 @@
  * Every problem names the config key, the bad value and the fix, and all of them are reported
  * at once so a user fixes a stack file in one pass.
  */
-import { ENDPOINT_MODES, EndpointMode, networkingErrors, PUBLISH_MODES, PublishMode } from "../stacks/compose";
+import {
+  ENDPOINT_MODES,
+  EndpointMode,
+  networkingErrors,
+  PUBLISH_MODES,
+  PublishMode,
+  UPDATE_ORDERS,
+  UpdateOrder,
+} from "../stacks/compose";
+import { DB_UPDATE_ORDER } from "../stacks/ghost";
 import { PORTAINER_AGENT_PORT } from "../stacks/portainer";
 import { parseHostKey } from "./hostkey";
 
@@ -133,6 +142,14 @@ export interface GhostSettings extends ServiceNetworking {
   url?: string;
   /** The blog's owner, set up by the deploy before Ghost's port is published (its password: `ghostOwnerPassword`). */
   owner: GhostOwner;
+  /**
+   * How an update replaces Ghost's tasks: `start-first` (default: the new task healthy before the
+   * old one stops, so readers never meet a gap) or `stop-first` (for an upgrade whose
+   * migrations the old version must not run beside, such as a new major version).
+   */
+  updateOrder: UpdateOrder;
+  /** The database's update order: `stop-first`, the only value accepted (two servers on one data folder corrupt it). */
+  dbUpdateOrder: UpdateOrder;
 }
 
 /** Ghost's owner account and the blog's title, as Ghost's setup takes them. */
@@ -332,6 +349,8 @@ export const DEFAULTS = {
     publishMode: "ingress",
     endpointMode: "vip",
     owner: { name: "swarmcloud owner", email: "owner@swarmcloud.local", blogTitle: "swarmcloud" },
+    updateOrder: "start-first",
+    dbUpdateOrder: "stop-first",
   } satisfies GhostSettings,
   portainer: {
     enabled: true,
@@ -1004,6 +1023,8 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       // Defaults to http://<first manager public address>:<port>, known only once the nodes are.
       url: optionalText,
       owner: ghostOwner,
+      updateOrder: oneOf(UPDATE_ORDERS),
+      dbUpdateOrder: oneOf(UPDATE_ORDERS),
     },
     check: checkGhost,
   },
@@ -1326,6 +1347,13 @@ function checkGhost(ghost: GhostSettings, s: Reader): void {
       "dbReplicas",
       ghost.dbReplicas,
       "must be 1: two MySQL servers on the same shared files corrupt each other; remove the setting",
+    );
+  }
+  if (ghost.dbUpdateOrder !== DB_UPDATE_ORDER) {
+    s.error(
+      "dbUpdateOrder",
+      ghost.dbUpdateOrder,
+      `must be ${DB_UPDATE_ORDER}: a start-first update runs the new database beside the old one on the same data folder, which corrupts it; remove the setting (Ghost itself updates start-first: ghost.updateOrder)`,
     );
   }
   if (ghost.replicas > 1) {

@@ -139,10 +139,33 @@ export function serviceLines(stackName: string, compose: string): string {
     .join("\n");
 }
 
-/** The part of a service's `deploy` that `serviceLines` reads. */
+/** The part of a service's `deploy` that `serviceLines` and `updateOrders` read. */
 interface ComposeDeployPart {
   mode?: string;
   replicas?: number;
+  update_config?: { order?: string; failure_action?: string; monitor?: string };
+}
+
+/**
+ * How an update of the stack replaces each service's tasks, one `<stack>_<service> <order>`
+ * per service, sorted (Swarm's default, stop-first, where the compose text sets none), with
+ * `, rolled back on failure within <monitor>` where it does.
+ */
+export function updateOrders(stackName: string, compose: string): string[] {
+  const file = (yaml.load(compose) ?? {}) as { services?: Record<string, { deploy?: ComposeDeployPart } | null> };
+  return Object.entries(file.services ?? {})
+    .map(([name, service]) => {
+      const update = service?.deploy?.update_config ?? {};
+      const rollback =
+        update.failure_action === "rollback" ? ` (rolled back on failure within ${update.monitor ?? "5s"})` : "";
+      return `${stackName}_${name} ${update.order ?? "stop-first"}${rollback}`;
+    })
+    .sort();
+}
+
+/** The line a preview shows for each stack: the order in which an update replaces each service's tasks. */
+export function updateOrdersLine(stackName: string, compose: string): string {
+  return `stack ${stackName} updates one task at a time: ${updateOrders(stackName, compose).join("; ")}`;
 }
 
 /** What is wrong with a stack's args (its name, secret names, timeout, deploy variable names), if anything. */
@@ -237,6 +260,12 @@ export class SwarmStack extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: args.dependsOn },
     );
+
+    // A preview says how an update would replace each service's tasks (start-first or
+    // stop-first), beside the diff of the compose text that shows what changes.
+    if (pulumi.runtime.isDryRun()) {
+      compose.apply((text) => pulumi.log.info(updateOrdersLine(args.stackName, text), this));
+    }
 
     this.stackName = pulumi.output(args.stackName);
     this.compose = compose;

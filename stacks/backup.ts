@@ -1,7 +1,15 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { BackupSettings, BackupTarget } from "../components/config";
-import { ComposeBind, ComposeFile, ComposeNetwork, ComposeServiceSecret, EndpointMode, RESTART_ANY } from "./compose";
+import {
+  ComposeBind,
+  ComposeFile,
+  ComposeNetwork,
+  ComposeServiceSecret,
+  EndpointMode,
+  RESTART_ANY,
+  rolling,
+} from "./compose";
 import { GHOST_DB_NAME, GHOST_DB_USER } from "./ghost";
 
 /**
@@ -167,7 +175,8 @@ export function backupCompose(settings: BackupSettings, ctx: BackupContext): Com
           endpoint_mode: ctx.endpointMode,
           placement: { constraints: backupConstraints(settings, ctx.defaultNode) },
           restart_policy: RESTART_ANY,
-          update_config: { parallelism: 1, order: "stop-first" },
+          // Stop-first: two jobs would run the same backup against one repository at once.
+          ...rolling("stop-first", "15s"),
         },
         // The job stops at once on SIGTERM, between runs or in one (restic leaves no half snapshot).
         stop_grace_period: "30s",

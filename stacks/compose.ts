@@ -74,13 +74,22 @@ export interface ComposeRestartPolicy {
 /** The apps' restart policy: whatever stopped a task, start it again 5 s later. */
 export const RESTART_ANY: ComposeRestartPolicy = { condition: "any", delay: "5s" };
 
+/**
+ * How Swarm replaces a task in an update: the old one stopped before the new one starts
+ * (`stop-first`, Swarm's default), or the new one started, and healthy where the service has a
+ * health check, before the old one stops (`start-first`: no moment without a task, but two run
+ * side by side for a while).
+ */
+export const UPDATE_ORDERS = ["stop-first", "start-first"] as const;
+export type UpdateOrder = (typeof UPDATE_ORDERS)[number];
+
 export interface ComposeUpdateConfig {
   parallelism?: number;
   delay?: string;
   failure_action?: "continue" | "rollback" | "pause";
   monitor?: string;
   max_failure_ratio?: number;
-  order?: "stop-first" | "start-first";
+  order?: UpdateOrder;
 }
 
 export interface ComposeDeploy {
@@ -92,6 +101,26 @@ export interface ComposeDeploy {
   restart_policy?: ComposeRestartPolicy;
   update_config?: ComposeUpdateConfig;
   rollback_config?: ComposeUpdateConfig;
+}
+
+/**
+ * The one update policy of every service, in its own order: one task at a time (`delay` apart,
+ * default none); a new task that fails, or stops being healthy, within `monitor` of its start
+ * fails the update, and Swarm rolls the whole service back to its previous spec, in the same
+ * order (so a start-first service keeps its old tasks serving through the rollback too). A
+ * rollback that fails in turn pauses, for a person to look at. stack-deploy.sh waits for the
+ * update to complete and fails naming the service and its task's error when it was rolled back.
+ */
+export function rolling(
+  order: UpdateOrder,
+  monitor: string,
+  delay?: string,
+): Required<Pick<ComposeDeploy, "update_config" | "rollback_config">> {
+  const common = { parallelism: 1, ...(delay === undefined ? {} : { delay }), order, monitor };
+  return {
+    update_config: { ...common, failure_action: "rollback" },
+    rollback_config: { ...common, failure_action: "pause" },
+  };
 }
 
 export interface ComposeHealthcheck {

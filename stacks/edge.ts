@@ -8,7 +8,7 @@
  */
 import type { EdgeSettings } from "../components/config";
 import { EDGE_HTTP_PORT, EDGE_HTTPS_PORT } from "../components/config";
-import { ComposeFile, ComposePort, ComposeService } from "./compose";
+import { ComposeFile, ComposePort, ComposeService, rolling } from "./compose";
 
 /** Where Caddy keeps its certificates and ACME account (the shared mount: every edge shares them). */
 export const EDGE_DATA_DIR = "/data";
@@ -149,9 +149,12 @@ export function edgeCompose(s: EdgeSettings, ctx: EdgeContext): ComposeFile {
       endpoint_mode: "dnsrr",
       placement: { constraints: [ctx.placement] },
       restart_policy: { condition: "any", delay: "2s" },
-      // One edge node at a time, the old task stopped first (host ports); keepalived moves the
-      // address off a node whose Caddy does not answer.
-      update_config: { parallelism: 1, delay: "10s", order: "stop-first", failure_action: "rollback", monitor: "15s" },
+      // One edge node at a time, 10 s apart, and stop-first: start-first is impossible here, as
+      // the new task publishes the same host-mode ports 80 and 443 on the same node (a global
+      // service has one task per node), which it cannot bind while the old task holds them, so
+      // Swarm could never place it. keepalived moves the address off a node whose Caddy does
+      // not answer meanwhile; a new Caddy that fails is rolled back.
+      ...rolling("stop-first", "15s", "10s"),
     },
     stop_grace_period: "10s",
   };

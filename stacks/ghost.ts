@@ -1,5 +1,5 @@
 import type { GhostSettings } from "../components/config";
-import { ComposeFile, ComposeNetwork, networkingErrors, RESTART_ANY } from "./compose";
+import { ComposeFile, ComposeNetwork, networkingErrors, RESTART_ANY, rolling, UpdateOrder } from "./compose";
 
 export interface GhostContext {
   /** Ghost's content folder on the shared (Gluster) mount, e.g. /mnt/swarmcloud/ghost/content. */
@@ -18,6 +18,19 @@ export interface GhostContext {
    */
   initDbPath?: string;
 }
+
+/**
+ * The database's update order, whatever the config says: stop-first, since two MySQL servers on
+ * one data folder, even for the moment of a start-first update, corrupt it. The config refuses
+ * `ghost.dbUpdateOrder: start-first` (components/config.ts).
+ */
+export const DB_UPDATE_ORDER: UpdateOrder = "stop-first";
+
+/**
+ * How long a new task must stay up (and healthy) after it started before Swarm counts it updated
+ * and goes on; a failure in that window rolls the service back.
+ */
+export const GHOST_UPDATE_MONITOR = "30s";
 
 /** Where the mysql and mariadb images read the SQL they run when they initialise an empty data folder. */
 export const DB_INITDB_DIR = "/docker-entrypoint-initdb.d";
@@ -151,8 +164,12 @@ function overlay(encrypt: boolean, extra: Partial<ComposeNetwork> = {}): Compose
  * - `ghost` runs `replicas` tasks on `backend` (to reach the database) and `frontend` (an
  *   ordinary overlay, so it can publish its port and reach the internet for themes/email).
  * - Data of both lives on the shared mount, so a task rescheduled to another node finds it.
- * - Both update stop-first: two databases on one data folder corrupt it, and two Ghosts
- *   migrating one database race.
+ * - Updates (`rolling`): the database always stop-first (DB_UPDATE_ORDER); Ghost in
+ *   `updateOrder`, start-first by default: each new Ghost task starts, migrates the database
+ *   when its version needs it (Ghost's knex-migrator holds the `migrations_lock` row meanwhile,
+ *   so a second Ghost that meets it waits out a restart instead of migrating too) and becomes
+ *   healthy before an old one stops, so readers never meet a moment without Ghost. A new task
+ *   that does not become healthy rolls the service back (README, "Updates").
  */
 export function ghostCompose(settings: GhostSettings, ctx: GhostContext): ComposeFile {
   const errors = networkingErrors("ghost", settings);
@@ -182,7 +199,7 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           endpoint_mode: settings.endpointMode,
           placement: { constraints: [...settings.dbPlacement] },
           restart_policy: RESTART_ANY,
-          update_config: { parallelism: 1, order: "stop-first", failure_action: "pause" },
+          ...rolling(DB_UPDATE_ORDER, GHOST_UPDATE_MONITOR),
         },
         healthcheck: { test: DB_HEALTHCHECK, interval: "10s", timeout: "5s", retries: 6, start_period: "180s" },
         stop_grace_period: "60s",
@@ -212,7 +229,7 @@ export function ghostCompose(settings: GhostSettings, ctx: GhostContext): Compos
           replicas: settings.replicas,
           endpoint_mode: settings.endpointMode,
           restart_policy: RESTART_ANY,
-          update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback", monitor: "30s" },
+          ...rolling(settings.updateOrder, GHOST_UPDATE_MONITOR),
         },
         healthcheck: { test: GHOST_HEALTHCHECK, interval: "15s", timeout: "5s", retries: 5, start_period: "180s" },
       },

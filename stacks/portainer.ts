@@ -1,5 +1,13 @@
 import type { PortainerSettings } from "../components/config";
-import { ComposeFile, ComposePort, DeployVariable, networkingErrors, RESTART_ANY } from "./compose";
+import {
+  ComposeFile,
+  ComposeNetwork,
+  ComposePort,
+  DeployVariable,
+  networkingErrors,
+  RESTART_ANY,
+  rolling,
+} from "./compose";
 
 export interface PortainerContext {
   /** Portainer's data folder on the shared mount, e.g. /mnt/swarmcloud/portainer. */
@@ -37,8 +45,15 @@ export const PORTAINER_HTTPS_PORT = 9443;
 /** The Docker name of the network the server shares with the front door (edge on): not the agents'. */
 export const PORTAINER_EDGE_NETWORK = "portainer_edge";
 export const PORTAINER_HTTP_PORT = 9000;
+/** How long a new Portainer task must keep running before an update goes on (a failure rolls it back). */
+export const PORTAINER_UPDATE_MONITOR = "15s";
 /** The agent's port on the overlay network (never published). */
 export const PORTAINER_AGENT_PORT = 9001;
+
+/** An overlay network only the stack's own services join (not attachable), encrypted on request. */
+function stackOnly(encrypt: boolean): ComposeNetwork {
+  return { driver: "overlay", attachable: false, ...(encrypt ? { driver_opts: { encrypted: "true" } } : {}) };
+}
 
 /**
  * Portainer server + agent, shaped like Portainer's own `portainer-agent-stack.yml`:
@@ -57,7 +72,15 @@ export const PORTAINER_AGENT_PORT = 9001;
  *   password in plain text and hashes it itself (`--admin-password` wants a bcrypt hash), so
  *   nobody can race the first-login page. The file is a Docker secret, so the password is in
  *   neither the spec nor the compose text.
- * - The server updates stop-first: two servers on one BoltDB file would fight over its lock.
+ * - Updates (`rolling`, rolled back when a new task fails within 15 s): the server stop-first,
+ *   since two servers on one BoltDB file would fight over its lock; the agents start-first, one
+ *   node at a time: an agent keeps no state and publishes no port (the overlay only), so for a
+ *   moment two agents of one node answer `tasks.agent` side by side, both speaking for the same
+ *   Docker, and the node never drops out of Portainer's view as it would while a stop-first
+ *   agent restarts.
+ * - No health check: Portainer's images hold the binary alone (no shell, no HTTP client:
+ *   portainer/portainer#1364, #3572), so nothing inside them can be asked; Swarm judges a
+ *   task by whether it keeps running.
  */
 export function portainerCompose(settings: PortainerSettings, ctx: PortainerContext): ComposeFile {
   const errors = networkingErrors("portainer", settings);
@@ -91,6 +114,7 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
           endpoint_mode: settings.endpointMode,
           placement: { constraints: ["node.platform.os==linux"] },
           restart_policy: RESTART_ANY,
+          ...rolling("start-first", PORTAINER_UPDATE_MONITOR),
         },
       },
       portainer: {
@@ -112,26 +136,14 @@ export function portainerCompose(settings: PortainerSettings, ctx: PortainerCont
           endpoint_mode: settings.endpointMode,
           placement: { constraints: ["node.role==manager"] },
           restart_policy: RESTART_ANY,
-          update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback" },
+          ...rolling("stop-first", PORTAINER_UPDATE_MONITOR),
         },
       },
     },
     networks: {
-      agent_network: {
-        driver: "overlay",
-        attachable: false,
-        ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
-      },
+      agent_network: stackOnly(ctx.encryptOverlay),
       // The front door reaches the server here, and so never the agents.
-      ...(ctx.edgeNetwork
-        ? {
-            edge: {
-              driver: "overlay" as const,
-              attachable: false,
-              ...(ctx.encryptOverlay ? { driver_opts: { encrypted: "true" } } : {}),
-            },
-          }
-        : {}),
+      ...(ctx.edgeNetwork ? { edge: stackOnly(ctx.encryptOverlay) } : {}),
     },
     secrets: {
       [PORTAINER_SECRET_KEY]: { external: true, name: ctx.adminPasswordSecret },

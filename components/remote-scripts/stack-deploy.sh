@@ -70,8 +70,12 @@ printf '%s\n' "$text" |
   docker stack deploy --prune --with-registry-auth --resolve-image "$RESOLVE_IMAGE" -c - "$STACK" >&2
 
 # 3. Wait until every service runs all its replicas (global services: one per eligible node)
-#    and no rolling update is in progress; two clean polls in a row count as converged.
-#    Prints one line per service that is not there yet; "FAILED" lines end the wait at once.
+#    and its update, when the deploy started one, has completed (each service's update order
+#    and rollback are its compose file's update_config: stacks/compose.ts `rolling`); two clean
+#    polls in a row count as converged. Prints one line per service that is not there yet.
+#    A "FAILED <service> <state> <message>" line ends the wait at once: Swarm rolled the update
+#    back (rollback_completed: a new task failed, or was not healthy, within the monitor
+#    window) or paused it (paused, rollback_paused).
 pending() {
   local id name replicas running desired state
   docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.ID}} {{.Name}} {{.Replicas}}' |
@@ -81,7 +85,7 @@ pending() {
       state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$id" 2>/dev/null || true)
       case "$state" in
         paused | rollback_paused | rollback_completed)
-          printf 'FAILED %s: update %s: %s\n' "$name" "$state" \
+          printf 'FAILED %s %s %s\n' "$name" "$state" \
             "$(docker service inspect --format '{{.UpdateStatus.Message}}' "$id" 2>/dev/null || true)"
           continue
           ;;
@@ -96,6 +100,24 @@ pending() {
     done
 }
 
+# task_lines SERVICE [FILTER]: "<task> on <node>: <error>" of SERVICE's tasks, newest first
+# (`docker service ps --no-trunc`, its Error column whole), FILTER a `--filter` of it.
+task_lines() {
+  docker service ps --no-trunc ${2:+--filter "$2"} --format '{{.Name}} on {{.Node}}: {{.Error}}' "$1" 2>/dev/null || true
+}
+
+# failed_task SERVICE MESSAGE: the task whose failure ended SERVICE's update and its error: the
+# task MESSAGE names (Swarm's "update rolled back due to failure or early termination of task
+# <id>"), else the newest task of SERVICE with an error.
+failed_task() {
+  local id line
+  id=$(printf '%s\n' "$2" | grep -oE 'task [a-z0-9]{25}' | head -n 1 | cut -d' ' -f2 || true)
+  line=""
+  [ -z "$id" ] || line=$(task_lines "$1" "id=$id" | grep -v ': $' | head -n 1 || true)
+  [ -n "$line" ] || line=$(task_lines "$1" | grep -v ': $' | head -n 1 || true)
+  printf '%s\n' "${line:-no task of $1 reports an error}"
+}
+
 report() {
   local name
   info "stack $STACK did not converge:"
@@ -103,8 +125,21 @@ report() {
   for name in $(docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.Name}}'); do
     info "tasks of $name (newest first):"
     docker service ps --no-trunc --format '  {{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}' "$name" 2>&1 |
-      head -n 8 >&2 || true
+      head -n 6 >&2 || true
   done
+}
+
+# update_failed LINES: the FAILED lines of `pending` as errors, last (the caller shows a
+# failed step's last lines): the service, what Swarm did, its message, the failed task's error.
+update_failed() {
+  local _failed name state message
+  while read -r _failed name state message; do
+    case "$state" in
+      rollback_completed) info "service $name: the update failed and Swarm rolled it back (the previous spec runs): $message" ;;
+      *) info "service $name: the update stopped ($state): $message" ;;
+    esac
+    info "  failed task $(failed_task "$name" "$message")"
+  done < <(printf '%s\n' "$1" | grep '^FAILED ')
 }
 
 deadline=$((SECONDS + TIMEOUT))
@@ -114,6 +149,7 @@ while :; do
   case "$waiting" in
     *FAILED*)
       report "$waiting"
+      update_failed "$waiting"
       exit 1
       ;;
   esac

@@ -68,6 +68,12 @@ describe("parseConfig defaults", () => {
     expect(config.gluster.replica).toBe(3);
     expect(config.gluster.arbiter).toBe(false);
     expect(config.ghost.dbReplicas).toBe(1);
+    // Ghost updates start-first, its database stop-first (README, "Updates without downtime").
+    expect([config.ghost.updateOrder, config.ghost.dbUpdateOrder]).toEqual(["start-first", "stop-first"]);
+    expect(parse({ ghost: { updateOrder: "stop-first" } })).toMatchObject({
+      errors: [],
+      config: { ghost: { updateOrder: "stop-first", dbUpdateOrder: "stop-first" } },
+    });
     expect(config.sshUser).toBe("root");
     expect(config.sshPort).toBe(22);
     expect(config.hasSshPrivateKey).toBe(false);
@@ -374,6 +380,20 @@ const ERRORS: Row[] = [
     `swarmcloud:ghost.dbReplicas = ${dbReplicas}: `,
     "must be 1: two MySQL servers on the same shared files corrupt each other; remove the setting",
   ]),
+  // updates
+  [
+    "the database asked to update start-first",
+    { ghost: { dbUpdateOrder: "start-first" } },
+    'swarmcloud:ghost.dbUpdateOrder = "start-first": ',
+    "must be stop-first: a start-first update runs the new database beside the old one on the same data folder, " +
+      "which corrupts it; remove the setting (Ghost itself updates start-first: ghost.updateOrder)",
+  ],
+  [
+    "an update order that is not one",
+    { ghost: { updateOrder: "rolling" } },
+    'swarmcloud:ghost.updateOrder = "rolling": ',
+    "must be one of stop-first, start-first",
+  ],
   // unknown keys
   [
     "a typo in a gluster key",

@@ -136,7 +136,9 @@ describe("the edge stack", () => {
       endpoint_mode: "dnsrr",
       placement: { constraints: ["node.role==manager"] },
       restart_policy: { condition: "any", delay: "2s" },
+      // stop-first: the new task cannot bind the host ports 80 and 443 while the old one holds them.
       update_config: { parallelism: 1, delay: "10s", order: "stop-first", failure_action: "rollback", monitor: "15s" },
+      rollback_config: { parallelism: 1, delay: "10s", order: "stop-first", failure_action: "pause", monitor: "15s" },
     });
     expect(caddySvc.ports).toEqual([
       { target: 80, published: 80, protocol: "tcp", mode: "host" },

@@ -340,6 +340,9 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
       PUBLISH: "published=2368,target=2368,protocol=tcp,mode=ingress",
       CLIENT: GHOST_SETUP_CLIENT,
     });
+    // The image the one-shot runs in is a fact, not a reason to run: a new Ghost image is the deploy's alone.
+    expect(setup.inputs.environment.IMAGE).toBeUndefined();
+    expect(setup.inputs.context).toEqual({ IMAGE: "ghost:5", RESOLVE_IMAGE: "always" });
     // The generated password (the mocks return a RandomPassword's inputs: no result) on stdin only.
     const owner = named("random:index/randomPassword:RandomPassword", `${c.stack}-ghost-owner-password`);
     expect(owner.inputs).toMatchObject({ length: 32, special: false });

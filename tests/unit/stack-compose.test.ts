@@ -9,6 +9,7 @@ import {
   deployVariableNames,
   networkingErrors,
   renderCompose,
+  rolling,
   toYaml,
   validateCompose,
 } from "../../stacks/compose";
@@ -207,6 +208,38 @@ describe("validation", () => {
   });
 });
 
+describe("rolling: the one update policy", () => {
+  test("one task at a time in the given order, rolled back on a failure within the monitor window; a failed rollback pauses", () => {
+    expect(rolling("start-first", "30s")).toEqual({
+      update_config: { parallelism: 1, order: "start-first", monitor: "30s", failure_action: "rollback" },
+      rollback_config: { parallelism: 1, order: "start-first", monitor: "30s", failure_action: "pause" },
+    });
+    expect(rolling("stop-first", "15s", "10s")).toEqual({
+      update_config: { parallelism: 1, delay: "10s", order: "stop-first", monitor: "15s", failure_action: "rollback" },
+      rollback_config: { parallelism: 1, delay: "10s", order: "stop-first", monitor: "15s", failure_action: "pause" },
+    });
+  });
+
+  test("rendered as compose keys docker stack deploy reads (update_config, rollback_config)", () => {
+    const text = renderCompose({
+      version: "3.8",
+      services: { a: { image: "x", deploy: rolling("start-first", "5s") } },
+    });
+    expect(yaml.load(text)).toEqual({
+      version: "3.8",
+      services: {
+        a: {
+          image: "x",
+          deploy: {
+            update_config: { parallelism: 1, order: "start-first", monitor: "5s", failure_action: "rollback" },
+            rollback_config: { parallelism: 1, order: "start-first", monitor: "5s", failure_action: "pause" },
+          },
+        },
+      },
+    });
+  });
+});
+
 describe("ghost stack", () => {
   const file = ghostCompose(ghost, ctx);
   const yaml = renderCompose(file);
@@ -288,6 +321,33 @@ describe("ghost stack", () => {
     expect(yaml).not.toMatch(/[^$]\$[^$]/);
   });
 
+  test("updates: Ghost start-first (ghost.updateOrder), the database stop-first whatever the settings say, both rolled back on failure", () => {
+    expect(file.services.ghost!.deploy).toMatchObject({
+      update_config: { parallelism: 1, order: "start-first", failure_action: "rollback", monitor: "30s" },
+      rollback_config: { parallelism: 1, order: "start-first", failure_action: "pause", monitor: "30s" },
+    });
+    expect(file.services.db!.deploy).toMatchObject({
+      update_config: { parallelism: 1, order: "stop-first", failure_action: "rollback", monitor: "30s" },
+      rollback_config: { parallelism: 1, order: "stop-first", failure_action: "pause", monitor: "30s" },
+    });
+    const stopFirst = ghostCompose({ ...ghost, updateOrder: "stop-first" }, ctx);
+    expect(stopFirst.services.ghost!.deploy?.update_config?.order).toBe("stop-first");
+    expect(stopFirst.services.ghost!.deploy?.rollback_config?.order).toBe("stop-first");
+    // The config refuses it (config-rules); the spec never renders it either.
+    const asked = ghostCompose({ ...ghost, dbUpdateOrder: "start-first" }, ctx);
+    expect(asked.services.db!.deploy?.update_config?.order).toBe("stop-first");
+    // An image change is one changed line per service whose image changed.
+    expect(changedLines(yaml, renderCompose(ghostCompose({ ...ghost, image: "ghost:5.130.7" }, ctx)))).toEqual([
+      ['    image: "ghost:5"', '    image: "ghost:5.130.7"'],
+    ]);
+    expect(
+      changedLines(yaml, renderCompose(ghostCompose({ ...ghost, image: "ghost:6", dbImage: "mysql:8.4.7" }, ctx))),
+    ).toEqual([
+      ['    image: "mysql:8.4"', '    image: "mysql:8.4.7"'],
+      ['    image: "ghost:5"', '    image: "ghost:6"'],
+    ]);
+  });
+
   test("encrypted overlay networks on request", () => {
     const enc = ghostCompose(ghost, { ...ctx, encryptOverlay: true });
     expect(enc.networks?.backend?.driver_opts).toEqual({ encrypted: "true" });
@@ -336,6 +396,12 @@ describe("portainer stack", () => {
       attachable: false,
       driver_opts: { encrypted: "true" },
     });
+  });
+
+  test("updates: the agents start-first (stateless, no published port), the server stop-first (one BoltDB), both rolled back on failure", () => {
+    expect(file.services.agent!.deploy).toMatchObject(rolling("start-first", "15s"));
+    expect(file.services.portainer!.deploy).toMatchObject(rolling("stop-first", "15s"));
+    expect(file.services.agent!.deploy?.update_config?.failure_action).toBe("rollback");
   });
 
   test("the agent secret: the agent reads it from a Docker secret (its arguments file), the server from its environment, filled in by the deploy", () => {

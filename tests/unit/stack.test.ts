@@ -13,6 +13,8 @@ import {
   secretVersion,
   serviceLines,
   SwarmStack,
+  updateOrders,
+  updateOrdersLine,
   versionedSecretName,
 } from "../../components/stack";
 import { script } from "../../components/remote-scripts";
@@ -152,6 +154,28 @@ describe("SwarmStack", () => {
     expect(serviceLines("s", compose)).toBe("s_agent global\ns_db replicated 3\ns_web replicated 1");
     expect(serviceLines("s", 'version: "3.8"\nservices: {}\n')).toBe("");
     expect(serviceLines("s", "")).toBe("");
+  });
+
+  test("updateOrders: each service's update order (stop-first, Swarm's default, where none is set), with its rollback window", () => {
+    const text = renderCompose(
+      ghostCompose(ghost, {
+        contentPath: "/c",
+        dbPath: "/d",
+        url: "http://x",
+        encryptOverlay: false,
+        secretNames: { dbPassword: "a", dbRootPassword: "b" },
+      }),
+    );
+    expect(updateOrders("ghost", text)).toEqual([
+      "ghost_db stop-first (rolled back on failure within 30s)",
+      "ghost_ghost start-first (rolled back on failure within 30s)",
+    ]);
+    expect(updateOrdersLine("ghost", text)).toBe(
+      "stack ghost updates one task at a time: ghost_db stop-first (rolled back on failure within 30s); " +
+        "ghost_ghost start-first (rolled back on failure within 30s)",
+    );
+    expect(updateOrders("s", 'services:\n  web:\n    image: "x"\n')).toEqual(["s_web stop-first"]);
+    expect(updateOrders("s", "")).toEqual([]);
   });
 
   test("secrets go on stdin as name=base64 lines and appear nowhere else", async () => {
