@@ -1421,7 +1421,25 @@ function validateCluster(c: SwarmcloudConfig, credentials: Credentials, problems
   }
   validateGluster(c, problems);
   validatePorts(c, problems);
+  validateGhostUpdates(c, problems);
   if (c.edge !== undefined) validateEdge(c, c.edge, problems);
+}
+
+/**
+ * A start-first update of Ghost published in host mode needs a node whose port is free: each task
+ * holds `ghost.port` on its own node, so the new task can only start where no Ghost runs, and
+ * with as many replicas as active nodes Swarm could never place it (the update would hang).
+ */
+function validateGhostUpdates(c: SwarmcloudConfig, problems: Problems): void {
+  const g = c.ghost;
+  if (!g.enabled || g.publishMode !== "host" || g.updateOrder !== "start-first") return;
+  const active = c.nodes.filter((n) => n.availability === "active").length;
+  if (g.replicas < active) return;
+  problems.error(
+    "ghost.updateOrder",
+    g.updateOrder,
+    `with ghost.publishMode host every Ghost task holds port ${g.port} on its node, so a start-first update needs a node without one, and ${g.replicas} replica(s) on ${active} active node(s) leave none; set ghost.updateOrder: stop-first, lower ghost.replicas, or add a node`,
+  );
 }
 
 /** The nodes that may hold the front door's address and run its Caddy: the managers, or the nodes labelled edge=true. */

@@ -75,7 +75,8 @@ printf '%s\n' "$text" |
 #    polls in a row count as converged. Prints one line per service that is not there yet.
 #    A "FAILED <service> <state> <message>" line ends the wait at once: Swarm rolled the update
 #    back (rollback_completed: a new task failed, or was not healthy, within the monitor
-#    window) or paused it (paused, rollback_paused).
+#    window) or paused it (paused, rollback_paused). The deploy's update of a service resets
+#    its UpdateStatus (Swarm's UpdateService does), so a state seen here is this deploy's.
 pending() {
   local id name replicas running desired state
   docker service ls --filter "label=$NAMESPACE_LABEL" --format '{{.ID}} {{.Name}} {{.Replicas}}' |

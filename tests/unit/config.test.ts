@@ -389,6 +389,18 @@ const ERRORS: Row[] = [
       "which corrupts it; remove the setting (Ghost itself updates start-first: ghost.updateOrder)",
   ],
   [
+    "Ghost start-first in host mode with a replica on every node (no node to start the new task on)",
+    {
+      managers: 1,
+      workers: 1,
+      gluster: { replica: 2 },
+      ghost: { publishMode: "host", endpointMode: "dnsrr", replicas: 2 },
+    },
+    'swarmcloud:ghost.updateOrder = "start-first": ',
+    "with ghost.publishMode host every Ghost task holds port 2368 on its node, so a start-first update needs a node " +
+      "without one, and 2 replica(s) on 2 active node(s) leave none; set ghost.updateOrder: stop-first, lower ghost.replicas, or add a node",
+  ],
+  [
     "an update order that is not one",
     { ghost: { updateOrder: "rolling" } },
     'swarmcloud:ghost.updateOrder = "rolling": ',
@@ -461,6 +473,27 @@ describe("parseConfig errors", () => {
     find(errors, 'swarmcloud:environment = "aws": ');
     find(errors, "swarmcloud:ghost.dbReplicas = 2: ");
     find(errors, "swarmcloud:gluster.replcia = 3: ");
+  });
+
+  test("Ghost start-first in host mode needs a node without a Ghost task: fewer replicas than active nodes, or stop-first", () => {
+    const host = { publishMode: "host", endpointMode: "dnsrr" };
+    const two = { managers: 1, workers: 1, gluster: { replica: 2 } };
+    expect(parse({ ...two, ghost: { ...host, replicas: 1 } }, WITH_KEY).errors).toEqual([]);
+    expect(parse({ ...two, ghost: { ...host, replicas: 2, updateOrder: "stop-first" } }, WITH_KEY).errors).toEqual([]);
+    // Through the ingress mesh no task holds a port of its node.
+    expect(parse({ ...two, ghost: { replicas: 2 } }, WITH_KEY).errors).toEqual([]);
+    // A drained node takes no new task.
+    const drained = {
+      nodes: [
+        { name: "manager-1", role: "manager", address: "10.0.0.11" },
+        { name: "worker-1", role: "worker", address: "10.0.0.31" },
+        { name: "worker-2", role: "worker", address: "10.0.0.32", availability: "drain" },
+      ],
+      environment: "ssh",
+    };
+    expect(
+      find(parse({ ...drained, ghost: { ...host, replicas: 2 } }, WITH_KEY).errors, "swarmcloud:ghost.updateOrder"),
+    ).toContain("2 replica(s) on 2 active node(s) leave none");
   });
 
   test("a replica larger than the listed brick nodes counts only those nodes", () => {
