@@ -17,6 +17,19 @@ export const EDGE_CADDYFILE = "/etc/caddy/Caddyfile";
 export const EDGE_ACME_ROOT_FILE = "/etc/caddy/acme-root.pem";
 /** The route on port 80 that answers 200 while Caddy runs: keepalived's check, the load balancer's. */
 export const EDGE_HEALTH_PATH = "/healthz";
+/**
+ * Healthy while Caddy answers its health route on port 80, asked from inside the task: busybox's
+ * `wget` in the official (Alpine) image, Debian's in the lab's. A new Caddy that does not answer
+ * fails its update, and Swarm rolls the edge back.
+ */
+export const EDGE_HEALTHCHECK = [
+  "CMD",
+  "wget",
+  "-q",
+  "-O",
+  "/dev/null",
+  `http://127.0.0.1:${EDGE_HTTP_PORT}${EDGE_HEALTH_PATH}`,
+];
 /** Caddy's internal CA root, relative to the storage folder (when no domain is set). */
 export const EDGE_INTERNAL_ROOT = "pki/authorities/local/root.crt";
 
@@ -156,6 +169,7 @@ export function edgeCompose(s: EdgeSettings, ctx: EdgeContext): ComposeFile {
       // not answer meanwhile; a new Caddy that fails is rolled back.
       ...rolling("stop-first", "15s", "10s"),
     },
+    healthcheck: { test: EDGE_HEALTHCHECK, interval: "10s", timeout: "5s", retries: 3, start_period: "30s" },
     stop_grace_period: "10s",
   };
   return {

@@ -11,7 +11,15 @@ import * as os from "os";
 import * as path from "path";
 import { DEFAULTS, EdgeSettings } from "../../components/config";
 import { renderCompose } from "../../stacks/compose";
-import { EDGE_ACME_ROOT_FILE, EDGE_DATA_DIR, edgeCaddyfile, edgeCompose, EdgeContext } from "../../stacks/edge";
+import {
+  EDGE_ACME_ROOT_FILE,
+  EDGE_DATA_DIR,
+  EDGE_HEALTH_PATH,
+  EDGE_HEALTHCHECK,
+  edgeCaddyfile,
+  edgeCompose,
+  EdgeContext,
+} from "../../stacks/edge";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
 const ON: EdgeSettings = { ...DEFAULTS.edge, enabled: true, address: "172.30.0.200" };
@@ -146,6 +154,19 @@ describe("the edge stack", () => {
       { target: 8443, published: 8443, protocol: "tcp", mode: "host" },
     ]);
     expect(caddySvc.image).toBe("caddy:2");
+  });
+
+  test("a health check: wget of the health route Caddy serves on port 80, from inside the task", () => {
+    expect(caddySvc.healthcheck).toEqual({
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:80/healthz"],
+      interval: "10s",
+      timeout: "5s",
+      retries: 3,
+      start_period: "30s",
+    });
+    expect(EDGE_HEALTHCHECK.at(-1)).toBe(`http://127.0.0.1:80${EDGE_HEALTH_PATH}`);
+    // The route answers on the plain-HTTP site, whatever the host asked for.
+    expect(edgeCaddyfile(ON, CTX)).toContain(`http:// {\n\thandle ${EDGE_HEALTH_PATH} {\n\t\trespond "ok" 200`);
   });
 
   test("on the apps' networks (made by their stacks), storage on the shared mount, the Caddyfile in its environment", () => {
