@@ -90,8 +90,15 @@ pending() {
             "$(docker service inspect --format '{{.UpdateStatus.Message}}' "$id" 2>/dev/null || true)"
           continue
           ;;
-        updating | rollback_started)
-          printf '%s %s (update %s)\n' "$name" "$replicas" "$state"
+        updating)
+          printf '%s %s (update updating)\n' "$name" "$replicas"
+          continue
+          ;;
+        rollback_started)
+          # The message names the task whose failure started the rollback; once the rollback
+          # has completed it says only "rollback completed", so the wait keeps this line.
+          printf '%s %s (update rollback_started: %s)\n' "$name" "$replicas" \
+            "$(docker service inspect --format '{{.UpdateStatus.Message}}' "$id" 2>/dev/null || true)"
           continue
           ;;
       esac
@@ -102,20 +109,25 @@ pending() {
 }
 
 # task_lines SERVICE [FILTER]: "<task> on <node>: <error>" of SERVICE's tasks, newest first
-# (`docker service ps --no-trunc`, its Error column whole), FILTER a `--filter` of it.
+# (`docker service ps --no-trunc`, its Error column whole, without the quotes it prints around
+# it), each after "<image>|"; FILTER a `--filter` of it.
 task_lines() {
-  docker service ps --no-trunc ${2:+--filter "$2"} --format '{{.Name}} on {{.Node}}: {{.Error}}' "$1" 2>/dev/null || true
+  docker service ps --no-trunc ${2:+--filter "$2"} --format '{{.Image}}|{{.Name}} on {{.Node}}: {{.Error}}' "$1" 2>/dev/null |
+    sed 's/: "\(.*\)"$/: \1/' || true
 }
 
-# failed_task SERVICE MESSAGE: the task whose failure ended SERVICE's update and its error: the
-# task MESSAGE names (Swarm's "update rolled back due to failure or early termination of task
-# <id>"), else the newest task of SERVICE with an error.
+# failed_task SERVICE MESSAGES IMAGE: the task whose failure ended SERVICE's update and its error:
+# the task MESSAGES name (Swarm's "update rolled back due to failure or early termination of task
+# <id>", seen while the rollback ran), else the newest task of IMAGE (the spec that failed) with
+# an error, else the newest task of SERVICE with an error.
 failed_task() {
   local id line
-  id=$(printf '%s\n' "$2" | grep -oE 'task [a-z0-9]{25}' | head -n 1 | cut -d' ' -f2 || true)
+  id=$(printf '%s\n' "$2" | grep -oE 'task [a-z0-9]{25}' | tail -n 1 | cut -d' ' -f2 || true)
   line=""
   [ -z "$id" ] || line=$(task_lines "$1" "id=$id" | grep -v ': $' | head -n 1 || true)
+  [ -n "$line" ] || line=$(task_lines "$1" | grep -F "$3|" | grep -v ': $' | head -n 1 || true)
   [ -n "$line" ] || line=$(task_lines "$1" | grep -v ': $' | head -n 1 || true)
+  line=${line#*|}
   printf '%s\n' "${line:-no task of $1 reports an error}"
 }
 
@@ -130,30 +142,38 @@ report() {
   done
 }
 
-# update_failed LINES: the FAILED lines of `pending` as errors, last (the caller shows a
-# failed step's last lines): the service, what Swarm did, its message, the failed task's error.
+# update_failed LINES SEEN: the FAILED lines of `pending` as errors, last (the caller shows a
+# failed step's last lines): the service, what Swarm did, its message, the failed task's error
+# (SEEN: every earlier `pending` line, where a rollback's first message names the task).
 update_failed() {
-  local _failed name state message
+  local _failed name state message seen image
   while read -r _failed name state message; do
+    seen="$(printf '%s\n' "$2" | grep -F "$name " || true)"
     case "$state" in
-      rollback_completed) info "service $name: the update failed and Swarm rolled it back (the previous spec runs): $message" ;;
-      *) info "service $name: the update stopped ($state): $message" ;;
+      rollback_completed)
+        image=$(docker service inspect --format '{{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}' "$name" 2>/dev/null || true)
+        info "service $name: the update failed and Swarm rolled it back (the previous spec runs): $message" ;;
+      *)
+        image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$name" 2>/dev/null || true)
+        info "service $name: the update stopped ($state): $message" ;;
     esac
-    info "  failed task $(failed_task "$name" "$message")"
+    info "  failed task $(failed_task "$name" "$message"$'\n'"$seen" "${image:-none}")"
   done < <(printf '%s\n' "$1" | grep '^FAILED ')
 }
 
 deadline=$((SECONDS + TIMEOUT))
 clean=0
+seen=""
 while :; do
   waiting=$(pending) || waiting="(could not list the services of $STACK; retrying)"
   case "$waiting" in
     *FAILED*)
       report "$waiting"
-      update_failed "$waiting"
+      update_failed "$waiting" "$seen"
       exit 1
       ;;
   esac
+  seen="$seen$waiting"$'\n'
   if [ -z "$waiting" ]; then
     clean=$((clean + 1))
     [ "$clean" -ge 2 ] && break

@@ -16,12 +16,15 @@ const NS = "label=com.docker.stack.namespace=ghost";
 
 /**
  * A manager with one service, ghost_ghost (id1, 2/2 running). Each poll of its update state
- * takes the next line of the file `states` (the last one repeats); the update's message is the
- * file `message`. Its tasks: the newest one, ghost_ghost.2 on worker-1, failed with the task
- * error below (the task TASK); an older one without an error. `sleep` returns at once.
+ * takes the next line of the file `states` (the last one repeats); its message is Swarm's: the
+ * file `message` until the rollback has completed, "rollback completed" after. Its spec's image
+ * is img:paused, the spec a rollback left behind img:broken. Its tasks, newest first, their
+ * errors quoted as the Docker CLI prints them: an older task of img:old that exited 2, then the
+ * failed task TASK of img:broken, then one without an error. `sleep` returns at once.
  */
 const DOCKER = [
   'echo "$*" >>"$STAND_IN_DIR/docker.log"',
+  `TASKS='img:old|ghost_ghost.1 on worker-2: "task: non-zero exit (2)"'$'\\n''img:broken|ghost_ghost.2 on worker-1: "task: non-zero exit (1)"'$'\\n''img:new|ghost_ghost.2 on worker-2: '`,
   'case "$*" in',
   '  "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}") echo "active true" ;;',
   '  "stack deploy "*) cat >/dev/null ;;',
@@ -29,13 +32,15 @@ const DOCKER = [
   '  "service inspect --format {{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}} id1")',
   '    n=$(($(cat "$STAND_IN_DIR/polls" 2>/dev/null || echo 0) + 1)); echo "$n" >"$STAND_IN_DIR/polls"',
   '    line=$(sed -n "${n}p" "$STAND_IN_DIR/states"); [ -n "$line" ] || line=$(tail -n 1 "$STAND_IN_DIR/states")',
-  '    [ "$line" = none ] || echo "$line" ;;',
-  '  "service inspect --format {{.UpdateStatus.Message}} id1") cat "$STAND_IN_DIR/message" ;;',
-  `  "service ps --no-trunc --filter id=${TASK} --format {{.Name}} on {{.Node}}: {{.Error}} ghost_ghost")`,
-  '    echo "ghost_ghost.2 on worker-1: task: non-zero exit (1)" ;;',
+  '    echo "$line" >"$STAND_IN_DIR/state"; [ "$line" = none ] || echo "$line" ;;',
+  '  "service inspect --format {{.UpdateStatus.Message}} id1")',
+  '    if [ "$(cat "$STAND_IN_DIR/state")" = rollback_completed ]; then echo "rollback completed"; else cat "$STAND_IN_DIR/message"; fi ;;',
+  '  "service inspect --format {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}} ghost_ghost") echo img:broken ;;',
+  '  "service inspect --format {{.Spec.TaskTemplate.ContainerSpec.Image}} ghost_ghost") echo img:paused ;;',
+  `  "service ps --no-trunc --filter id=${TASK} --format {{.Image}}|{{.Name}} on {{.Node}}: {{.Error}} ghost_ghost")`,
+  '    printf "%s\\n" "$TASKS" | sed -n 2p ;;',
   '  "service ps --no-trunc --filter id="*) ;;',
-  '  "service ps --no-trunc --format {{.Name}} on {{.Node}}: {{.Error}} ghost_ghost")',
-  '    printf "%s\\n" "ghost_ghost.1 on worker-2: " "ghost_ghost.2 on worker-1: starting container failed: unhealthy container" ;;',
+  '  "service ps --no-trunc --format {{.Image}}|{{.Name}} on {{.Node}}: {{.Error}} ghost_ghost") printf "%s\\n" "$TASKS" ;;',
   '  "service ps --no-trunc --format "*) echo "  ghost_ghost.2 worker-1 Failed task: non-zero exit (1)" ;;',
   `  "service ls --filter ${NS} --format {{.Name}}") echo ghost_ghost ;;`,
   '  "secret ls "*) ;;',
@@ -88,25 +93,32 @@ describe("stack-deploy.sh: the wait for each service's update", () => {
     expect(r.stdout).toBe("ghost_ghost replicated 2/2");
   });
 
-  test("a rollback in progress is waited for; once Swarm rolled back, it fails naming the service and the task's error", () => {
+  test("a rollback in progress is waited for; once Swarm rolled back, it fails naming the service and the task its rollback named", () => {
     const message = `update rolled back due to failure or early termination of task ${TASK}`;
-    const r = deploy(["updating", "rollback_started", "rollback_completed"], message);
+    const r = deploy(["updating", "rollback_started", "rollback_started", "rollback_completed"], message);
     expect(r.code).toBe(1);
-    expect(r.polls).toBe(3);
-    const last = r.stderr.split("\n").slice(-2);
-    expect(last).toEqual([
-      `service ghost_ghost: the update failed and Swarm rolled it back (the previous spec runs): ${message}`,
+    expect(r.polls).toBe(4);
+    expect(r.stderr.split("\n").slice(-2)).toEqual([
+      "service ghost_ghost: the update failed and Swarm rolled it back (the previous spec runs): rollback completed",
       "  failed task ghost_ghost.2 on worker-1: task: non-zero exit (1)",
     ]);
     expect(r.stderr).toContain("stack ghost did not converge:");
   });
 
-  test("a paused update without a task in its message: the newest task with an error is named", () => {
+  test("rolled back before a poll saw it roll back: the newest failed task of the image that failed, not an older failure", () => {
+    const r = deploy(["updating", "rollback_completed"], "update in progress");
+    expect(r.code).toBe(1);
+    expect(r.stderr.split("\n").slice(-1)).toEqual([
+      "  failed task ghost_ghost.2 on worker-1: task: non-zero exit (1)",
+    ]);
+  });
+
+  test("a paused update whose image has no failed task: the newest task with an error is named", () => {
     const r = deploy(["paused"], "update paused due to failure or early termination of a task");
     expect(r.code).toBe(1);
     expect(r.stderr.split("\n").slice(-2)).toEqual([
       "service ghost_ghost: the update stopped (paused): update paused due to failure or early termination of a task",
-      "  failed task ghost_ghost.2 on worker-1: starting container failed: unhealthy container",
+      "  failed task ghost_ghost.1 on worker-2: task: non-zero exit (2)",
     ]);
   });
 });
