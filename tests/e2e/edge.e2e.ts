@@ -1,5 +1,5 @@
 /**
- * The front door, for real (swarmcloud:edge; not in .ci/run yet): keepalived on two edge nodes
+ * The front door, for real (swarmcloud:edge): keepalived on two edge nodes
  * (the workers, labelled edge=true, so the database, on a manager, never shares a node with the
  * address) holding a floating address on the lab network, Caddy on each (the lab's image of
  * Debian's caddy), a certificate from Pebble (Debian's pebble, the ACME test server, run on this
@@ -7,7 +7,9 @@
  * challenge), checked with openssl s_client against Pebble's root; the HTTP redirect and HSTS;
  * headless Chromium opening https://<lab domain>/ with the lab CA trusted; then the holder of
  * the address killed while a load loop asks the front door every 100 ms over HTTPS, and the
- * failed requests and seconds measured. `npm run test:edge`.
+ * failed requests and seconds measured; destroy. `npm run test:edge`. In CI's chain
+ * (SWARMCLOUD_LAB_HANDOFF=1) it takes the cluster the drift suite hands on and ends it; alone,
+ * it deploys its own.
  */
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
@@ -28,6 +30,7 @@ import {
   LabNode,
   onNode,
   PulumiCli,
+  readHandoff,
   REPO,
   Report,
   sh,
@@ -229,8 +232,20 @@ beforeAll(async () => {
   const t0 = Date.now();
   must(sh("bash", [BUILD, "all"], { env: WITH_EDGE }), "lab images");
   report.set("labImagesSeconds", (Date.now() - t0) / 1000);
-  lab("down");
-  lab("up", "3", "2");
+  // In CI's chain (SWARMCLOUD_LAB_HANDOFF=1) the cluster the apps suite deployed and the security
+  // and drift suites worked on: the front door is added to it by this suite's first up, and its
+  // destroy ends the chain. Otherwise a cluster of its own.
+  const attached = readHandoff();
+  if (attached) {
+    cli = new PulumiCli(attached.stack, bin, attached);
+    report.set("cluster", `handed on by the ${attached.by} suite (stack ${attached.stack})`);
+  } else {
+    lab("down");
+    lab("up", "3", "2");
+    cli = new PulumiCli(STACK, bin);
+    cli.init();
+    report.set("cluster", "deployed by this suite");
+  }
   must(sh("bash", [BUILD, "load-inventory"], { env: WITH_EDGE }), "loading lab images");
   inv = inventory();
   const prefix = inv.nodes[0]!.address.split(".").slice(0, 3).join(".");
@@ -238,8 +253,6 @@ beforeAll(async () => {
   vip = `${prefix}.200`;
   makePebbleCerts(gateway);
   await startPebble(gateway);
-  cli = new PulumiCli(STACK, bin);
-  cli.init();
   const labels = Object.fromEntries(EDGE_NODES.map((n) => [n, { edge: "true" }]));
   cli.setConfig({
     ...labConfig(inv, { apps: true, ghostReplicas: 2, labels }),
@@ -254,8 +267,10 @@ beforeAll(async () => {
       image: CADDY_IMAGE,
     },
   });
-  cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
-  for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+  if (!attached) {
+    cli.setSecret("sshPrivateKey", fs.readFileSync(inv.privateKeyPath, "utf8"));
+    for (const [k, v] of Object.entries(LAB_PASSWORDS)) cli.setSecret(k, v);
+  }
 }, 3600_000);
 
 afterAll(() => {
@@ -441,11 +456,14 @@ test("the killed node comes back with keepalived started by itself, as a reboote
   expect((await viaFrontDoor("/")).status).toBe(200);
 });
 
-test("destroy takes the front door down: no keepalived, no address, no edge stack", () => {
+test("destroy takes the front door down (no keepalived, no address) and leaves every node outside any swarm", () => {
   report.set("destroySeconds", cli.destroy());
   for (const name of EDGE_NODES) {
     const node = inv.nodes.find((n) => n.name === name)!;
     expect(onNode(node, "pgrep -x keepalived || echo none")).toBe("none");
     expect(onNode(node, `ip -4 -o addr show | grep -c ' ${vip}/32 ' || true`)).toBe("0");
+  }
+  for (const n of inventory().nodes) {
+    expect([n.name, onNode(n, "docker info --format '{{.Swarm.LocalNodeState}}'")]).toEqual([n.name, "inactive"]);
   }
 });
