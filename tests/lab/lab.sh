@@ -671,12 +671,17 @@ cmd_inventory() {
 
 # ---- preload (see the header) ----------------------------------------------------------------
 
-# docker_volume CONTAINER: the name of the node's /var/lib/docker volume
+# docker_volume CONTAINER: the name of the node's /var/lib/docker volume (the recipe's "docker")
 docker_volume() {
-  local out
-  out="$("$NODE_BIN" -e 'const r = require(process.argv[1]); process.stdout.write(r.volumes.docker)' \
-    "$REPO_ROOT/components/nodes/node-container.json")" || die "cannot read the docker volume's name"
-  printf '%s-%s\n' "$1" "$out"
+  recipe volumes "$1"
+  local v
+  for v in "${RECIPE[@]}"; do
+    if [[ "$v" == "$1-docker" ]]; then
+      printf '%s\n' "$v"
+      return 0
+    fi
+  done
+  die "the node recipe has no docker volume for $1"
 }
 
 # preload_dir: this node image's preload
