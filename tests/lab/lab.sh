@@ -58,8 +58,8 @@
 # Preload (lab only): loading the app images onto a node (`docker save | ssh node docker load`,
 # tests/lab/images/build.sh) took 250 s for 5 nodes here, most of it unpacking the same layers
 # five times. So once one fresh node has them, `preload-save` keeps its Docker image store (the
-# image metadata copied, the layer directories as hard links: no data copied) under
-# ${SWARMCLOUD_CACHE:-$HOME/.cache/swarmcloud}/preload/<node image id>, and `up`/`add` give a new
+# image metadata copied, the layer directories as hard links: no data copied) in the host
+# engine's volume swarmcloud-lab-preload, per node image id, and `up`/`add` give a new
 # node's /var/lib/docker volume that store before its dockerd starts. A preload is used only while
 # every image it lists has the same id on this machine (otherwise build.sh's load does the work);
 # SWARMCLOUD_LAB_PRELOAD=0 turns it off.
@@ -94,9 +94,10 @@ PREFIX="${SWARMCLOUD_LAB_PREFIX:-lab}"
 READY_TIMEOUT="${SWARMCLOUD_LAB_TIMEOUT:-180}"
 ENGINE_LOG="${SWARMCLOUD_LAB_ENGINE_LOG:-/var/log/swarmcloud-dockerd.log}"
 NODE_BIN="${SWARMCLOUD_LAB_NODE:-node}"
-PRELOAD_ROOT="${SWARMCLOUD_CACHE:-$HOME/.cache/swarmcloud}/preload"
+# The preloads live in a Docker volume of the host's engine (not the lab's: `down` keeps it), so
+# they are on the same mount as the nodes' volumes: hard links cannot cross mounts.
+readonly PRELOAD_VOLUME=swarmcloud-lab-preload
 readonly DOCKER LAB_DIR NETWORK NET_PREFIX DEBIAN_RELEASE IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
-readonly PRELOAD_ROOT
 readonly LABEL=swarmcloud.lab
 readonly KEY="$LAB_DIR/id_ed25519"
 readonly HOST_KEYS="$LAB_DIR/host-keys"
@@ -684,11 +685,13 @@ docker_volume() {
   die "the node recipe has no docker volume for $1"
 }
 
-# preload_dir: this node image's preload
+# preload_dir: this node image's preload (the volume made when first asked for)
 preload_dir() {
-  local id
+  local id root
   id="$(d image inspect --format '{{.Id}}' "$IMAGE")" || die "no node image $IMAGE (lab.sh image)"
-  printf '%s/%s\n' "$PRELOAD_ROOT" "${id#sha256:}"
+  d volume inspect "$PRELOAD_VOLUME" >/dev/null 2>&1 || d volume create "$PRELOAD_VOLUME" >/dev/null
+  root="$(d volume inspect --format '{{.Mountpoint}}' "$PRELOAD_VOLUME")"
+  printf '%s/%s\n' "$root" "${id#sha256:}"
 }
 
 # preload_restore CONTAINER VOLUME: the preload into the new node's empty docker volume, when
@@ -729,7 +732,6 @@ cmd_preload_save() {
     log "preload current ($dir)"
     return 0
   fi
-  mkdir -p "$PRELOAD_ROOT"
   tmp="$(mktemp -d "$dir.XXXXXX")"
   mkdir -p "$tmp/image/overlay2" "$tmp/overlay2/l"
   cp -a "$src/image/overlay2/imagedb" "$src/image/overlay2/layerdb" "$src/image/overlay2/repositories.json" \
