@@ -709,16 +709,37 @@ preload_restore() {
   done <"$dir/images"
   t0="$(now)"
   dst="$(d volume inspect --format '{{.Mountpoint}}' "$vol")"
-  mkdir -p "$dst/image" "$dst/overlay2"
-  cp -a "$dir/image/overlay2" "$dst/image/"
-  cp -al "$dir/overlay2/." "$dst/overlay2/"
+  # Only a speed-up: a copy that fails leaves the volume empty again (build.sh then loads).
+  if ! { mkdir -p "$dst/image" "$dst/overlay2" && cp -a "$dir/image/overlay2" "$dst/image/" &&
+    cp -al "$dir/overlay2/." "$dst/overlay2/"; }; then
+    rm -rf "${dst:?}/image" "${dst:?}/overlay2"
+    log "$c: preload failed (its images will be loaded instead)"
+    return 0
+  fi
   log "$c: preloaded $(wc -l <"$dir/images") image(s) in $(elapsed "$t0")s"
+}
+
+# preload_copy SRC DST: a node's image store (SRC: its /var/lib/docker) into DST: the image
+# metadata copied, each layer's directory (its cache-id; the files hold no newline) hard-linked,
+# with its short link in l/. Each step checked (it runs where set -e does not reach).
+preload_copy() {
+  local src="$1" dst="$2" f id short
+  mkdir -p "$dst/image/overlay2" "$dst/overlay2/l" || return 1
+  cp -a "$src/image/overlay2/imagedb" "$src/image/overlay2/layerdb" "$src/image/overlay2/repositories.json" \
+    "$dst/image/overlay2/" || return 1
+  rm -rf "$dst/image/overlay2/layerdb/mounts" || return 1
+  for f in "$src"/image/overlay2/layerdb/sha256/*/cache-id; do
+    id="$(<"$f")" || return 1
+    cp -al "$src/overlay2/$id" "$dst/overlay2/$id" || return 1
+    short="$(<"$src/overlay2/$id/link")" || return 1
+    ln -s "../$id/diff" "$dst/overlay2/l/$short" || return 1
+  done
 }
 
 # preload-save NODE: keep a fresh node's images as the preload (replacing an older one).
 cmd_preload_save() {
   (($# == 1)) || usage
-  local c src dir tmp list f id short
+  local c src dir tmp list
   require_engine
   c="$(resolve "$1")"
   [[ -z "$(d exec "$c" docker ps -aq)" ]] || die "$c runs containers: not a fresh node"
@@ -733,17 +754,10 @@ cmd_preload_save() {
     return 0
   fi
   tmp="$(mktemp -d "$dir.XXXXXX")"
-  mkdir -p "$tmp/image/overlay2" "$tmp/overlay2/l"
-  cp -a "$src/image/overlay2/imagedb" "$src/image/overlay2/layerdb" "$src/image/overlay2/repositories.json" \
-    "$tmp/image/overlay2/"
-  rm -rf "$tmp/image/overlay2/layerdb/mounts"
-  # Each layer's directory (its cache-id; the files hold no newline) and its short link in l/.
-  for f in "$src"/image/overlay2/layerdb/sha256/*/cache-id; do
-    id="$(<"$f")"
-    cp -al "$src/overlay2/$id" "$tmp/overlay2/$id"
-    short="$(<"$src/overlay2/$id/link")"
-    ln -s "../$id/diff" "$tmp/overlay2/l/$short"
-  done
+  preload_copy "$src" "$tmp" || {
+    rm -rf "$tmp"
+    die "copying $c's image store failed"
+  }
   printf '%s\n' "$list" >"$tmp/images"
   rm -rf "$dir"
   mv "$tmp" "$dir"
