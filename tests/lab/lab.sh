@@ -26,6 +26,8 @@
 #                              node serves the new key, record it in the lab dir (so a restart
 #                              keeps it), rewrite the inventory; print the new key
 #   inventory                  rewrite the inventory from Docker state and print it
+#   preload-save NODE          keep NODE's images (a fresh node: no container, no swarm) as the
+#                              preload of nodes made later from the same node image (below)
 #   stranger CMD...            run CMD (bash -c) in a throw-away container from the node image
 #                              on the lab network at .250: a machine on the cluster's network
 #                              that is not a node (FUSE allowed, so it can try a Gluster mount);
@@ -52,6 +54,15 @@
 #                                public half as hostKey, for a suite to pin (or not: trust on
 #                                first use works as with any host)
 #   inventory.json               (inventory-P.json for a prefix other than "lab")
+#
+# Preload (lab only): loading the app images onto a node (`docker save | ssh node docker load`,
+# tests/lab/images/build.sh) took 250 s for 5 nodes here, most of it unpacking the same layers
+# five times. So once one fresh node has them, `preload-save` keeps its Docker image store (the
+# image metadata copied, the layer directories as hard links: no data copied) in the host
+# engine's volume swarmcloud-lab-preload, per node image id, and `up`/`add` give a new
+# node's /var/lib/docker volume that store before its dockerd starts. A preload is used only while
+# every image it lists has the same id on this machine (otherwise build.sh's load does the work);
+# SWARMCLOUD_LAB_PRELOAD=0 turns it off.
 #
 # Node containers are made from the recipe LocalNodes uses too (components/nodes/node-container.json,
 # read through tests/lab/node-container-args.js): `up`, `add` and `rm` need Node.js (node on PATH,
@@ -83,6 +94,9 @@ PREFIX="${SWARMCLOUD_LAB_PREFIX:-lab}"
 READY_TIMEOUT="${SWARMCLOUD_LAB_TIMEOUT:-180}"
 ENGINE_LOG="${SWARMCLOUD_LAB_ENGINE_LOG:-/var/log/swarmcloud-dockerd.log}"
 NODE_BIN="${SWARMCLOUD_LAB_NODE:-node}"
+# The preloads live in a Docker volume of the host's engine (not the lab's: `down` keeps it), so
+# they are on the same mount as the nodes' volumes: hard links cannot cross mounts.
+readonly PRELOAD_VOLUME=swarmcloud-lab-preload
 readonly DOCKER LAB_DIR NETWORK NET_PREFIX DEBIAN_RELEASE IMAGE BASE_IMAGE READY_TIMEOUT ENGINE_LOG NODE_BIN
 readonly LABEL=swarmcloud.lab
 readonly KEY="$LAB_DIR/id_ed25519"
@@ -335,6 +349,7 @@ create_node() {
   for v in "${RECIPE[@]}"; do
     d volume create --label "$LABEL=1" --label "$LABEL.container=$c" "$v" >/dev/null
   done
+  preload_restore "$c" "$(docker_volume "$c")"
   ensure_host_key "$c"
   # Capabilities, confinement, /dev/fuse, cgroups (the nested dockerd's under /swarmcloud-lab,
   # which remove_cgroups and down clean up), /run, the volumes' mounts, the stop timeout.
@@ -655,6 +670,100 @@ cmd_inventory() {
   cat "$(inventory_path)"
 }
 
+# ---- preload (see the header) ----------------------------------------------------------------
+
+# docker_volume CONTAINER: the name of the node's /var/lib/docker volume (the recipe's "docker")
+docker_volume() {
+  recipe volumes "$1"
+  local v
+  for v in "${RECIPE[@]}"; do
+    if [[ "$v" == "$1-docker" ]]; then
+      printf '%s\n' "$v"
+      return 0
+    fi
+  done
+  die "the node recipe has no docker volume for $1"
+}
+
+# preload_dir: this node image's preload (the volume made when first asked for)
+preload_dir() {
+  local id root
+  id="$(d image inspect --format '{{.Id}}' "$IMAGE")" || die "no node image $IMAGE (lab.sh image)"
+  d volume inspect "$PRELOAD_VOLUME" >/dev/null 2>&1 || d volume create "$PRELOAD_VOLUME" >/dev/null
+  root="$(d volume inspect --format '{{.Mountpoint}}' "$PRELOAD_VOLUME")"
+  printf '%s/%s\n' "$root" "${id#sha256:}"
+}
+
+# preload_restore CONTAINER VOLUME: the preload into the new node's empty docker volume, when
+# there is one and every image it lists is still what this machine has under that tag.
+preload_restore() {
+  local c="$1" vol="$2" dir dst tag id t0
+  [[ "${SWARMCLOUD_LAB_PRELOAD:-1}" == 1 ]] || return 0
+  dir="$(preload_dir)"
+  [[ -f "$dir/images" ]] || return 0
+  while read -r tag id; do
+    [[ "$(d image inspect --format '{{.Id}}' "$tag" 2>/dev/null)" == "$id" ]] || {
+      log "$c: preload not used ($tag changed since it was saved)"
+      return 0
+    }
+  done <"$dir/images"
+  t0="$(now)"
+  dst="$(d volume inspect --format '{{.Mountpoint}}' "$vol")"
+  # Only a speed-up: a copy that fails leaves the volume empty again (build.sh then loads).
+  if ! { mkdir -p "$dst/image" "$dst/overlay2" && cp -a "$dir/image/overlay2" "$dst/image/" &&
+    cp -al "$dir/overlay2/." "$dst/overlay2/"; }; then
+    rm -rf "${dst:?}/image" "${dst:?}/overlay2"
+    log "$c: preload failed (its images will be loaded instead)"
+    return 0
+  fi
+  log "$c: preloaded $(wc -l <"$dir/images") image(s) in $(elapsed "$t0")s"
+}
+
+# preload_copy SRC DST: a node's image store (SRC: its /var/lib/docker) into DST: the image
+# metadata copied, each layer's directory (its cache-id; the files hold no newline) hard-linked,
+# with its short link in l/. Each step checked (it runs where set -e does not reach).
+preload_copy() {
+  local src="$1" dst="$2" f id short
+  mkdir -p "$dst/image/overlay2" "$dst/overlay2/l" || return 1
+  cp -a "$src/image/overlay2/imagedb" "$src/image/overlay2/layerdb" "$src/image/overlay2/repositories.json" \
+    "$dst/image/overlay2/" || return 1
+  rm -rf "$dst/image/overlay2/layerdb/mounts" || return 1
+  for f in "$src"/image/overlay2/layerdb/sha256/*/cache-id; do
+    id="$(<"$f")" || return 1
+    cp -al "$src/overlay2/$id" "$dst/overlay2/$id" || return 1
+    short="$(<"$src/overlay2/$id/link")" || return 1
+    ln -s "../$id/diff" "$dst/overlay2/l/$short" || return 1
+  done
+}
+
+# preload-save NODE: keep a fresh node's images as the preload (replacing an older one).
+cmd_preload_save() {
+  (($# == 1)) || usage
+  local c src dir tmp list
+  require_engine
+  c="$(resolve "$1")"
+  [[ -z "$(d exec "$c" docker ps -aq)" ]] || die "$c runs containers: not a fresh node"
+  [[ "$(d exec "$c" docker info --format '{{.Swarm.LocalNodeState}}')" == inactive ]] ||
+    die "$c is in a swarm: not a fresh node"
+  list="$(d exec "$c" docker images --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' | grep -v '<none>')" ||
+    die "$c has no tagged image"
+  src="$(d volume inspect --format '{{.Mountpoint}}' "$(docker_volume "$c")")"
+  dir="$(preload_dir)"
+  if [[ -f "$dir/images" && "$(<"$dir/images")" == "$list" ]]; then
+    log "preload current ($dir)"
+    return 0
+  fi
+  tmp="$(mktemp -d "$dir.XXXXXX")"
+  preload_copy "$src" "$tmp" || {
+    rm -rf "$tmp"
+    die "copying $c's image store failed"
+  }
+  printf '%s\n' "$list" >"$tmp/images"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  log "preload saved from $c: $(wc -l <"$dir/images") image(s) in $dir"
+}
+
 main() {
   local args=() sub
   # --prefix may appear anywhere before the ssh command's own arguments.
@@ -691,6 +800,7 @@ main() {
     hostkey) cmd_hostkey "${args[@]}" ;;
     rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
+    preload-save) cmd_preload_save "${args[@]}" ;;
     stranger) cmd_stranger "${args[@]}" ;;
     *) usage ;;
   esac
