@@ -26,6 +26,8 @@
 #                              node serves the new key, record it in the lab dir (so a restart
 #                              keeps it), rewrite the inventory; print the new key
 #   inventory                  rewrite the inventory from Docker state and print it
+#   mirror                     print the Debian mirror the lab's debootstrap uses (tests/lab/vagrant.sh
+#                              builds its box from it too)
 #   stranger CMD...            run CMD (bash -c) in a throw-away container from the node image
 #                              on the lab network at .250: a machine on the cluster's network
 #                              that is not a node (FUSE allowed, so it can try a Gluster mount);
@@ -691,6 +693,7 @@ main() {
     hostkey) cmd_hostkey "${args[@]}" ;;
     rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
+    mirror) debian_mirror && echo ;;
     stranger) cmd_stranger "${args[@]}" ;;
     *) usage ;;
   esac
