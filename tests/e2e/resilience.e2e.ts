@@ -226,13 +226,19 @@ async function postIntact(): Promise<boolean> {
 
 /** Nodes (hostnames) running a task of a service. */
 async function tasksOn(service: string): Promise<string[]> {
+  return (await runningTasks(service, "{{.Node}}")).map((f) => f[0]!);
+}
+
+/** The running tasks of a service, each as its FIELDS (a `docker service ps` format of space-separated fields). */
+async function runningTasks(service: string, fields: string): Promise<string[][]> {
+  const n = fields.split(" ").length;
   const out = await onManager(
-    `docker service ps ${service} --filter desired-state=running --format '{{.Node}} {{.CurrentState}}'`,
+    `docker service ps ${service} --no-trunc --filter desired-state=running --format '${fields} {{.CurrentState}}'`,
   );
   return out
     .split("\n")
     .filter((l) => / Running /.test(` ${l} `))
-    .map((l) => l.split(" ")[0]!);
+    .map((l) => l.split(" ").slice(0, n));
 }
 
 /**
@@ -636,14 +642,7 @@ const inspectService = (service: string, template: string) =>
 
 /** The running Ghost tasks: `<task id> <image>`, sorted. */
 async function ghostTasks(): Promise<string[]> {
-  const out = await onManager(
-    "docker service ps ghost_ghost --no-trunc --filter desired-state=running --format '{{.ID}} {{.Image}} {{.CurrentState}}'",
-  );
-  return out
-    .split("\n")
-    .filter((l) => / Running /.test(` ${l} `))
-    .map((l) => l.split(" ").slice(0, 2).join(" "))
-    .sort();
+  return (await runningTasks("ghost_ghost", "{{.ID}} {{.Image}}")).map((f) => f.join(" ")).sort();
 }
 
 const dbTaskId = () => onManager("docker service ps ghost_db -q --filter desired-state=running");
