@@ -16,7 +16,7 @@ import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from 
 import { renderCompose } from "../stacks/compose";
 import { ClusterNode } from "./nodes/types";
 import { RemoteScript } from "./remote";
-import { script, words } from "./remote-scripts";
+import { script } from "./remote-scripts";
 import { SwarmStack } from "./stack";
 import { nodeStep, NodeStepArgs } from "./step";
 
@@ -56,12 +56,13 @@ export function edgePlacement(settings: Pick<EdgeSettings, "holders">): string {
 }
 
 /**
- * keepalived on one edge node: its own address as the unicast source, the other holders as its
- * peers. The peers are in `environment`: a holder added or removed runs this step again on
- * every holder (each must know the others, or two of them would claim the address), and no
- * other node; the config is rewritten and keepalived reloaded only where it changed.
+ * keepalived on one edge node, advertising by multicast from its own address. Nothing of the
+ * other holders is in its config: every holder hears every other, one added later included, so a
+ * holder added or removed runs its own step and no other node's. (With unicast peers each holder
+ * had to list the others; while a holder was replaced, the old one did not know the new one, and
+ * the two could both claim the address.)
  */
-export function vrrpStep(node: ClusterNode, holders: ClusterNode[], s: EdgeSettings): NodeStepArgs {
+export function vrrpStep(node: ClusterNode, s: EdgeSettings): NodeStepArgs {
   return {
     node,
     create: script("edge-keepalived"),
@@ -71,7 +72,6 @@ export function vrrpStep(node: ClusterNode, holders: ClusterNode[], s: EdgeSetti
       VIP: s.address ?? "",
       ROUTER_ID: String(s.routerId),
       SRC_ADDR: node.privateAddress,
-      PEERS: words(holders.filter((h) => h.name !== node.name).map((h) => h.privateAddress)),
       INTERFACE: s.interface ?? "",
       CHECK_PORT: String(EDGE_HTTP_PORT),
       CHECK_PATH: EDGE_HEALTH_PATH,
@@ -99,7 +99,7 @@ export class FrontDoor extends pulumi.ComponentResource {
       floating
         ? args.holders.map((node) => [
             node.name,
-            nodeStep(`${name}-${node.name}-vrrp`, vrrpStep(node, args.holders, s), {
+            nodeStep(`${name}-${node.name}-vrrp`, vrrpStep(node, s), {
               parent: this,
               dependsOn: [args.memberReady[node.name]!],
             }),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # swarmcloud: read the front door's keepalived
 # Run by `pulumi refresh`; changes nothing. Inputs: as edge-keepalived.sh (NODE_NAME, VIP,
-# PEERS, KEEPALIVED_DIR). Prints PEERS (the unicast peers in the config now, space-separated,
-# in the config's order) and a DRIFT line when the config is gone or holds another address, or
-# keepalived does not run (a restarted node container, a stopped service).
+# KEEPALIVED_DIR). Prints SRC_ADDR (the address the config advertises from) and a DRIFT line
+# when the config is gone or holds another floating address, or keepalived does not run (a
+# restarted node container, a stopped service).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VIP:?}"
 KEEPALIVED_DIR="${KEEPALIVED_DIR:-/etc/keepalived}"
@@ -12,6 +12,6 @@ if [ ! -f "$CONF" ]; then
   drift "keepalived has no config on $NODE_NAME"
   exit 0
 fi
-observed PEERS "$(awk '/unicast_peer \{/ { inside = 1; next } inside && /\}/ { inside = 0 } inside { print $1 }' "$CONF" | paste -sd ' ' -)"
+observed SRC_ADDR "$(awk '$1 == "mcast_src_ip" { print $2; exit }' "$CONF")"
 grep -q "^    $VIP/32 dev " "$CONF" || drift "keepalived on $NODE_NAME does not hold $VIP in its config"
 pgrep -x keepalived >/dev/null || drift "keepalived does not run on $NODE_NAME"

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # swarmcloud: hold the front door's floating address (keepalived)
-# Installs Debian's keepalived and writes one VRRP instance: this node and the other edge nodes
-# as unicast peers (no multicast needed), advert_int 1, every holder BACKUP at one priority with
-# nopreempt (the address stays where it is when a node comes back), and the address released
-# while the local Caddy does not answer /healthz. Idempotent: the config is checked with
-# `keepalived -t` and keepalived reloaded only when the config changed.
+# Installs Debian's keepalived and writes one VRRP instance: advertisements by multicast from this
+# node's private address (every holder hears every other, including one added after it started,
+# so no holder's config names the others), advert_int 1, every holder BACKUP at one priority with
+# nopreempt (the address stays where it is when a node comes back), the address claimed only
+# once the local Caddy has answered /healthz (init_fail) and released while it does not, and the
+# holder's gratuitous ARPs repeated every 5 s (a neighbour that missed a change of holder learns
+# it within seconds). Idempotent: the config is checked with `keepalived -t` and keepalived
+# reloaded only when the config changed.
 # Inputs: NODE_NAME, VIP (the floating IPv4 address), ROUTER_ID (1-255), SRC_ADDR (this node's
-# private address), PEERS (the other holders' private addresses, space-separated; may be empty),
-# INTERFACE (empty: the interface holding SRC_ADDR), CHECK_PORT and CHECK_PATH (Caddy's HTTP port
-# and health route, default 80 and /healthz), KEEPALIVED_DIR (default /etc/keepalived).
+# private address), INTERFACE (empty: the interface holding SRC_ADDR), CHECK_PORT and CHECK_PATH
+# (Caddy's HTTP port and health route, default 80 and /healthz), KEEPALIVED_DIR (default
+# /etc/keepalived).
 # Prints: interface=<name> changed=<what changed, or none>.
 set -euo pipefail
 : "${NODE_NAME:?}" "${VIP:?}" "${ROUTER_ID:?}" "${SRC_ADDR:?}"
-PEERS="${PEERS:-}"
 INTERFACE="${INTERFACE:-}"
 CHECK_PORT="${CHECK_PORT:-80}"
 CHECK_PATH="${CHECK_PATH:-/healthz}"
@@ -52,20 +54,12 @@ check_script() {
 }
 
 keepalived_conf() {
-  local peer
   printf '%s\n' "$MARK for $NODE_NAME; changes here are overwritten" \
     'global_defs {' "  router_id swarmcloud_$NODE_NAME" '  enable_script_security' '  script_user root' '}' '' \
-    'vrrp_script swarmcloud_edge {' "  script \"$CHECK\"" '  interval 1' '  timeout 2' '  fall 2' '  rise 2' '}' '' \
+    'vrrp_script swarmcloud_edge {' "  script \"$CHECK\"" '  interval 1' '  timeout 2' '  fall 2' '  rise 2' '  init_fail' '}' '' \
     'vrrp_instance swarmcloud_edge {' '  state BACKUP' "  interface $INTERFACE" "  virtual_router_id $ROUTER_ID" \
-    '  priority 100' '  nopreempt' '  advert_int 1'
-  # A lone holder has no one to talk to (keepalived refuses unicast without peers).
-  if [ -n "$PEERS" ]; then
-    printf '%s\n' "  unicast_src_ip $SRC_ADDR" '  unicast_peer {'
-    for peer in $PEERS; do
-      printf '    %s\n' "$peer"
-    done
-    printf '%s\n' '  }'
-  fi
+    '  priority 100' '  nopreempt' '  advert_int 1' "  mcast_src_ip $SRC_ADDR" \
+    '  garp_master_refresh 5' '  garp_lower_prio_repeat 5'
   printf '%s\n' '  virtual_ipaddress {' "    $VIP/32 dev $INTERFACE" '  }' \
     '  track_script {' '    swarmcloud_edge' '  }' '}'
 }

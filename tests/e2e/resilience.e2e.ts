@@ -409,6 +409,58 @@ async function healPending(address: string): Promise<number> {
 }
 
 /**
+ * Which node this machine sends the floating address's packets to, sampled every 250 ms from its
+ * neighbour table (the address's MAC matched to a node's), kept as a list of changes stamped like
+ * the load loop's failures: read against them, it tells a failure at a change of holder from one
+ * on a steady holder, and two nodes answering for the address from one.
+ */
+class DoorWatch {
+  private changes: string[] = [];
+  private last = "";
+  private running = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(private readonly t0: number) {}
+
+  start(): void {
+    if (!door.vip) return;
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        const now = await this.owner().catch((err: unknown) => `? ${String(err).slice(0, 80)}`);
+        if (now !== this.last) {
+          this.changes.push(`+${((Date.now() - this.t0) / 1000).toFixed(1)}s ${now}`);
+          this.last = now;
+        }
+        await sleep(250);
+      }
+    })();
+  }
+
+  async stop(): Promise<string[]> {
+    this.running = false;
+    await this.loop;
+    return this.changes;
+  }
+
+  private async owner(): Promise<string> {
+    const table = await new Promise<string>((resolve, reject) =>
+      execFile("ip", ["-4", "neigh", "show"], { timeout: 5_000 }, (err, out) => (err ? reject(err) : resolve(out))),
+    );
+    const macOf = new Map<string, string>();
+    for (const line of table.split("\n")) {
+      const m = /^(\S+) .*lladdr (\S+) (\S+)/.exec(line);
+      if (m) macOf.set(m[1]!, `${m[2]} ${m[3]}`);
+    }
+    const seen = macOf.get(door.vip);
+    if (!seen) return "no entry";
+    const [mac, state] = seen.split(" ");
+    const node = members.find((n) => macOf.get(n.address)?.split(" ")[0] === mac);
+    return `${node?.name ?? mac} (${state})`;
+  }
+}
+
+/**
  * Runs `body` with the load loop going, then records seconds, requests sent and failed under
  * `record` (and writes the report, so a later failure keeps what was measured).
  */
@@ -423,7 +475,9 @@ async function measured(
     ca: [door.root],
   });
   const t0 = Date.now();
+  const watch = new DoorWatch(t0);
   load.start();
+  watch.start();
   let extra: Record<string, unknown> | void = {};
   let error: unknown;
   try {
@@ -432,6 +486,7 @@ async function measured(
     error = err;
   }
   const res = await load.stop();
+  const addressPath = await watch.stop();
   Object.assign(
     record,
     {
@@ -442,7 +497,10 @@ async function measured(
     },
     extra ?? {},
   );
-  if (res.failures.length > 0) record.failureSample = res.failures;
+  if (res.failures.length > 0) {
+    record.failureSample = res.failures;
+    record.addressPath = addressPath;
+  }
   if (error) record.error = String(error).slice(-2500);
   report.set("updates", updates);
   report.set("faults", faults);

@@ -1,10 +1,11 @@
 /**
  * The front door's node scripts in bash against stand-ins (`ip`, `pgrep`, `kill`, `apt-get`,
  * and `keepalived`, which hands `-t` to Debian's real keepalived where it is installed):
- * edge-keepalived.sh writes a VRRP config keepalived accepts (unicast source and peers,
- * advert_int 1, nopreempt, the Caddy check), detects the interface, starts keepalived once and
- * reloads it only when the config changed; the delete leaves a config it did not write alone;
- * the read reports the peers and a keepalived that does not run; edge-root prints the root.
+ * edge-keepalived.sh writes a VRRP config keepalived accepts (multicast from the node's
+ * address, no peer list, advert_int 1, nopreempt, the Caddy check failing until it first passes,
+ * gratuitous ARPs repeated), detects the interface, starts keepalived once and reloads it only
+ * when the config changed; the delete leaves a config it did not write alone; the read reports
+ * the source address and a keepalived that does not run; edge-root prints the root.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -53,7 +54,6 @@ function run(dir: string, name: string, env: Record<string, string> = {}) {
       VIP: "172.30.0.200",
       ROUTER_ID: "51",
       SRC_ADDR: "172.30.0.11",
-      PEERS: "172.30.0.12 172.30.0.13",
       ...env,
     },
   });
@@ -90,11 +90,9 @@ describe("edge-keepalived.sh", () => {
         "  priority 100",
         "  nopreempt",
         "  advert_int 1",
-        "  unicast_src_ip 172.30.0.11",
-        "  unicast_peer {",
-        "    172.30.0.12",
-        "    172.30.0.13",
-        "  }",
+        "  mcast_src_ip 172.30.0.11",
+        "  garp_master_refresh 5",
+        "  garp_lower_prio_repeat 5",
         "  virtual_ipaddress {",
         "    172.30.0.200/32 dev eth0",
         "  }",
@@ -105,28 +103,31 @@ describe("edge-keepalived.sh", () => {
       ].join("\n"),
     );
     expect(text).toContain(`  script "${dir}/etc/swarmcloud-edge-check.sh"\n  interval 1\n`);
+    // A node whose Caddy has not answered yet (a new or restarted one) claims nothing.
+    expect(text).toMatch(/vrrp_script swarmcloud_edge \{[^}]*\n  init_fail\n\}/);
+    // No holder lists the others: one added later is heard by all.
+    expect(text).not.toMatch(/unicast/);
     const check = fs.readFileSync(path.join(dir, "etc", "swarmcloud-edge-check.sh"), "utf8");
     expect(check).toContain("exec 3<>/dev/tcp/127.0.0.1/80 || exit 1");
     expect(check).toContain("GET /healthz HTTP/1.0");
     expect(fs.statSync(path.join(dir, "etc", "swarmcloud-edge-check.sh")).mode & 0o777).toBe(0o755);
   });
 
-  test("idempotent: run again it changes nothing and reloads nothing; new peers rewrite the config and reload", () => {
+  test("idempotent: run again it changes nothing and reloads nothing; a new address rewrites the config and reloads", () => {
     run(dir, "edge-keepalived");
     const again = run(dir, "edge-keepalived");
     expect(again.stdout).toBe("interface=eth0 changed=none");
     expect(again.calls.filter((c) => /^pkill|^keepalived -f/.test(c))).toEqual([]);
-    const peers = run(dir, "edge-keepalived", { PEERS: "172.30.0.12" });
-    expect(peers.stdout).toBe("interface=eth0 changed=config");
-    expect(peers.calls).toContain("pkill -HUP -x -o keepalived");
-    expect(conf()).toContain("  unicast_peer {\n    172.30.0.12\n  }\n");
+    const moved = run(dir, "edge-keepalived", { VIP: "172.30.0.201" });
+    expect(moved.stdout).toBe("interface=eth0 changed=config");
+    expect(moved.calls).toContain("pkill -HUP -x -o keepalived");
+    expect(conf()).toContain("    172.30.0.201/32 dev eth0\n");
   });
 
-  test("one holder: no unicast peers; an interface given is used as is, nothing detected", () => {
-    const r = run(dir, "edge-keepalived", { PEERS: "", INTERFACE: "eth0" });
+  test("an interface given is used as is, nothing detected", () => {
+    const r = run(dir, "edge-keepalived", { INTERFACE: "eth0" });
     expect(r.code).toBe(0);
     expect(r.calls.filter((c) => c.startsWith("ip "))).toEqual([]);
-    expect(conf()).not.toMatch(/unicast/);
     expect(conf()).toContain("    172.30.0.200/32 dev eth0\n");
   });
 
@@ -147,10 +148,10 @@ describe("edge-keepalived.sh", () => {
     },
   );
 
-  test("the read: the peers as the program declares them; DRIFT when keepalived does not run or the config is gone", () => {
+  test("the read: the source address as the config has it; DRIFT when keepalived does not run or the config is gone", () => {
     run(dir, "edge-keepalived");
     const ok = run(dir, "edge-keepalived-read");
-    expect(Object.fromEntries(parseObserved(ok.stdout))).toEqual({ PEERS: "172.30.0.12 172.30.0.13" });
+    expect(Object.fromEntries(parseObserved(ok.stdout))).toEqual({ SRC_ADDR: "172.30.0.11" });
     fs.rmSync(path.join(dir, "running"));
     expect(run(dir, "edge-keepalived-read").stdout).toContain("DRIFT=keepalived does not run on manager-1");
     fs.rmSync(path.join(dir, "etc", "keepalived.conf"));

@@ -69,7 +69,7 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
     await settled();
   });
 
-  test("one keepalived step per manager, on that manager, the other managers as its peers", () => {
+  test("one keepalived step per manager, on that manager, naming no other holder", () => {
     const door = named("swarmcloud:edge:FrontDoor", "local-edge");
     const steps = recorded
       .filter((r) => r.type === REMOTE_SCRIPT && r.name.endsWith("-vrrp"))
@@ -86,10 +86,6 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
         VIP: "172.30.0.200",
         ROUTER_ID: "51",
         SRC_ADDR: LOCAL_ADDRESS(i),
-        PEERS: [0, 1, 2]
-          .filter((k) => k !== i)
-          .map(LOCAL_ADDRESS)
-          .join(" "),
         INTERFACE: "",
         CHECK_PORT: "80",
         CHECK_PATH: "/healthz",
@@ -187,13 +183,13 @@ describe("pi (ssh), edge on with a domain and labelled edge nodes: ACME, no root
     await settled();
   });
 
-  test("keepalived on the labelled nodes only, each with the other as its peer and the interface given", () => {
+  test("keepalived on the labelled nodes only, each from its own address on the interface given", () => {
     const steps = recorded
       .filter((r) => r.type === REMOTE_SCRIPT && r.name.endsWith("-vrrp"))
       .sort((a, b) => a.name.localeCompare(b.name));
     expect(steps.map((s) => [s.name, s.inputs.environment.SRC_ADDR, s.inputs.environment.PEERS])).toEqual([
-      ["pi-edge-pinode02-vrrp", "192.168.1.102", "192.168.1.103"],
-      ["pi-edge-pinode03-vrrp", "192.168.1.103", "192.168.1.102"],
+      ["pi-edge-pinode02-vrrp", "192.168.1.102", undefined],
+      ["pi-edge-pinode03-vrrp", "192.168.1.103", undefined],
     ]);
     for (const s of steps) expect(s.inputs.environment.INTERFACE).toBe("eth0");
   });
