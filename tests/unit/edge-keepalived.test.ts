@@ -104,7 +104,7 @@ describe("edge-keepalived.sh", () => {
     );
     expect(text).toContain(`  script "${dir}/etc/swarmcloud-edge-check.sh"\n  interval 1\n`);
     // A node whose Caddy has not answered yet (a new or restarted one) claims nothing.
-    expect(text).toMatch(/vrrp_script swarmcloud_edge \{[^}]*\n  init_fail\n\}/);
+    expect(text).toMatch(/vrrp_script swarmcloud_edge \{[^}]*\n {2}init_fail\n\}/);
     // No holder lists the others: one added later is heard by all.
     expect(text).not.toMatch(/unicast/);
     const check = fs.readFileSync(path.join(dir, "etc", "swarmcloud-edge-check.sh"), "utf8");
