@@ -13,7 +13,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { EDGE_HTTP_PORT, EdgeSettings, ResolveImage } from "./config";
-import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../stacks/edge";
+import { EDGE_APP_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../stacks/edge";
 import { renderCompose } from "../stacks/compose";
 import { ClusterNode } from "./nodes/types";
 import { RemoteScript } from "./remote";
@@ -78,7 +78,7 @@ export function vrrpStep(node: ClusterNode, s: EdgeSettings): NodeStepArgs {
       SRC_ADDR: node.privateAddress,
       INTERFACE: s.interface ?? "",
       CHECK_PORT: String(EDGE_HTTP_PORT),
-      CHECK_PATH: EDGE_HEALTH_PATH,
+      CHECK_PATH: EDGE_APP_HEALTH_PATH,
     },
     skipDeleteWhenUnreachable: true,
   };

@@ -15,8 +15,15 @@ export const EDGE_DATA_DIR = "/data";
 /** Where the wrapper writes the Caddyfile and the ACME root inside the container. */
 export const EDGE_CADDYFILE = "/etc/caddy/Caddyfile";
 export const EDGE_ACME_ROOT_FILE = "/etc/caddy/acme-root.pem";
-/** The route on port 80 that answers 200 while Caddy runs: keepalived's check, the load balancer's. */
+/** The route on port 80 that answers 200 while Caddy runs: the container's health, the load balancer's check. */
 export const EDGE_HEALTH_PATH = "/healthz";
+/**
+ * The route on port 80 keepalived's check asks: an app's task answered through this Caddy (any
+ * answer of the app's own; Caddy's 502, 503 or 504 when it reaches none). A node whose Caddy
+ * runs but cannot reach the apps yet (a node just joined, its overlay not ready) does not take
+ * the floating address. Without apps: 200 while Caddy runs.
+ */
+export const EDGE_APP_HEALTH_PATH = "/healthz/app";
 /**
  * Healthy while Caddy answers its health route on port 80, asked from inside the task: busybox's
  * `wget` in the official (Alpine) image, Debian's in the lab's. A new Caddy that does not answer
@@ -66,10 +73,35 @@ function globalOptions(s: EdgeSettings, site: string): string[] {
   return ["{", ...lines, "}"];
 }
 
-/** Port 80: the health route, and every other request redirected to HTTPS (ACME's HTTP challenge is Caddy's own). */
-function httpSite(): string[] {
+/**
+ * The app route of keepalived's check: a cheap public page of the first app (Ghost's site
+ * settings, Portainer's status), tried for at most 1 s.
+ */
+function appHealth(ctx: EdgeContext): string[] {
+  const up = ctx.ghost ?? ctx.portainer;
+  if (up === undefined) return [`\thandle ${EDGE_APP_HEALTH_PATH} {`, '\t\trespond "ok" 200', "\t}"];
+  const page = up === ctx.ghost ? "/ghost/api/admin/site/" : "/api/system/status";
+  return [
+    `\thandle ${EDGE_APP_HEALTH_PATH} {`,
+    `\t\trewrite * ${page}`,
+    "\t\treverse_proxy {",
+    "\t\t\tdynamic a {",
+    `\t\t\t\tname tasks.${up.service}`,
+    `\t\t\t\tport ${up.port}`,
+    "\t\t\t\trefresh 5s",
+    "\t\t\t}",
+    "\t\t\tlb_try_duration 1s",
+    ...(up.https ? ["\t\t\ttransport http {", "\t\t\t\ttls_insecure_skip_verify", "\t\t\t}"] : []),
+    "\t\t}",
+    "\t}",
+  ];
+}
+
+/** Port 80: the health routes, and every other request redirected to HTTPS (ACME's HTTP challenge is Caddy's own). */
+function httpSite(ctx: EdgeContext): string[] {
   return [
     "http:// {",
+    ...appHealth(ctx),
     `\thandle ${EDGE_HEALTH_PATH} {`,
     '\t\trespond "ok" 200',
     "\t}",
@@ -112,7 +144,7 @@ function httpsSite(address: string, internal: boolean, up: EdgeUpstream): string
 /** The whole Caddyfile of the front door. */
 export function edgeCaddyfile(s: EdgeSettings, ctx: EdgeContext): string {
   const internal = s.domain === undefined;
-  const blocks = [globalOptions(s, ctx.site), httpSite()];
+  const blocks = [globalOptions(s, ctx.site), httpSite(ctx)];
   if (ctx.ghost !== undefined) blocks.push(httpsSite(ctx.site, internal, ctx.ghost));
   if (ctx.portainer !== undefined) blocks.push(httpsSite(`${ctx.site}:${s.portainerPort}`, internal, ctx.portainer));
   return blocks.map((b) => b.join("\n")).join("\n\n") + "\n";

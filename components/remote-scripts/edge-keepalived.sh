@@ -42,14 +42,15 @@ detect_interface() {
   ip -o -4 addr show | awk -v a="$SRC_ADDR" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'
 }
 
-# What keepalived runs every second: exit 0 while the local Caddy answers its health route.
+# What keepalived runs every second: exit 0 while the local Caddy answers its health route with
+# an answer of its own or of an app behind it; its 502, 503 or 504 (no app reached) is a failure.
 # shellcheck disable=SC2016  # the check's own variables, written literally
 check_script() {
-  printf '%s\n' '#!/bin/bash' "$MARK: does the local Caddy answer? keepalived runs it" \
+  printf '%s\n' '#!/bin/bash' "$MARK: does the local Caddy answer, and reach an app? keepalived runs it" \
     "exec 3<>/dev/tcp/127.0.0.1/$CHECK_PORT || exit 1" \
     "printf 'GET $CHECK_PATH HTTP/1.0\\r\\nHost: swarmcloud-health\\r\\n\\r\\n' >&3" \
     'read -r -t 2 status <&3 || exit 1' \
-    'case "$status" in *" 200"*) exit 0 ;; esac' \
+    'case "$status" in "HTTP/"*" 502"* | "HTTP/"*" 503"* | "HTTP/"*" 504"*) exit 1 ;; "HTTP/"*" "[1-5][0-9][0-9]*) exit 0 ;; esac' \
     'exit 1'
 }
 

@@ -86,8 +86,13 @@ describe("the front door's Caddyfile", () => {
     expect(text).toMatchSnapshot();
     expect(text).toContain("\tdefault_sni 172.30.0.200\n");
     expect(text).toContain(
-      'http:// {\n\thandle /healthz {\n\t\trespond "ok" 200\n\t}\n\thandle {\n\t\tredir https://{host}{uri} 308',
+      '\thandle /healthz {\n\t\trespond "ok" 200\n\t}\n\thandle {\n\t\tredir https://{host}{uri} 308',
     );
+    // keepalived's check: Ghost's site settings through this Caddy, tried for 1 s.
+    expect(text).toContain(
+      "http:// {\n\thandle /healthz/app {\n\t\trewrite * /ghost/api/admin/site/\n\t\treverse_proxy {\n\t\t\tdynamic a {\n\t\t\t\tname tasks.ghost_ghost\n",
+    );
+    expect(text).toContain("\t\t\tlb_try_duration 1s\n");
     expect(text.match(/\ttls internal\n/g)).toHaveLength(2);
     expect(text.match(/Strict-Transport-Security/g)).toHaveLength(2);
     expect(text).toContain("172.30.0.200:8443 {");
@@ -166,7 +171,7 @@ describe("the edge stack", () => {
     });
     expect(EDGE_HEALTHCHECK.at(-1)).toBe(`http://127.0.0.1:80${EDGE_HEALTH_PATH}`);
     // The route answers on the plain-HTTP site, whatever the host asked for.
-    expect(edgeCaddyfile(ON, CTX)).toContain(`http:// {\n\thandle ${EDGE_HEALTH_PATH} {\n\t\trespond "ok" 200`);
+    expect(edgeCaddyfile(ON, CTX)).toContain(`\n\thandle ${EDGE_HEALTH_PATH} {\n\t\trespond "ok" 200`);
   });
 
   test("on the apps' networks (made by their stacks), storage on the shared mount, the Caddyfile in its environment", () => {

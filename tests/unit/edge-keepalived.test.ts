@@ -113,6 +113,23 @@ describe("edge-keepalived.sh", () => {
     expect(fs.statSync(path.join(dir, "etc", "swarmcloud-edge-check.sh")).mode & 0o777).toBe(0o755);
   });
 
+  test("the check: an answer of Caddy's or of an app passes; Caddy's 502, 503, 504 (no app reached) and silence fail", () => {
+    run(dir, "edge-keepalived", { CHECK_PATH: "/healthz/app" });
+    const check = path.join(dir, "etc", "swarmcloud-edge-check.sh");
+    // The check's verdict on a status line, by its own `case` line run in bash.
+    const verdict = fs
+      .readFileSync(check, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith('case "$status"'))!;
+    const statusOf = (status: number) =>
+      spawnSync("bash", ["-c", `status=$1; ${verdict}; exit 1`, "x", `HTTP/1.1 ${status} X\r`]).status;
+    expect(fs.readFileSync(check, "utf8")).toContain("GET /healthz/app HTTP/1.0");
+    expect([200, 301, 500].map(statusOf)).toEqual([0, 0, 0]);
+    expect([502, 503, 504].map(statusOf)).toEqual([1, 1, 1]);
+    // No status line at all (the read timed out, a garbled answer): a failure too.
+    expect(spawnSync("bash", ["-c", `status=garbage; ${verdict}; exit 1`]).status).toBe(1);
+  });
+
   test("idempotent: run again it changes nothing and reloads nothing; a new address rewrites the config and reloads", () => {
     run(dir, "edge-keepalived");
     const again = run(dir, "edge-keepalived");

@@ -88,7 +88,7 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
         SRC_ADDR: LOCAL_ADDRESS(i),
         INTERFACE: "",
         CHECK_PORT: "80",
-        CHECK_PATH: "/healthz",
+        CHECK_PATH: "/healthz/app",
       });
       // After the node's swarm membership, so that on removal keepalived lets the address go
       // before the member's delete drains the node and stops its Caddy.
