@@ -68,6 +68,10 @@
 # read through tests/lab/node-container-args.js): `up`, `add` and `rm` need Node.js (node on PATH,
 # or SWARMCLOUD_LAB_NODE).
 #
+# Nodes restart on failure (`--restart on-failure`): a node's `reboot` (node-image/reboot) exits
+# its container with code 3 and Docker starts it again, as a host comes back from a reboot.
+# `stop` (docker stop or kill) leaves a node down: Docker does not restart a container it stopped.
+#
 # Everything created carries the label swarmcloud.lab=1; `down` removes only that.
 set -Eeuo pipefail
 
@@ -361,6 +365,7 @@ create_node() {
     --label "$LABEL.role=$role" --label "$LABEL.index=$k" --label "$LABEL.address=$ip" \
     --mount "type=bind,src=$HOST_KEYS/$c,dst=$NODE_HOST_KEY,readonly" \
     -e "SSH_AUTHORIZED_KEY=$(cat "$KEY.pub")" \
+    --restart on-failure \
     "${run_args[@]}" \
     "$IMAGE" >/dev/null
   log "created $c ($name, $ip)"
