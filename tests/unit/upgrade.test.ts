@@ -15,6 +15,13 @@ import { clearRecorded, recorded, settled, setupMocks } from "./mocks";
 
 setupMocks();
 
+/** What the walk waits for (a custom resource: a component without children is no dependency). */
+class Ready extends pulumi.CustomResource {
+  constructor(name: string) {
+    super("test:index:Ready", name, {});
+  }
+}
+
 const REMOTE_SCRIPT = "pulumi-nodejs:dynamic/swarmcloud:RemoteScript";
 const ON: UpgradeSettings = { ...DEFAULTS.upgrade, run: "2026-12" };
 
@@ -95,7 +102,7 @@ describe("NodeUpgrades", () => {
   const door = { address: "10.0.0.240", holders: nodes.filter((n) => n.role === "worker") };
 
   function build(name: string, known?: string[]) {
-    const after = new pulumi.CustomResource("test:index:Ready", `${name}-ready`, {});
+    const after = new Ready(`${name}-ready`);
     new NodeUpgrades(name, {
       nodes,
       settings: ON,
