@@ -901,16 +901,7 @@ function warnPlainOverlay(environment: Environment, raw: RawConfig, problems: Pr
 
 /** The settings sections: each one object key of the config, read through its entry in SECTIONS. */
 type Section =
-  | "local"
-  | "vagrant"
-  | "digitalocean"
-  | "swarm"
-  | "gluster"
-  | "ghost"
-  | "portainer"
-  | "edge"
-  | "backup"
-  | "upgrade";
+  "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge" | "backup" | "upgrade";
 
 /** The settings of every section, by section (edge's and backup's as read, before parseConfig leaves them out when off). */
 type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge" | "backup" | "upgrade">> & {

@@ -186,7 +186,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 
   async create(inputs: ScriptInputs): Promise<pulumi.dynamic.CreateResult> {
     // An empty create script runs nothing: the resource exists for its delete step.
-    const ran = inputs.create === "" ? { stdout: "", seen: {} } : await runAwaiting(inputs, inputs.create, inputs.stdin);
+    const ran =
+      inputs.create === "" ? { stdout: "", seen: {} } : await runAwaiting(inputs, inputs.create, inputs.stdin);
     const outs = stateOf(inputs, ran.stdout, { ...pinnedHostKeys(inputs), ...ran.seen });
     return { id: `${inputs.node}-${Date.now().toString(36)}`, outs };
   },

@@ -130,7 +130,11 @@ function sshAsync(address: string, command: string, timeoutS = 10): Promise<{ co
   ];
   return new Promise((resolve) => {
     execFile("ssh", args, { timeout: timeoutS * 1000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : -1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === "number"
+          ? (err as { code: number }).code
+          : -1
+        : 0;
       resolve({ code, out: `${stdout}${code === 0 ? "" : stderr}` });
     });
   });
@@ -213,15 +217,15 @@ function upAsync(): Promise<{ code: number; seconds: number; output: string; lin
     p.stdout.on("data", take);
     p.stderr.on("data", take);
     p.on("error", reject);
-    p.on("close", (code) =>
-      resolve({ code: code ?? -1, seconds: (Date.now() - started) / 1000, output, lines }),
-    );
+    p.on("close", (code) => resolve({ code: code ?? -1, seconds: (Date.now() - started) / 1000, output, lines }));
   });
 }
 
 /** Each node's window: from its first upgrade step starting to its last one done, from the up's progress lines. */
 function windows(lines: { at: number; text: string }[]): Record<string, { start: number; end: number }> {
-  const re = new RegExp(`${STACK}-upgrade-((?:manager|worker)-\\d+)-(release|drain|upgrade|return)\\s+(updating|updated|creating|created)`);
+  const re = new RegExp(
+    `${STACK}-upgrade-((?:manager|worker)-\\d+)-(release|drain|upgrade|return)\\s+(updating|updated|creating|created)`,
+  );
   const w: Record<string, { start: number; end: number }> = {};
   for (const { at, text } of lines) {
     const m = re.exec(text);
@@ -358,7 +362,10 @@ test("a new run walks every node one at a time under load: 0 failed requests but
       downSamples: during.filter((s) => !/^Ready /.test(s.nodes[name] ?? "")).length,
       minReachableManagers: Math.min(...during.map((s) => s.reachableManagers)),
       minBricksOnline: Math.min(...during.map((s) => s.bricksOnline)),
-      failures: inside.filter((r) => !r.ok).slice(0, 5).map((r) => `+${((r.at - win.start) / 1000).toFixed(1)}s ${r.what}`),
+      failures: inside
+        .filter((r) => !r.ok)
+        .slice(0, 5)
+        .map((r) => `+${((r.at - win.start) / 1000).toFixed(1)}s ${r.what}`),
       start: win.start,
       end: win.end,
     };

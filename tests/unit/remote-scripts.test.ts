@@ -450,7 +450,13 @@ const MANAGER_SIDE: Record<string, Record<string, string>> = {
   "swarm-release": { NODE_NAME: "worker-1", NODE_ID: "abc" },
   "swarm-forget": { NODE_NAME: "worker-1", ADVERTISE_ADDR: "10.9.9.9" },
   "upgrade-drain": { NODE_NAME: "worker-1", RUN: "r1", ADVERTISE_ADDR: "10.9.9.9" },
-  "upgrade-return": { NODE_NAME: "worker-1", RUN: "r1", ADVERTISE_ADDR: "10.9.9.9", ROLE: "worker", AVAILABILITY: "active" },
+  "upgrade-return": {
+    NODE_NAME: "worker-1",
+    RUN: "r1",
+    ADVERTISE_ADDR: "10.9.9.9",
+    ROLE: "worker",
+    AVAILABILITY: "active",
+  },
   "stack-deploy": { STACK: "ghost", COMPOSE: "services: {}" },
   "stack-rm": { STACK: "ghost" },
   "backup-restore": {

@@ -72,7 +72,11 @@ describe("swarmcloud:upgrade", () => {
   });
 
   test("Ghost in host mode with a replica on every active node is refused: a drained task has nowhere to go", () => {
-    const r = parse(specs(3, 0), { run: "x" }, { ghost: { replicas: 3, publishMode: "host", updateOrder: "stop-first" } });
+    const r = parse(
+      specs(3, 0),
+      { run: "x" },
+      { ghost: { replicas: 3, publishMode: "host", updateOrder: "stop-first" } },
+    );
     expect(r.errors.join("\n")).toContain("lower ghost.replicas to 2 or add a node");
   });
 });
@@ -116,12 +120,17 @@ describe("NodeUpgrades", () => {
   }
 
   test("per node in walk order: (release,) drain, upgrade, return, each depending on the step before", async () => {
-    const after = build("up", nodes.map((n) => n.name));
+    const after = build(
+      "up",
+      nodes.map((n) => n.name),
+    );
     await settled();
     const component = recorded.find((r) => r.type === "swarmcloud:upgrade:NodeUpgrades")!;
     const steps = recorded.filter((r) => r.type === REMOTE_SCRIPT);
     expect(steps.map((s) => s.name)).toEqual([
-      ...["manager-1", "manager-2", "manager-3"].flatMap((n) => ["drain", "upgrade", "return"].map((s) => `up-${n}-${s}`)),
+      ...["manager-1", "manager-2", "manager-3"].flatMap((n) =>
+        ["drain", "upgrade", "return"].map((s) => `up-${n}-${s}`),
+      ),
       ...["worker-1", "worker-2"].flatMap((n) => ["release", "drain", "upgrade", "return"].map((s) => `up-${n}-${s}`)),
     ]);
     const afterUrn = recorded.find((r) => r.name === "up-ready")!.urn;
@@ -136,7 +145,10 @@ describe("NodeUpgrades", () => {
   });
 
   test("what each step runs, where, and with what context", async () => {
-    build("up2", nodes.map((n) => n.name));
+    build(
+      "up2",
+      nodes.map((n) => n.name),
+    );
     await settled();
     const step = (name: string) => recorded.find((r) => r.name === name)!;
     const drain = step("up2-manager-2-drain");
@@ -183,6 +195,11 @@ describe("NodeUpgrades", () => {
     build("up3", ["manager-1", "manager-2", "manager-3", "worker-1"]);
     await settled();
     const fresh = recorded.filter((r) => r.type === REMOTE_SCRIPT && r.inputs.context.FRESH === "true");
-    expect(fresh.map((r) => r.name)).toEqual(["up3-worker-2-release", "up3-worker-2-drain", "up3-worker-2-upgrade", "up3-worker-2-return"]);
+    expect(fresh.map((r) => r.name)).toEqual([
+      "up3-worker-2-release",
+      "up3-worker-2-drain",
+      "up3-worker-2-upgrade",
+      "up3-worker-2-return",
+    ]);
   });
 });
