@@ -61,6 +61,11 @@ fi
 [ -n "$PEERS" ] || fatal "$NODE_NAME is the only edge node: the front door would be down while it is upgraded; label another node edge=true (or use edge.holders: managers)"
 holder=$(WAIT_EVERY=1 wait_for 180 "another edge node's Caddy to answer before $NODE_NAME gives the address away" peer_ready) ||
   fatal "not upgrading $NODE_NAME: no other edge node could take the front door's address"
+# keepalived there takes the address only once its check has passed twice (rise 2, every second):
+# a Caddy that has just come up gets a few seconds, and must still answer then.
+sleep 5
+holder=$(WAIT_EVERY=1 wait_for 60 "another edge node's Caddy to keep answering" peer_ready) ||
+  fatal "not upgrading $NODE_NAME: no other edge node could take the front door's address"
 touch "$RELEASED"
 if with_systemd; then
   systemctl stop keepalived
