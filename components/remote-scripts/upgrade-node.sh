@@ -27,13 +27,24 @@ boot_identity() {
   printf '%s-%s\n' "$(cat /proc/sys/kernel/random/boot_id)" "$(awk '{ print $22 }' /proc/1/stat)"
 }
 
-# The volume's entries still to heal, as this brick node's glusterd reports them.
+# Every brick of the volume online and nothing left to heal, as this brick node's glusterd
+# reports it. A brick that does not answer shows "Number of entries: -": not healed (its copies
+# may be the only ones missing what the others hold), never counted as 0.
 healed() {
   local pending
   pending=$(gluster --mode=script volume heal "$VOLUME" info 2>/dev/null |
-    awk -F': ' '/^Number of entries:/ { n += $2; seen = 1 } END { if (!seen) print "unknown"; else print n + 0 }')
+    awk -F': ' '/^Number of entries:/ { seen++; if ($2 ~ /^[0-9]+$/) n += $2; else down++ }
+      END { if (!seen) print "unknown"; else if (down) print down " brick(s) not answering,"; else print n + 0 }')
   printf '%s entries still to heal\n' "$pending"
   [ "$pending" = 0 ]
+}
+# Every brick of the volume online (the "Online" column of `volume status ... detail`).
+bricks_online() {
+  local online total
+  online=$(gluster --mode=script volume status "$VOLUME" detail 2>/dev/null | grep -c '^Online.*: Y' || true)
+  total=$(gluster --mode=script volume info "$VOLUME" 2>/dev/null | grep -c '^Brick[0-9]*:' || true)
+  printf '%s of %s bricks online\n' "$online" "$total"
+  [ "$total" -gt 0 ] && [ "$online" -eq "$total" ]
 }
 
 upgrade_packages() {
@@ -77,6 +88,8 @@ wait_back() {
   WAIT_EVERY=1 wait_for 300 "the volume to be mounted at $MOUNT_PATH on $NODE_NAME" mounted >/dev/null ||
     fatal "the volume is not mounted at $MOUNT_PATH on $NODE_NAME"
   if [ "$BRICK" = true ]; then
+    WAIT_EVERY=1 wait_for 300 "every brick of $VOLUME online after $NODE_NAME came back" bricks_online >/dev/null ||
+      fatal "a brick of $VOLUME is not online after $NODE_NAME came back; the next node is not upgraded"
     gluster --mode=script volume heal "$VOLUME" >/dev/null 2>&1 || true
     WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal after $NODE_NAME came back" healed ||
       fatal "volume $VOLUME has not healed after $NODE_NAME came back; the next node is not upgraded"
@@ -106,6 +119,8 @@ elif [ "${seen_run:-}" = "$run_id" ]; then
   rebooted=yes
 else
   if [ "$BRICK" = true ]; then
+    WAIT_EVERY=1 wait_for 300 "every brick of $VOLUME online before $NODE_NAME is upgraded" bricks_online >/dev/null ||
+      fatal "not upgrading $NODE_NAME: a brick of $VOLUME is not online, and this one may be needed for the volume's quorum"
     WAIT_EVERY=2 wait_for 600 "volume $VOLUME to heal before $NODE_NAME is upgraded" healed ||
       fatal "not upgrading $NODE_NAME: volume $VOLUME has entries to heal, and its brick here may hold the only good copy"
   fi

@@ -121,6 +121,8 @@ interface Sample {
   reachableManagers: number;
   db: string;
   bricksOnline: number;
+  /** "<entries to heal> <bricks not answering>" */
+  heal: string;
 }
 
 function sshAsync(address: string, command: string, timeoutS = 10): Promise<{ code: number; out: string }> {
@@ -146,6 +148,8 @@ const WATCH = [
   "docker service ps ghost_db --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' | awk '/ Running / { print $1 }'",
   "echo ---",
   `gluster --mode=script volume status ${VOLUME} detail 2>/dev/null | grep -c '^Online.*: Y' || true`,
+  "echo ---",
+  `gluster --mode=script volume heal ${VOLUME} info 2>/dev/null | awk -F': ' '/^Number of entries:/ { if ($2 ~ /^[0-9]+$/) n += $2; else d++ } END { print n + 0, d + 0 }'`,
 ].join("; ");
 
 class Watcher {
@@ -164,7 +168,7 @@ class Watcher {
       for (let k = 0; k < managers.length; k++) {
         const m = managers[(i + k) % managers.length]!;
         const r = await sshAsync(m.address, WATCH);
-        const [nodeLines = "", db = "", bricks = ""] = r.out.split("---\n");
+        const [nodeLines = "", db = "", bricks = "", heal = ""] = r.out.split("---\n");
         if (r.code !== 0 || !nodeLines.trim()) continue;
         i = (i + k) % managers.length;
         const nodes: Record<string, string> = {};
@@ -178,6 +182,7 @@ class Watcher {
           reachableManagers: Object.values(nodes).filter((v) => / (Leader|Reachable)$/.test(v)).length,
           db: db.trim().split("\n")[0] ?? "",
           bricksOnline: Number(bricks.trim()) || 0,
+          heal: heal.trim(),
         });
         break;
       }
@@ -251,6 +256,16 @@ function watchedWindows(samples: Sample[]): Record<string, { start: number; end:
     w[name] = { start: samples[out]!.at, end: samples[back < 0 ? samples.length - 1 : back]!.at };
   }
   return w;
+}
+
+/** Failed requests per 5 seconds from `start`, as "<second>:<count>" for the buckets with any. */
+function failedBy5s(requests: Request[], start: number): string[] {
+  const buckets = new Map<number, number>();
+  for (const r of requests.filter((x) => !x.ok)) {
+    const b = Math.floor((r.at - start) / 5000) * 5;
+    buckets.set(b, (buckets.get(b) ?? 0) + 1);
+  }
+  return [...buckets].map(([b, n]) => `${b}:${n}`);
 }
 
 /** Each lab node container's start time and restart count (a reboot restarts it). */
@@ -362,6 +377,10 @@ test("a new run walks every node one at a time under load: 0 failed requests but
       downSamples: during.filter((s) => !/^Ready /.test(s.nodes[name] ?? "")).length,
       minReachableManagers: Math.min(...during.map((s) => s.reachableManagers)),
       minBricksOnline: Math.min(...during.map((s) => s.bricksOnline)),
+      databaseOn: [...new Set(during.map((s) => s.db))],
+      heal: [...new Set(during.map((s) => s.heal))].slice(0, 10),
+      // Failed requests per 5 s of the window.
+      failedBy5s: failedBy5s(inside, win.start),
       failures: inside
         .filter((r) => !r.ok)
         .slice(0, 5)
