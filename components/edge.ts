@@ -7,9 +7,10 @@
  *   DigitalOcean a load balancer (components/nodes/digitalocean.ts) takes its place;
  * - Caddy on every edge node (the `edge` stack, stacks/edge.ts) answers on 80 and 443,
  *   redirects HTTP to HTTPS and proxies to the apps' tasks over the overlay;
- * - without a domain, Caddy's internal CA signs the address, and its root is read back as a
- *   stack output.
+ * - without a domain, Caddy's internal CA signs the address; its root is made by the program
+ *   before any Caddy starts, and is a stack output.
  */
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { EDGE_HTTP_PORT, EdgeSettings, ResolveImage } from "./config";
 import { EDGE_HEALTH_PATH, EDGE_INTERNAL_ROOT, edgeCompose, EdgeUpstream } from "../stacks/edge";
@@ -22,6 +23,9 @@ import { nodeStep, NodeStepArgs } from "./step";
 
 /** The folder of the edge's Caddy (certificates, ACME account, internal CA) on the Gluster mount. */
 export const EDGE_DIR = "edge";
+
+/** The common name of the root the program makes for Caddy's internal CA. */
+export const EDGE_ROOT_NAME = "swarmcloud front door root";
 
 export interface FrontDoorArgs {
   /** The edge nodes: they hold the floating address and run Caddy (no default). */
@@ -107,6 +111,26 @@ export class FrontDoor extends pulumi.ComponentResource {
         : [],
     );
     const dataPath = `${args.mountPath}/${EDGE_DIR}`;
+    // Without a domain: Caddy's internal CA, its root made by the program before any Caddy starts
+    // (two Caddy instances starting at once would each make one; edge-root.sh says more).
+    const root =
+      s.domain === undefined
+        ? nodeStep(
+            `${name}-root`,
+            {
+              node: args.manager,
+              runsOn: {
+                connection: args.manager.connection,
+                fallbackConnections: (args.fallbackManagers ?? []).map((m) => m.connection),
+              },
+              create: script("edge-root"),
+              environment: { CA_DIR: `${dataPath}/${path.posix.dirname(EDGE_INTERNAL_ROOT)}`, CN: EDGE_ROOT_NAME },
+              timeout: 120,
+            },
+            { parent: this, dependsOn: args.dependsOn },
+          )
+        : undefined;
+    this.rootCertificate = root?.stdout;
     this.caddy = new SwarmStack(
       `${name}-caddy`,
       {
@@ -126,27 +150,10 @@ export class FrontDoor extends pulumi.ComponentResource {
         ),
         timeout: args.timeout,
         resolveImage: args.resolveImage,
-        dependsOn: args.dependsOn,
+        dependsOn: [...(args.dependsOn ?? []), ...(root ? [root] : [])],
       },
       { parent: this },
     );
-    if (s.domain === undefined) {
-      const root = nodeStep(
-        `${name}-root`,
-        {
-          node: args.manager,
-          runsOn: {
-            connection: args.manager.connection,
-            fallbackConnections: (args.fallbackManagers ?? []).map((m) => m.connection),
-          },
-          create: script("edge-root"),
-          environment: { ROOT_CERT: `${dataPath}/${EDGE_INTERNAL_ROOT}`, TIMEOUT: "180" },
-          timeout: 300,
-        },
-        { parent: this, dependsOn: [this.caddy.deployed] },
-      );
-      this.rootCertificate = root.stdout;
-    }
     this.registerOutputs({ rootCertificate: this.rootCertificate });
   }
 }

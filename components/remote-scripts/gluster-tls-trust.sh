@@ -41,21 +41,35 @@ glusterd_answers() {
   gluster --mode=script pool list >/dev/null 2>&1
 }
 
-# Restarts glusterd: systemd's unit where systemd runs; elsewhere the process is stopped and,
-# unless a supervisor (the lab's node entrypoint) starts it again within 10 s, started here.
+# Restarts glusterd: systemd's unit where systemd runs; elsewhere the running glusterd is
+# stopped (waited for by its pids: a supervisor such as the lab's node entrypoint may start a new
+# one at once, which must not count as "still running") and, unless a supervisor starts it again
+# within 10 s, started here.
 restart_glusterd() {
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     systemctl restart glusterd
   else
+    local old
+    old=$(pgrep -x glusterd | paste -sd ' ' -)
     pkill -x glusterd || true
-    WAIT_EVERY=0.5 wait_for 30 "glusterd on $NODE_NAME to stop" glusterd_gone
+    WAIT_EVERY=0.5 wait_for 30 "glusterd on $NODE_NAME to stop" pids_gone "$old"
     # Quietly: no supervisor is the usual case on a host without systemd.
     WAIT_EVERY=1 wait_for 10 "a supervisor to start glusterd" glusterd_up 2>/dev/null || glusterd
   fi
   WAIT_EVERY=1 wait_for 60 "glusterd on $NODE_NAME to answer after its restart" glusterd_answers ||
     fatal "glusterd did not come back with TLS; see /var/log/glusterfs/glusterd.log on $NODE_NAME"
 }
-glusterd_gone() { ! pgrep -x glusterd >/dev/null; }
+# pids_gone "PID...": no glusterd with one of these pids runs any more (prints those that do).
+pids_gone() {
+  local now pid alive=()
+  now=" $(pgrep -x glusterd | paste -sd ' ' -) "
+  for pid in $1; do
+    case "$now" in *" $pid "*) alive+=("$pid") ;; esac
+  done
+  [ "${#alive[@]}" -eq 0 ] && return 0
+  printf 'still running: %s\n' "${alive[*]}"
+  return 1
+}
 glusterd_up() { pgrep -x glusterd >/dev/null; }
 
 changed=()

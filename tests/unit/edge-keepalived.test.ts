@@ -5,7 +5,7 @@
  * address, no peer list, advert_int 1, nopreempt, the Caddy check failing until it first passes,
  * gratuitous ARPs repeated), detects the interface, starts keepalived once and reloads it only
  * when the config changed; the delete leaves a config it did not write alone; the read reports
- * the source address and a keepalived that does not run; edge-root prints the root.
+ * the source address and a keepalived that does not run; edge-root makes Caddy's root once.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -170,17 +170,50 @@ describe("edge-keepalived.sh", () => {
   });
 });
 
-describe("edge-root.sh", () => {
-  test("prints the root certificate once Caddy has written it; fails naming the service when it never does", () => {
+describe("edge-root.sh (the real openssl)", () => {
+  const run = (caDir: string) =>
+    spawnSync("bash", ["-c", script("edge-root")], {
+      encoding: "utf8",
+      env: { ...process.env, NODE_NAME: "manager-1", CA_DIR: caDir, CN: "swarmcloud front door root" },
+    });
+  const x509 = (file: string) =>
+    spawnSync("openssl", ["x509", "-in", file, "-noout", "-text"], { encoding: "utf8" }).stdout;
+
+  test("makes a CA root and its key where Caddy looks, prints the root; a re-run keeps them", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-root-"));
-    const root = path.join(dir, "root.crt");
-    const env = { ...process.env, NODE_NAME: "manager-1", ROOT_CERT: root, TIMEOUT: "1" };
-    const missing = spawnSync("bash", ["-c", script("edge-root")], { encoding: "utf8", env });
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toContain("docker service logs edge_caddy");
-    fs.writeFileSync(root, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    const found = spawnSync("bash", ["-c", script("edge-root")], { encoding: "utf8", env });
-    expect([found.status, found.stdout]).toEqual([0, fs.readFileSync(root, "utf8")]);
-    fs.rmSync(dir, { recursive: true, force: true });
+    const ca = path.join(dir, "pki", "authorities", "local");
+    try {
+      const first = run(ca);
+      expect([first.status, first.stderr]).toEqual([0, `manager-1: the front door's root certificate made in ${ca}\n`]);
+      expect(first.stdout).toBe(fs.readFileSync(path.join(ca, "root.crt"), "utf8"));
+      const text = x509(path.join(ca, "root.crt"));
+      expect(text).toContain("Subject: CN = swarmcloud front door root");
+      expect(text).toMatch(/Basic Constraints: critical\s+CA:TRUE/);
+      expect(text).toMatch(/Key Usage: critical\s+Certificate Sign, CRL Sign/);
+      expect(text).toContain("ASN1 OID: prime256v1");
+      expect(fs.statSync(path.join(ca, "root.key")).mode & 0o777).toBe(0o600);
+      // Nothing of the making is left beside them.
+      expect(fs.readdirSync(ca).sort()).toEqual(["root.crt", "root.key"]);
+      const again = run(ca);
+      expect([again.status, again.stdout, again.stderr]).toEqual([0, first.stdout, ""]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a root without its key is made again, and the intermediate of the old one dropped", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-root-"));
+    try {
+      const old = run(dir).stdout;
+      fs.rmSync(path.join(dir, "root.key"));
+      fs.writeFileSync(path.join(dir, "intermediate.crt"), "old");
+      fs.writeFileSync(path.join(dir, "intermediate.key"), "old");
+      const again = run(dir);
+      expect(again.status).toBe(0);
+      expect(again.stdout).not.toBe(old);
+      expect(fs.readdirSync(dir).sort()).toEqual(["root.crt", "root.key"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

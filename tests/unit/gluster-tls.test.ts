@@ -232,14 +232,20 @@ describe("gluster-tls-cert.sh (the real openssl)", () => {
 });
 
 /**
- * Stand-ins for the trust script: glusterd "runs" while the file `running` exists (pkill removes
- * it, glusterd makes it); `brick` makes pgrep -f find a brick process of the volume.
+ * Stand-ins for the trust script: glusterd "runs" while the file `running` exists, and it holds
+ * its pid (pkill removes it, glusterd writes a new pid; with the file `supervised`, pkill's
+ * victim is replaced at once by a new glusterd, as the lab's node entrypoint does); `brick` makes
+ * pgrep -f find a brick process of the volume.
  */
 const TRUST_STAND_INS = {
   gluster: '[ -f "$SANDBOX/running" ]',
-  pgrep: 'if [ "$1" = -f ]; then [ -f "$SANDBOX/brick" ]; else [ -f "$SANDBOX/running" ]; fi',
-  pkill: 'rm -f "$SANDBOX/running"',
-  glusterd: 'touch "$SANDBOX/running"',
+  pgrep: 'if [ "$1" = -f ]; then [ -f "$SANDBOX/brick" ]; else [ -f "$SANDBOX/running" ] && cat "$SANDBOX/running"; fi',
+  pkill: [
+    'old=$(cat "$SANDBOX/running" 2>/dev/null || echo 100)',
+    'rm -f "$SANDBOX/running"',
+    'if [ -f "$SANDBOX/supervised" ]; then echo $((old + 1)) >"$SANDBOX/running"; fi',
+  ].join("\n"),
+  glusterd: 'echo 200 >"$SANDBOX/running"',
   systemctl: "exit 3",
   // OpenSSL's directory, where glusterd looks for the files (the lab's Debian: /usr/lib/ssl).
   openssl: '[ "$*" = "version -d" ] && echo "OPENSSLDIR: \\"$SANDBOX/openssldir\\""',
@@ -268,6 +274,22 @@ describe("gluster-tls-trust.sh (stand-ins: no real process is touched)", () => {
       const again = s.run("gluster-tls-trust", env(CA));
       expect(again).toEqual({ code: 0, stdout: "2 certificates trusted", stderr: "" });
       expect(restarts(s.read("calls.log"))).toBe(1);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("under a supervisor that starts glusterd again at once: the old one is waited for, not the new one", () => {
+    const s = sandbox(TRUST_STAND_INS);
+    try {
+      fs.writeFileSync(s.file("running"), "100\n");
+      fs.writeFileSync(s.file("supervised"), "");
+      const r = s.run("gluster-tls-trust", env(CA));
+      expect([r.code, r.stdout]).toEqual([0, "2 certificates trusted"]);
+      expect(restarts(s.read("calls.log"))).toBe(1);
+      // The supervisor's glusterd (pid 101) runs; the script started none of its own.
+      expect(s.read("running").trim()).toBe("101");
+      expect(s.read("calls.log")).not.toMatch(/^glusterd\s*$/m);
     } finally {
       s.done();
     }

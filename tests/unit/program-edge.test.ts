@@ -148,8 +148,13 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
     expect(await valueOf(outputs.managerAddress as pulumi.Output<string>)).toBe(LOCAL_ADDRESS(0));
     const root = named(REMOTE_SCRIPT, "local-edge-root");
     expect(root.inputs.create).toBe(script("edge-root"));
-    expect(root.inputs.environment.ROOT_CERT).toBe("/mnt/swarmcloud/edge/pki/authorities/local/root.crt");
-    expect(root.dependencies).toContain(named(REMOTE_SCRIPT, "local-edge-caddy-deploy").urn);
+    expect(root.inputs.environment).toEqual({
+      NODE_NAME: "manager-1",
+      CA_DIR: "/mnt/swarmcloud/edge/pki/authorities/local",
+      CN: "swarmcloud front door root",
+    });
+    // Before Caddy: the edge stack's deploy waits for the root, which waits for the mounts.
+    expect(named(REMOTE_SCRIPT, "local-edge-caddy-deploy").dependencies).toContain(root.urn);
   });
 });
 
