@@ -227,21 +227,26 @@ describe("renderVagrantfile", () => {
   );
 
   itWithLibvirt(
-    "the libvirt Vagrantfile passes `vagrant validate` (real vagrant and vagrant-libvirt)",
+    "the libvirt Vagrantfile passes `vagrant validate` with either driver (real vagrant and vagrant-libvirt)",
     () => {
-      const res = validate(libvirtText, "libvirt");
-      expect(res.output).toContain("Vagrantfile validated successfully");
-      expect(res.status).toBe(0);
+      for (const vf of [libvirtText, libvirtText.replace('lv.driver = "kvm"', 'lv.driver = "qemu"')]) {
+        const res = validate(vf, "libvirt");
+        expect(res.output).toContain("Vagrantfile validated successfully");
+        expect(res.status).toBe(0);
+      }
     },
     120_000,
   );
 
   itWithLibvirt(
-    "`vagrant validate` really checks the libvirt block (a misspelt setting fails)",
+    "`vagrant validate` really checks the libvirt block (a misspelt setting, an unknown driver fail)",
     () => {
       const misspelt = validate(libvirtText.replace("lv.memory", "lv.memroy"), "libvirt");
       expect(misspelt.status).not.toBe(0);
       expect(misspelt.output).toMatch(/memroy/);
+      const driver = validate(libvirtText.replace('lv.driver = "kvm"', 'lv.driver = "xen2"'), "libvirt");
+      expect(driver.status).not.toBe(0);
+      expect(driver.output).toMatch(/driver xen2/);
     },
     120_000,
   );
