@@ -10,7 +10,9 @@
 #                    GlusterFS preinstalled; cached) and add it to Vagrant as box-name prints
 #   box-name         print the box's name: swarmcloud-lab/debian-13 (trixie) or -12 (bookworm)
 #   clean DIR        remove what a run in the Vagrant work dir DIR left: `vagrant destroy -f`
-#                    there, then any libvirt domain, volume and network of its machines
+#                    there, then any libvirt domain, volume and network of its machines (the
+#                    private network DIR<N>; the management network vagrant-libvirt once no
+#                    domain is left)
 #   leftovers DIR    print the libvirt domains and volumes of DIR's machines still there, and
 #                    every libvirt network (one per line: "domain NAME", "volume NAME",
 #                    "network NAME"); exits 0
@@ -303,7 +305,7 @@ stack_volumes() {
 starting_with() { awk -v p="$1" 'index($0, p) == 1'; }
 
 cmd_clean() {
-  local dir=${1:?usage: clean DIR} dom vol
+  local dir=${1:?usage: clean DIR} dom vol net
   libvirt_answers || return 0
   if [[ -f "$dir/Vagrantfile" ]]; then
     (cd "$dir" && vagrant destroy -f >&2) || log "vagrant destroy in $dir failed; removing by hand"
@@ -317,7 +319,22 @@ cmd_clean() {
     log "removing volume $vol"
     "${VIRSH[@]}" vol-delete --pool "$POOL" "$vol" >/dev/null
   done
+  # The networks vagrant-libvirt made for DIR's machines: the private one, named after DIR with
+  # a number, and its management network once no domain is left.
+  for net in $("${VIRSH[@]}" net-list --all --name 2>/dev/null | awk -v p="$(basename "$dir")" \
+    'index($0, p) == 1 && substr($0, length(p) + 1) ~ /^[0-9]+$/'); do
+    remove_network "$net"
+  done
+  if [[ -z "$("${VIRSH[@]}" list --all --name 2>/dev/null | awk NF)" ]]; then
+    "${VIRSH[@]}" net-info vagrant-libvirt >/dev/null 2>&1 && remove_network vagrant-libvirt
+  fi
   rm -rf "$dir/.vagrant" "$dir/Vagrantfile"
+}
+
+remove_network() {
+  log "removing network $1"
+  "${VIRSH[@]}" net-destroy "$1" >/dev/null 2>&1 || true
+  "${VIRSH[@]}" net-undefine "$1" >/dev/null
 }
 
 cmd_leftovers() {
