@@ -185,9 +185,13 @@ configure_rootfs() {
     >"$root/etc/systemd/system/ssh-host-keys.service"
   chroot "$root" systemctl enable ssh-host-keys.service ssh.service systemd-networkd.service \
     systemd-resolved.service docker.service glusterd.service >/dev/null 2>&1
-  # Nothing reaches out on its own: no apt timers.
-  chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1
-  # Each VM gets its own identity at first boot: machine-id (and so its DHCP client id), glusterd's UUID.
+  # Nothing reaches out or scrubs on its own under emulation: no apt or maintenance timers.
+  chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer fstrim.timer xfs_scrub_all.timer >/dev/null 2>&1
+  # Each VM gets its own identity at first boot: machine-id (and so its DHCP client id), glusterd's
+  # UUID. An empty machine-id is a first boot, where systemd-firstboot would ask on the console
+  # for a locale, keymap and root password, and wait for an answer: it must not run.
+  chroot "$root" systemctl mask systemd-firstboot.service >/dev/null 2>&1
   : >"$root/etc/machine-id"
   rm -f "$root/var/lib/dbus/machine-id" "$root/var/lib/glusterd/glusterd.info"
 }
