@@ -262,6 +262,10 @@ cmd_box() {
   local want t0
   want="$(box_inputs)"
   t0="$(now)"
+  # One build at a time (CI's background build and a suite may both ask).
+  mkdir -p "$BOX_DIR"
+  exec 9>"$BOX_DIR/.lock"
+  flock 9
   if [[ -f "$BOX_FILE" && "$(tar -xOf "$BOX_FILE" swarmcloud-inputs 2>/dev/null)" == "$want" ]]; then
     log "box $BOX_FILE is up to date"
   else
