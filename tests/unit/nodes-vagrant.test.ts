@@ -289,9 +289,12 @@ describe("the scripts' files (components/nodes/vagrant/*.sh)", () => {
     expect(UP_SCRIPT).toBe(
       'set -eu\nmkdir -p "$SWARMCLOUD_VAGRANT_DIR"\ncd "$SWARMCLOUD_VAGRANT_DIR"\ncat > Vagrantfile\nvagrant up --provider="$SWARMCLOUD_VAGRANT_PROVIDER"',
     );
-    expect(DESTROY_SCRIPT).toBe(
-      'set -eu\ncd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0\n[ -f Vagrantfile ] || exit 0\nvagrant destroy -f\nrm -f Vagrantfile',
-    );
+    expect(DESTROY_SCRIPT.split("\n").slice(0, 3)).toEqual([
+      "set -eu",
+      'cd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0',
+      "[ -f Vagrantfile ] || exit 0",
+    ]);
+    expect(DESTROY_SCRIPT).not.toMatch(/^#/m);
     expect(SSH_CONFIG_SCRIPT.split("\n")[0]).toBe("set -eu");
     expect(SSH_CONFIG_SCRIPT).toContain(`printf '%s\\n' '${KEY_MARKER}'\ncat "$key"`);
     expect(SSH_CONFIG_SCRIPT).not.toMatch(/^#/m);
@@ -330,6 +333,19 @@ describe("the scripts, run against a stand-in vagrant", () => {
       ].join("\n"),
       { mode: 0o755 },
     );
+    // Logs its arguments to the same log; `net-dumpxml ID` prints nets/ID.xml, fails without it.
+    fs.writeFileSync(
+      path.join(bin, "virsh"),
+      [
+        "#!/bin/sh",
+        `echo "virsh $*" >> ${JSON.stringify(path.join(dir, "vagrant.log"))}`,
+        'if [ "$3" = net-dumpxml ]; then',
+        `  cat ${JSON.stringify(path.join(dir, "nets"))}/"$4".xml 2>/dev/null || exit 1`,
+        "fi",
+        "exit 0",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
     env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, SWARMCLOUD_VAGRANT_DIR: path.join(dir, "stack work") };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -356,6 +372,36 @@ describe("the scripts, run against a stand-in vagrant", () => {
     fs.writeFileSync(path.join(work, "Vagrantfile"), "# x\n");
     run(DESTROY_SCRIPT);
     expect(log()).toBe(`${work}: destroy -f\n`);
+    expect(fs.existsSync(path.join(work, "Vagrantfile"))).toBe(false);
+  });
+
+  it("DESTROY_SCRIPT then removes each network vagrant-libvirt made and left behind, unless a domain still uses it", () => {
+    const work = path.join(dir, "stack work");
+    for (const [machine, ids] of [
+      ["manager-1", "net-a\nnet-b\n"],
+      ["worker-1", "net-c\n"],
+    ] as const) {
+      fs.mkdirSync(path.join(work, ".vagrant", "machines", machine, "libvirt"), { recursive: true });
+      fs.writeFileSync(path.join(work, ".vagrant", "machines", machine, "libvirt", "created_networks"), ids);
+    }
+    fs.writeFileSync(path.join(work, "Vagrantfile"), "# x\n");
+    fs.mkdirSync(path.join(dir, "nets"));
+    // net-a: left behind, unused; net-b: another project's domain uses it; net-c: already gone.
+    fs.writeFileSync(path.join(dir, "nets", "net-a.xml"), "<network>\n  <name>stack0</name>\n</network>\n");
+    fs.writeFileSync(
+      path.join(dir, "nets", "net-b.xml"),
+      "<network connections='1'>\n  <name>vagrant-libvirt</name>\n</network>\n",
+    );
+    run(DESTROY_SCRIPT);
+    expect(log().split("\n")).toEqual([
+      `${work}: destroy -f`,
+      "virsh -c qemu:///system net-dumpxml net-a",
+      "virsh -c qemu:///system net-destroy net-a",
+      "virsh -c qemu:///system net-undefine net-a",
+      "virsh -c qemu:///system net-dumpxml net-b",
+      "virsh -c qemu:///system net-dumpxml net-c",
+      "",
+    ]);
     expect(fs.existsSync(path.join(work, "Vagrantfile"))).toBe(false);
   });
 
