@@ -295,13 +295,14 @@ drop_uploaded_box() {
 
 # ---------------------------------------------------------------- clean / leftovers
 
+# The volumes of libvirt's pool; none while the pool is not there yet (before the first box).
 pool_volumes() {
-  "${VIRSH[@]}" vol-list --pool "$POOL" 2>/dev/null | awk 'NF { print $1 }'
+  { "${VIRSH[@]}" vol-list --pool "$POOL" 2>/dev/null || true; } | awk 'NF { print $1 }'
 }
 
 # Domains of the machines of work dir DIR: vagrant-libvirt names them <dir's name>_<machine>.
 stack_domains() {
-  "${VIRSH[@]}" list --all --name 2>/dev/null | starting_with "$(basename "$1")_"
+  { "${VIRSH[@]}" list --all --name 2>/dev/null || true; } | starting_with "$(basename "$1")_"
 }
 
 # Their disks: <domain>.img and the like.
@@ -349,7 +350,7 @@ cmd_leftovers() {
   local dir=${1:?usage: leftovers DIR}
   stack_domains "$dir" | sed 's/^/domain /'
   stack_volumes "$dir" | sed 's/^/volume /'
-  "${VIRSH[@]}" net-list --all --name 2>/dev/null | awk 'NF { print "network " $1 }'
+  { "${VIRSH[@]}" net-list --all --name 2>/dev/null || true; } | awk 'NF { print "network " $1 }'
 }
 
 main() {
