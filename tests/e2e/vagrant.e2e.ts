@@ -125,7 +125,8 @@ afterAll(() => {
 
 test("pulumi up boots three VMs through the rendered Vagrantfile and `vagrant up`, and forms the cluster", () => {
   fs.mkdirSync(path.dirname(EVENT_LOG), { recursive: true });
-  const { seconds } = cli!.up(["--event-log", EVENT_LOG]);
+  // --event-log is one of the engine's debug flags: PULUMI_DEBUG_COMMANDS shows it.
+  const { seconds } = cli!.up(["--event-log", EVENT_LOG], { PULUMI_DEBUG_COMMANDS: "true" });
   report.set("upSeconds", seconds);
   report.set("vagrantUpSeconds", resourceSeconds(EVENT_LOG, `${STACK}-up`));
   fs.rmSync(EVENT_LOG, { force: true });
