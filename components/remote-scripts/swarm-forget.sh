@@ -12,7 +12,9 @@ if [ "${state%% *}" = inactive ]; then
   # Any other node outside the swarm means the swarm is being taken down: there is no list left
   # to remove the node from.
   if ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
-    for addr in ${MANAGER_ADDRS:-}; do
+    # A step applied before the managers were recorded (no MANAGER_ADDRS): hand it on, as before.
+    [ -n "${MANAGER_ADDRS:-}" ] || not_here "$(hostname) is the node being removed"
+    for addr in $MANAGER_ADDRS; do
       [ "$addr" = "$ADVERTISE_ADDR" ] || not_here "$(hostname) is the node being removed"
     done
     info "$NODE_NAME was the only manager: the swarm, and its node list, went with it"

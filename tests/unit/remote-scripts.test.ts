@@ -524,6 +524,11 @@ describe("swarm-forget.sh on a node outside the swarm (stand-ins: docker, ip, ho
     ]);
   });
 
+  test("a step applied before the managers were recorded (no MANAGER_ADDRS): handed on, as before", () => {
+    const r = forget({ ADVERTISE_ADDR: "10.9.9.9" });
+    expect([r.code, r.stderr]).toEqual([75, "node-7 is the node being removed"]);
+  });
+
   test("another node outside the swarm: the swarm is being taken down, nothing to do", () => {
     const r = forget({ ADVERTISE_ADDR: "10.9.9.31", MANAGER_ADDRS: "10.9.9.9" });
     expect([r.code, r.stderr]).toEqual([0, ""]);
