@@ -71,8 +71,19 @@ export interface LocalSettings {
   portainerHostPort: number;
 }
 
+/** The Vagrant providers the rendered Vagrantfile has settings for. */
+export const VAGRANT_PROVIDERS = ["virtualbox", "libvirt"] as const;
+export type VagrantProvider = (typeof VAGRANT_PROVIDERS)[number];
+/** libvirt's domain types: kvm (hardware virtualisation) or qemu (software emulation, no KVM needed). */
+export const LIBVIRT_DRIVERS = ["kvm", "qemu"] as const;
+export type LibvirtDriver = (typeof LIBVIRT_DRIVERS)[number];
+
 export interface VagrantSettings {
   box: string;
+  /** The Vagrant provider the machines run on: virtualbox (the tutorial's) or libvirt (most Linux hosts). */
+  provider: VagrantProvider;
+  /** libvirt only: kvm, or qemu on a machine without KVM (software emulation, several times slower). */
+  driver: LibvirtDriver;
   memory: number;
   cpus: number;
   /** First three octets of the private network, e.g. `192.168.56`. */
@@ -322,6 +333,8 @@ export const DEFAULTS = {
   } satisfies LocalSettings,
   vagrant: {
     box: "bento/debian-13",
+    provider: "virtualbox",
+    driver: "kvm",
     memory: 2048,
     cpus: 2,
     networkPrefix: "192.168.56",
@@ -997,6 +1010,8 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
   vagrant: {
     fields: {
       box: text,
+      provider: oneOf(VAGRANT_PROVIDERS),
+      driver: oneOf(LIBVIRT_DRIVERS),
       memory: wholeNumber(512),
       cpus: wholeNumber(1),
       networkPrefix: text,

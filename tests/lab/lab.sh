@@ -28,6 +28,8 @@
 #   inventory                  rewrite the inventory from Docker state and print it
 #   preload-save NODE          keep NODE's images (a fresh node: no container, no swarm) as the
 #                              preload of nodes made later from the same node image (below)
+#   mirror                     print the Debian mirror the lab's debootstrap uses (tests/lab/vagrant.sh
+#                              builds its box from it too)
 #   stranger CMD...            run CMD (bash -c) in a throw-away container from the node image
 #                              on the lab network at .250: a machine on the cluster's network
 #                              that is not a node (FUSE allowed, so it can try a Gluster mount);
@@ -806,6 +808,7 @@ main() {
     rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
     preload-save) cmd_preload_save "${args[@]}" ;;
+    mirror) debian_mirror && echo ;;
     stranger) cmd_stranger "${args[@]}" ;;
     *) usage ;;
   esac
