@@ -31,6 +31,10 @@ export type ResolveImage = (typeof RESOLVE_IMAGES)[number];
 export const EDGE_HOLDERS = ["managers", "labelled"] as const;
 export type EdgeHolders = (typeof EDGE_HOLDERS)[number];
 
+/** When a node upgrade reboots the node: when the packages ask for it (/var/run/reboot-required), always, or never. */
+export const REBOOT_POLICIES = ["if-needed", "always", "never"] as const;
+export type RebootPolicy = (typeof REBOOT_POLICIES)[number];
+
 /** Where the backup repository lives: a folder on one node's own disk, an SFTP server, an S3-compatible bucket. */
 export const BACKUP_TARGETS = ["local", "sftp", "s3"] as const;
 export type BackupTarget = (typeof BACKUP_TARGETS)[number];
@@ -67,8 +71,19 @@ export interface LocalSettings {
   portainerHostPort: number;
 }
 
+/** The Vagrant providers the rendered Vagrantfile has settings for. */
+export const VAGRANT_PROVIDERS = ["virtualbox", "libvirt"] as const;
+export type VagrantProvider = (typeof VAGRANT_PROVIDERS)[number];
+/** libvirt's domain types: kvm (hardware virtualisation) or qemu (software emulation, no KVM needed). */
+export const LIBVIRT_DRIVERS = ["kvm", "qemu"] as const;
+export type LibvirtDriver = (typeof LIBVIRT_DRIVERS)[number];
+
 export interface VagrantSettings {
   box: string;
+  /** The Vagrant provider the machines run on: virtualbox (the tutorial's) or libvirt (most Linux hosts). */
+  provider: VagrantProvider;
+  /** libvirt only: kvm, or qemu on a machine without KVM (software emulation, several times slower). */
+  driver: LibvirtDriver;
   memory: number;
   cpus: number;
   /** First three octets of the private network, e.g. `192.168.56`. */
@@ -233,6 +248,22 @@ export interface BackupSettings {
   restoreOverExisting: boolean;
 }
 
+/**
+ * Node upgrades (opt-in): when `run` changes, `pulumi up` walks the nodes one at a time (managers
+ * first, then workers): drain, packages upgraded, reboot, wait for the node's return, availability
+ * back (README, "Node upgrades").
+ */
+export interface UpgradeSettings {
+  /** Any text: a new value walks every node at the next `pulumi up`; unset: no walk (the section is off). */
+  run?: string;
+  /** Upgrade the packages (`apt-get upgrade`, Docker and GlusterFS included) on each node. */
+  packages: boolean;
+  /** When the node reboots. */
+  reboot: RebootPolicy;
+  /** Seconds one node may take to come back from its reboot (SSH, Docker, glusterd, the mount, the heal). */
+  returnSeconds: number;
+}
+
 export interface SwarmcloudConfig {
   environment: Environment;
   nodes: NodeSpec[];
@@ -251,6 +282,8 @@ export interface SwarmcloudConfig {
   edge?: EdgeSettings;
   /** Backups; present only when `backup.enabled` is true. */
   backup?: BackupSettings;
+  /** Node upgrades; present only when `upgrade.run` is set. */
+  upgrade?: UpgradeSettings;
   /** Seconds to wait for a stack's services to reach their replicas. */
   deployTimeout: number;
 }
@@ -300,6 +333,8 @@ export const DEFAULTS = {
   } satisfies LocalSettings,
   vagrant: {
     box: "bento/debian-13",
+    provider: "virtualbox",
+    driver: "kvm",
     memory: 2048,
     cpus: 2,
     networkPrefix: "192.168.56",
@@ -378,6 +413,11 @@ export const DEFAULTS = {
     keepMonthly: 6,
     restoreOverExisting: false,
   } satisfies BackupSettings,
+  upgrade: {
+    packages: true,
+    reboot: "if-needed",
+    returnSeconds: 900,
+  } satisfies UpgradeSettings,
 };
 
 /** The secret settings: program.ts reads them as secrets, and the parser never sees their values. */
@@ -807,6 +847,7 @@ const TOP_LEVEL_KEYS = [
   "portainer",
   "edge",
   "backup",
+  "upgrade",
   "deployTimeout",
   // The secrets but the SSH key, listed above with the other SSH settings.
   ...SECRET_KEYS.filter((k) => k !== "sshPrivateKey"),
@@ -830,6 +871,7 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
   };
   const edge = readSection(r, "edge");
   const backup = readSection(r, "backup");
+  const upgrade = readSection(r, "upgrade");
   const config: SwarmcloudConfig = {
     environment,
     nodes,
@@ -842,6 +884,8 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     ...(edge.enabled ? { edge } : {}),
     // Off: left out too (opt-in until its lab suite runs in CI).
     ...(backup.enabled ? { backup } : {}),
+    // No run: left out, so a stack without node upgrades makes no resource for them.
+    ...(upgrade.run !== undefined ? { upgrade } : {}),
     deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
   };
   const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
@@ -869,12 +913,14 @@ function warnPlainOverlay(environment: Environment, raw: RawConfig, problems: Pr
 }
 
 /** The settings sections: each one object key of the config, read through its entry in SECTIONS. */
-type Section = "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge" | "backup";
+type Section =
+  "local" | "vagrant" | "digitalocean" | "swarm" | "gluster" | "ghost" | "portainer" | "edge" | "backup" | "upgrade";
 
 /** The settings of every section, by section (edge's and backup's as read, before parseConfig leaves them out when off). */
-type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge" | "backup">> & {
+type SectionSettings = Pick<SwarmcloudConfig, Exclude<Section, "edge" | "backup" | "upgrade">> & {
   edge: EdgeSettings;
   backup: BackupSettings;
+  upgrade: UpgradeSettings;
 };
 
 /**
@@ -964,6 +1010,8 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
   vagrant: {
     fields: {
       box: text,
+      provider: oneOf(VAGRANT_PROVIDERS),
+      driver: oneOf(LIBVIRT_DRIVERS),
       memory: wholeNumber(512),
       cpus: wholeNumber(1),
       networkPrefix: text,
@@ -1072,6 +1120,14 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       restoreOverExisting: flag,
     },
     check: checkBackup,
+  },
+  upgrade: {
+    fields: {
+      run: optionalText,
+      packages: flag,
+      reboot: oneOf(REBOOT_POLICIES),
+      returnSeconds: wholeNumber(60, 7200),
+    },
   },
 };
 
@@ -1423,6 +1479,41 @@ function validateCluster(c: SwarmcloudConfig, credentials: Credentials, problems
   validatePorts(c, problems);
   validateGhostUpdates(c, problems);
   if (c.edge !== undefined) validateEdge(c, c.edge, problems);
+  if (c.upgrade !== undefined) validateUpgrade(c, problems);
+}
+
+/**
+ * A node upgrade takes one node out at a time: its manager out of Raft, its brick out of the
+ * volume, its tasks onto the other nodes. Refused where that loses the swarm's quorum, the
+ * volume's quorum, or the room a drained Ghost task needs.
+ */
+function validateUpgrade(c: SwarmcloudConfig, problems: Problems): void {
+  const run = c.upgrade!.run;
+  const managers = c.nodes.filter((n) => n.role === "manager").length;
+  if (c.nodes.length > 0 && managers < 3) {
+    problems.error(
+      "upgrade.run",
+      run,
+      `a node upgrade takes each manager down in turn, and a swarm of ${managers} manager(s) loses its quorum while one is down; run 3 or more managers (swarmcloud:managers or roles in swarmcloud:nodes), or upgrade these nodes by hand`,
+    );
+  }
+  const bricks = brickNodes(c).length;
+  if (c.nodes.length > 0 && bricks < 3) {
+    problems.error(
+      "upgrade.run",
+      run,
+      `a node upgrade takes each brick node down in turn, and a volume of ${bricks} brick(s) keeps its quorum (writes go on) only with 3 bricks, one of which may be down; set gluster.replica: 3 (or 3 with gluster.arbiter: true)`,
+    );
+  }
+  const g = c.ghost;
+  const active = c.nodes.filter((n) => n.availability === "active").length;
+  if (c.nodes.length > 0 && g.enabled && g.publishMode === "host" && g.replicas >= active) {
+    problems.error(
+      "upgrade.run",
+      run,
+      `with ghost.publishMode host each Ghost task holds port ${g.port} on its own node, and ${g.replicas} replica(s) on ${active} active node(s) leave no node for the task of a drained one while a node is upgraded; lower ghost.replicas to ${Math.max(active - 1, 1)} or add a node`,
+    );
+  }
 }
 
 /**

@@ -10,6 +10,7 @@ import { appDirs, AppsOutputs, deployApps, FrontDoorPlace } from "./apps";
 import {
   BACKUP_SECRET_KEYS,
   brickNodes,
+  edgeNodes,
   parseConfig,
   quorumProblem,
   RawConfig,
@@ -23,6 +24,7 @@ import { DockerHost } from "./host";
 import { nodeSource } from "./nodes/source";
 import { ClusterNode } from "./nodes/types";
 import { Swarm } from "./swarm";
+import { FloatingDoor, NodeUpgrades } from "./upgrade";
 
 /** What the program reads from the engine and its surroundings; index.ts fills it in. */
 export interface ProgramInputs {
@@ -126,20 +128,24 @@ function configFrom(inputs: ProgramInputs): { config: SwarmcloudConfig; secrets:
  * Changes the program refuses before any resource, read against what the last update exported:
  * a manager change that would lose the swarm's quorum, a renamed Gluster volume.
  */
-async function refuseUnsafeChange(inputs: ProgramInputs, config: SwarmcloudConfig): Promise<void> {
+async function refuseUnsafeChange(
+  inputs: ProgramInputs,
+  config: SwarmcloudConfig,
+): Promise<{ name: string; role: string }[] | undefined> {
   const previousNodes = (await inputs.previousOutput("nodeList")) as { name: string; role: string }[] | undefined;
   const problems = [
     quorumProblem(previousNodes ?? undefined, config.nodes),
     volumeRenameProblem(await inputs.previousOutput("glusterVolume"), config.gluster.volume),
   ].filter((p): p is string => p !== undefined);
   if (problems.length > 0) throw new pulumi.RunError(problems.join("\n"));
+  return previousNodes ?? undefined;
 }
 
 /** Builds the whole graph; the returned object is the stack's outputs. */
 export async function main(inputs: ProgramInputs): Promise<Record<string, unknown>> {
   const { stack } = inputs;
   const { config, secrets, sshPublicKey } = configFrom(inputs);
-  await refuseUnsafeChange(inputs, config);
+  const previousNodes = await refuseUnsafeChange(inputs, config);
   const source = await nodeSource({
     stack,
     config,
@@ -160,6 +166,18 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
     settings: config.gluster,
     appDirs: appDirs(config),
   });
+  if (config.upgrade !== undefined) {
+    new NodeUpgrades(`${stack}-upgrade`, {
+      nodes,
+      settings: config.upgrade,
+      bricks: bricks.map((b) => b.name),
+      gluster: config.gluster,
+      frontDoor: floatingDoor(config, nodes),
+      // On a stack's first update every node is new; later, those not in the last node list.
+      known: (previousNodes ?? []).map((n) => n.name),
+      after: [...swarm.ready, ...storage.ready],
+    });
+  }
   const apps = await deployApps(stack, config, {
     nodes,
     entryAddress: source.entryAddress,
@@ -178,6 +196,13 @@ export async function main(inputs: ProgramInputs): Promise<Record<string, unknow
     frontDoor: frontDoorPlace(config, source.frontDoorAddress, memberReady(nodes, swarm)),
   });
   return stackOutputs(config, { nodes, swarm, storage, apps });
+}
+
+/** The front door's floating address and its holders (keepalived: not on DigitalOcean), when the edge is on. */
+function floatingDoor(config: SwarmcloudConfig, nodes: ClusterNode[]): FloatingDoor | undefined {
+  const edge = config.edge;
+  if (edge === undefined || edge.address === undefined || config.environment === "digitalocean") return undefined;
+  return { address: edge.address, holders: edgeNodes(nodes, edge) };
 }
 
 /** Per node name, the node's swarm membership step (Swarm.ready is in the nodes' order). */

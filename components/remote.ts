@@ -79,6 +79,15 @@ export interface RemoteScriptArgs {
   secretStdout?: boolean;
   /** Seconds a script may run before it is stopped and reported. Default 900. */
   timeout?: pulumi.Input<number>;
+  /**
+   * Seconds the step may keep saying "not yet" before it fails: while its script exits 75, its
+   * node does not answer SSH, or its session is lost without an exit status (the node went down
+   * under it), the script runs again every few seconds until this many seconds have passed. For
+   * a step that reboots its own node and checks its return on the next run. Create and update
+   * only. Default 0: none of those is tried again (75 fails like any other code without
+   * `fallbackConnections`).
+   */
+  awaitSeconds?: pulumi.Input<number>;
 }
 
 /**
@@ -108,6 +117,7 @@ interface ScriptState {
   context?: Record<string, string>;
   triggers?: unknown[];
   timeout?: number;
+  awaitSeconds?: number;
   stdout: string;
   /** Host keys by `host:port`: pinned, or seen on the first connection; enforced from then on. */
   hostKeys?: Record<string, string>;
@@ -176,7 +186,8 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
 
   async create(inputs: ScriptInputs): Promise<pulumi.dynamic.CreateResult> {
     // An empty create script runs nothing: the resource exists for its delete step.
-    const ran = inputs.create === "" ? { stdout: "", seen: {} } : await runRemote(inputs, inputs.create, inputs.stdin);
+    const ran =
+      inputs.create === "" ? { stdout: "", seen: {} } : await runAwaiting(inputs, inputs.create, inputs.stdin);
     const outs = stateOf(inputs, ran.stdout, { ...pinnedHostKeys(inputs), ...ran.seen });
     return { id: `${inputs.node}-${Date.now().toString(36)}`, outs };
   },
@@ -188,7 +199,7 @@ export const remoteScriptProvider: pulumi.dynamic.ResourceProvider = {
       stdinChanged(olds, news.stdin) ||
       RERUN_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(next[k] ?? null));
     if (rerun) {
-      const ran = await runRemote({ ...news, hostKeys: recorded }, news.update ?? news.create, news.stdin);
+      const ran = await runAwaiting({ ...news, hostKeys: recorded }, news.update ?? news.create, news.stdin);
       next.stdout = ran.stdout;
       next.hostKeys = { ...next.hostKeys, ...ran.seen };
     } else {
@@ -852,7 +863,7 @@ export async function tryInTurn(
 async function runRemote(
   target: Pick<
     ScriptState,
-    "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout" | "hostKeys"
+    "node" | "connection" | "fallbackConnections" | "environment" | "context" | "timeout" | "hostKeys" | "awaitSeconds"
   >,
   script: string,
   stdin: string | undefined,
@@ -867,7 +878,9 @@ async function runRemote(
   const limit = Math.max(dialLimit ?? target.connection.dialErrorLimit ?? 10, conns.length);
   const { node, timeout } = target;
   const environment = target.context ? { ...target.context, ...target.environment } : target.environment;
-  const job: Job = { node, script, stdin, environment, timeout, mayFallBack: conns.length > 1, shared };
+  // A step that awaits (awaitSeconds) says "not yet" with 75 on its one connection too.
+  const mayFallBack = conns.length > 1 || (target.awaitSeconds ?? 0) > 0;
+  const job: Job = { node, script, stdin, environment, timeout, mayFallBack, shared };
   const end = await tryInTurn(conns.length, limit, (i) => attemptOn(conns[i]!, job, seen));
   if ("stdout" in end) return { stdout: end.stdout, seen };
   if ("notHere" in end) {
@@ -875,6 +888,41 @@ async function runRemote(
     throw remoteError("notHere", message);
   }
   throw unreachableError(target.node, conns, limit, end.unreachable);
+}
+
+/**
+ * Whether an error of a run is a "not yet" of a step that awaits its node: the script said 75,
+ * no connection answered, or the session ended without an exit status (the node went down while
+ * the script ran).
+ */
+export function notYet(err: unknown): boolean {
+  if (isRemoteError(err, "notHere") || isRemoteError(err, "unreachable")) return true;
+  return isRemoteError(err, "failed") && typeof err.exitCode !== "number";
+}
+
+/**
+ * `runRemote` for create and update: with `awaitSeconds`, a "not yet" (`notYet`) runs the script
+ * again after a pause (`pauseMs`) until that many seconds have passed since the first run; then
+ * the last error stands. Without it, one run.
+ */
+export async function runAwaiting(
+  target: Parameters<typeof runRemote>[0],
+  script: string,
+  stdin: string | undefined,
+  run: typeof runRemote = runRemote,
+  pauseMs = 3000,
+): Promise<{ stdout: string; seen: Record<string, string> }> {
+  const deadline = Date.now() + (target.awaitSeconds ?? 0) * 1000;
+  const seen: Record<string, string> = {};
+  for (;;) {
+    try {
+      const ran = await run({ ...target, hostKeys: { ...target.hostKeys, ...seen } }, script, stdin);
+      return { stdout: ran.stdout, seen: { ...seen, ...ran.seen } };
+    } catch (err) {
+      if (!target.awaitSeconds || Date.now() + pauseMs >= deadline || !notYet(err)) throw err;
+    }
+    await new Promise<void>((r) => setTimeout(r, pauseMs));
+  }
 }
 
 /**

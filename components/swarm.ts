@@ -66,7 +66,7 @@ export class Swarm extends pulumi.ComponentResource {
     // (on a manager: role, availability, labels; drain and demote on delete).
     this.ready = args.nodes.map((node) => {
       const nodeName = `${name}-${node.name}`;
-      const slot = nodeStep(`${nodeName}-slot`, slotStep(node, managerSide), { parent: this, dependsOn: [bootstrap] });
+      const slot = nodeStep(`${nodeName}-slot`, slotStep(node, managerSide, managerAddrs), { parent: this, dependsOn: [bootstrap] });
       const join = nodeStep(`${nodeName}-join`, joinStep(node, joinSecret, managerAddrs), {
         parent: this,
         dependsOn: [slot, args.hostReady[node.name]!],
@@ -113,8 +113,12 @@ function bootstrapStep(first: ClusterNode, managerSide: RunsOn, settings: SwarmS
   };
 }
 
-/** The node's place in the node list, kept on a manager: removes the node from the list on delete (last). */
-function slotStep(node: ClusterNode, managerSide: RunsOn): NodeStepArgs {
+/**
+ * The node's place in the node list, kept on a manager: removes the node from the list on delete
+ * (last). The managers' addresses are context (consulted, never a reason to run): the node being
+ * removed hands the removal to another manager, unless there is none (the swarm goes with it).
+ */
+function slotStep(node: ClusterNode, managerSide: RunsOn, managerAddrs: pulumi.Input<string>): NodeStepArgs {
   return {
     node,
     runsOn: managerSide,
@@ -122,6 +126,7 @@ function slotStep(node: ClusterNode, managerSide: RunsOn): NodeStepArgs {
     create: "",
     delete: script("swarm-forget"),
     environment: { ADVERTISE_ADDR: node.privateAddress },
+    context: { MANAGER_ADDRS: managerAddrs },
     skipDeleteWhenUnreachable: true,
   };
 }

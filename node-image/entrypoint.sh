@@ -16,7 +16,10 @@
 #     components/remote-scripts/edge-keepalived.sh, which enables it where systemd runs), then
 #     supervises: exits when sshd dies, restarts dockerd/glusterd when they die (like
 #     systemd's Restart=always would), stops everything cleanly on SIGTERM/SIGINT,
-#     keepalived first (it gives the floating address away before this node's Caddy stops).
+#     keepalived first (it gives the floating address away before this node's Caddy stops);
+#  5. on SIGUSR1 (sent by the image's `reboot`, /usr/local/sbin/reboot) stops the same way and
+#     exits with code 3 (REBOOT_EXIT), which the container's restart policy (on-failure in the
+#     lab, unless-stopped for local nodes) answers by starting the node again: a reboot.
 #
 # Env:
 #   SSH_AUTHORIZED_KEY          public key line(s) for root
@@ -31,6 +34,9 @@ readonly DOCKERD_LOG=/var/log/dockerd.log
 readonly GLUSTERD_LOG=/var/log/glusterfs/glusterd.log
 readonly DOCKERD_TIMEOUT="${SWARMCLOUD_DOCKERD_TIMEOUT:-90}"
 readonly SUPERVISE="${SWARMCLOUD_SUPERVISE:-1}"
+# The exit code of a reboot (SIGUSR1): non-zero, so that an on-failure restart policy restarts it.
+readonly REBOOT_EXIT=3
+readonly PID_FILE=/run/swarmcloud-node.pid
 
 sshd_pid=""
 sshd_host_keys=()
@@ -224,6 +230,8 @@ stop_keepalived() {
 
 main() {
   trap 'shutdown 0' TERM INT
+  trap 'log "reboot"; shutdown "$REBOOT_EXIT"' USR1
+  echo "$$" >"$PID_FILE"
   restore_host_identity
   install_authorized_keys
   install_host_key "$GIVEN_HOST_KEY" /etc/ssh || shutdown 1

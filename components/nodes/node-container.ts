@@ -14,7 +14,8 @@
  *
  * Not in the table, because the two users differ on purpose: the name, hostname, network and
  * address, labels, the SSH key, and the restart policy (`unless-stopped` for a user's cluster;
- * none in the lab, whose suites stop and start nodes themselves). The cgroup root differs too:
+ * `on-failure` in the lab, whose suites stop and start nodes themselves: a stopped node stays
+ * down, a node's `reboot` (exit 3, node-image/reboot) comes back). The cgroup root differs too:
  * the lab passes its own (`/swarmcloud-lab`), which its `down` cleans up.
  */
 import * as pulumi from "@pulumi/pulumi";

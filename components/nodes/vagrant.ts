@@ -1,14 +1,14 @@
 import * as fs from "fs";
 import * as path from "path";
-import { local } from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { isIPv4, NodeSpec, Role, VagrantSettings } from "../config";
 import { ClusterNode, clusterNode, NodeSource } from "./types";
+import { VagrantCommand } from "./vagrant-command";
 
 export interface VagrantNodesArgs {
   /** Nodes as validated by parseConfig (no default: the config supplies 3 managers + 2 workers). */
   nodes: NodeSpec[];
-  /** Box, memory, CPUs, network and forwarded ports (defaults in config.ts: bento/debian-13, 2048 MB, 2 CPUs, 192.168.56.11+, 2368 and 9443). */
+  /** Box, provider, memory, CPUs, network and forwarded ports (defaults in config.ts: bento/debian-13, virtualbox (libvirt: driver kvm), 2048 MB, 2 CPUs, 192.168.56.11+, 2368 and 9443). */
   settings: VagrantSettings;
   /** Directory (one per stack) the Vagrantfile and Vagrant's `.vagrant/` state live in; created when missing (no default). */
   workDir: string;
@@ -78,10 +78,7 @@ export function renderVagrantfile(nodes: NodeSpec[], settings: VagrantSettings):
     `  config.vm.box = ${rubyString(settings.box)}`,
     '  config.vm.synced_folder ".", "/vagrant", disabled: true',
     "",
-    '  config.vm.provider "virtualbox" do |vb|',
-    `    vb.memory = ${settings.memory}`,
-    `    vb.cpus = ${settings.cpus}`,
-    "  end",
+    ...providerBlock(settings),
   ];
   nodes.forEach((node, i) => {
     lines.push(
@@ -99,6 +96,28 @@ export function renderVagrantfile(nodes: NodeSpec[], settings: VagrantSettings):
   });
   lines.push("end", "");
   return lines.join("\n");
+}
+
+/**
+ * The settings block of the chosen provider: memory and CPUs for both; for libvirt also the
+ * domain type (`kvm`, or `qemu`: software emulation where KVM cannot run guests).
+ */
+export function providerBlock(settings: Pick<VagrantSettings, "provider" | "driver" | "memory" | "cpus">): string[] {
+  if (settings.provider === "libvirt") {
+    return [
+      '  config.vm.provider "libvirt" do |lv|',
+      `    lv.driver = ${rubyString(settings.driver)}`,
+      `    lv.memory = ${settings.memory}`,
+      `    lv.cpus = ${settings.cpus}`,
+      "  end",
+    ];
+  }
+  return [
+    '  config.vm.provider "virtualbox" do |vb|',
+    `    vb.memory = ${settings.memory}`,
+    `    vb.cpus = ${settings.cpus}`,
+    "  end",
+  ];
 }
 
 /** Printed between `vagrant ssh-config` and the private key in the per-node command's output. */
@@ -169,9 +188,11 @@ export const DESTROY_SCRIPT = vagrantScript("destroy");
 export const SSH_CONFIG_SCRIPT = vagrantScript("ssh-config");
 
 /**
- * The tutorial's own cluster as VirtualBox VMs: renders the Vagrantfile into a per-stack work
- * directory, runs `vagrant up` (and `vagrant destroy -f` on delete), then reads each machine's
- * `vagrant ssh-config` and the private key Vagrant generated for it.
+ * The tutorial's own cluster as VirtualBox or libvirt VMs: renders the Vagrantfile into a
+ * per-stack work directory, runs `vagrant up --provider=<provider>` (and `vagrant destroy -f` on
+ * delete), then reads each machine's `vagrant ssh-config` and the private key Vagrant generated
+ * for it. The commands are VagrantCommands (vagrant-command.ts), run on the machine that runs
+ * Pulumi.
  *
  * Any change to the Vagrantfile (box, memory, a node added or removed) replaces the whole
  * cluster: the VMs are destroyed with the old file, then created from the new one.
@@ -186,13 +207,13 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
     const text = renderVagrantfile(args.nodes, args.settings);
     const addresses = vagrantAddresses(args.nodes, args.settings);
 
-    const up = new local.Command(
+    const up = new VagrantCommand(
       `${name}-up`,
       {
         create: UP_SCRIPT,
         delete: DESTROY_SCRIPT,
         stdin: text,
-        environment: { SWARMCLOUD_VAGRANT_DIR: args.workDir },
+        environment: { SWARMCLOUD_VAGRANT_DIR: args.workDir, SWARMCLOUD_VAGRANT_PROVIDER: args.settings.provider },
         triggers: [text],
       },
       // Destroy the old machines (with the old Vagrantfile) before the new ones come up.
@@ -200,17 +221,17 @@ export class VagrantNodes extends pulumi.ComponentResource implements NodeSource
     );
 
     this.nodes = args.nodes.map((node, i) => {
-      const sshConfig = new local.Command(
+      const sshConfig = new VagrantCommand(
         `${name}-${node.name}-ssh-config`,
         {
           create: SSH_CONFIG_SCRIPT,
           environment: { SWARMCLOUD_VAGRANT_DIR: args.workDir, SWARMCLOUD_NODE: node.name },
           // Re-read after the cluster is rebuilt (a new machine has a new key).
           triggers: [text],
-          logging: "none",
-          addPreviousOutputInEnv: false,
+          // It prints the machine's private key.
+          secretStdout: true,
         },
-        { parent: this, dependsOn: [up], additionalSecretOutputs: ["stdout"] },
+        { parent: this, dependsOn: [up] },
       );
       return clusterNode(node, {
         host: addresses[i]!,

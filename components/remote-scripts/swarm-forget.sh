@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # swarmcloud: remove a departed node from the node list
-# Runs on a manager (exit 75 sends it to the next one) after the node left (or vanished). Inputs: NODE_NAME, ADVERTISE_ADDR.
+# Runs on a manager (exit 75 sends it to the next one) after the node left (or vanished).
+# Inputs: NODE_NAME, ADVERTISE_ADDR; context: MANAGER_ADDRS (the managers' addresses when the
+# step was last applied).
 set -euo pipefail
 : "${NODE_NAME:?}" "${ADVERTISE_ADDR:?}"
 state=$(swarm_state) || state=""
 if [ "${state%% *}" = inactive ]; then
   # The departing node itself (a replaced first manager, tried first) cannot remove itself
-  # from the list: the next manager does. Any other node outside the swarm means the swarm is
-  # being taken down: there is no list left to remove the node from.
+  # from the list: the next manager does; when it was the only manager, the list went with it.
+  # Any other node outside the swarm means the swarm is being taken down: there is no list left
+  # to remove the node from.
   if ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
-    not_here "$(hostname) is the node being removed"
+    # A step applied before the managers were recorded (no MANAGER_ADDRS): hand it on, as before.
+    [ -n "${MANAGER_ADDRS:-}" ] || not_here "$(hostname) is the node being removed"
+    for addr in $MANAGER_ADDRS; do
+      [ "$addr" = "$ADVERTISE_ADDR" ] || not_here "$(hostname) is the node being removed"
+    done
+    info "$NODE_NAME was the only manager: the swarm, and its node list, went with it"
   fi
   exit 0
 fi

@@ -7,18 +7,20 @@
 # edge: the front door (keepalived, Caddy, Pebble). resilience also measures Ghost's image updates.
 # backup: backups with restic and a restore from nothing, opt-in and not in .ci/run yet.
 # gluster-tls: Gluster with gluster.tls on (3 nodes, a stranger refused), opt-in, not in .ci/run.
-# Usage: tests/e2e/run.sh [--suite previews|core|apps|resilience|security|drift|edge|backup|gluster-tls]   (default: core)
+# node-upgrades: every node drained, rebooted and back, one at a time, under load; 5 nodes.
+# vagrant: three real VMs (Vagrant's libvirt provider, qemu) from the lab box: swarm, Gluster, destroy.
+# Usage: tests/e2e/run.sh [--suite previews|core|apps|resilience|security|drift|edge|backup|gluster-tls|node-upgrades|vagrant]   (default: core)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 suite=core
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
-    *) echo "usage: $0 [--suite previews|core|apps|resilience|security|drift|edge|backup|gluster-tls]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--suite previews|core|apps|resilience|security|drift|edge|backup|gluster-tls|node-upgrades|vagrant]" >&2; exit 2 ;;
   esac
 done
 case "$suite" in
-  previews | core | apps | resilience | security | drift | edge | backup | gluster-tls) ;;
-  *) echo "unknown suite '$suite': use previews, core, apps, resilience, security, drift, edge, backup or gluster-tls" >&2; exit 2 ;;
+  previews | core | apps | resilience | security | drift | edge | backup | gluster-tls | node-upgrades | vagrant) ;;
+  *) echo "unknown suite '$suite': use previews, core, apps, resilience, security, drift, edge, backup, gluster-tls, node-upgrades or vagrant" >&2; exit 2 ;;
 esac
 exec npx jest --config jest.e2e.config.js --runInBand "tests/e2e/$suite.e2e.ts"

@@ -28,6 +28,8 @@
 #   inventory                  rewrite the inventory from Docker state and print it
 #   preload-save NODE          keep NODE's images (a fresh node: no container, no swarm) as the
 #                              preload of nodes made later from the same node image (below)
+#   mirror                     print the Debian mirror the lab's debootstrap uses (tests/lab/vagrant.sh
+#                              builds its box from it too)
 #   stranger CMD...            run CMD (bash -c) in a throw-away container from the node image
 #                              on the lab network at .250: a machine on the cluster's network
 #                              that is not a node (FUSE allowed, so it can try a Gluster mount);
@@ -67,6 +69,10 @@
 # Node containers are made from the recipe LocalNodes uses too (components/nodes/node-container.json,
 # read through tests/lab/node-container-args.js): `up`, `add` and `rm` need Node.js (node on PATH,
 # or SWARMCLOUD_LAB_NODE).
+#
+# Nodes restart on failure (`--restart on-failure`): a node's `reboot` (node-image/reboot) exits
+# its container with code 3 and Docker starts it again, as a host comes back from a reboot.
+# `stop` (docker stop or kill) leaves a node down: Docker does not restart a container it stopped.
 #
 # Everything created carries the label swarmcloud.lab=1; `down` removes only that.
 set -Eeuo pipefail
@@ -361,6 +367,7 @@ create_node() {
     --label "$LABEL.role=$role" --label "$LABEL.index=$k" --label "$LABEL.address=$ip" \
     --mount "type=bind,src=$HOST_KEYS/$c,dst=$NODE_HOST_KEY,readonly" \
     -e "SSH_AUTHORIZED_KEY=$(cat "$KEY.pub")" \
+    --restart on-failure \
     "${run_args[@]}" \
     "$IMAGE" >/dev/null
   log "created $c ($name, $ip)"
@@ -801,6 +808,7 @@ main() {
     rekey) cmd_rekey "${args[@]}" ;;
     inventory) cmd_inventory ;;
     preload-save) cmd_preload_save "${args[@]}" ;;
+    mirror) debian_mirror && echo ;;
     stranger) cmd_stranger "${args[@]}" ;;
     *) usage ;;
   esac

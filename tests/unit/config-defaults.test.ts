@@ -64,6 +64,7 @@ const EXPECTED: Record<string, unknown> = {
   portainer: DEFAULTS.portainer,
   edge: DEFAULTS.edge,
   backup: DEFAULTS.backup,
+  upgrade: DEFAULTS.upgrade,
   deployTimeout: DEFAULTS.deployTimeout,
 };
 

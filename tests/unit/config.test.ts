@@ -246,6 +246,19 @@ const ERRORS: Row[] = [
     'swarmcloud:environment = "aws": ',
     "must be one of local, ssh, vagrant, digitalocean",
   ],
+  // vagrant
+  [
+    "unknown Vagrant provider",
+    { environment: "vagrant", vagrant: { provider: "vmware_desktop" } },
+    'swarmcloud:vagrant.provider = "vmware_desktop": ',
+    "must be one of virtualbox, libvirt",
+  ],
+  [
+    "unknown libvirt driver",
+    { environment: "vagrant", vagrant: { provider: "libvirt", driver: "xen" } },
+    'swarmcloud:vagrant.driver = "xen": ',
+    "must be one of kvm, qemu",
+  ],
   // manager count
   [
     "zero managers",

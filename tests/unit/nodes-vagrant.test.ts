@@ -13,6 +13,7 @@ import {
   fromStrictMode,
   KEY_MARKER,
   parseVagrantSshConfig,
+  providerBlock,
   renderVagrantfile,
   rubyString,
   SSH_CONFIG_SCRIPT,
@@ -22,6 +23,7 @@ import {
 } from "../../components/nodes/vagrant";
 import { recorded, RecordedResource, recordedNamed, settled, setupMocks, valueOf } from "./mocks";
 
+const VAGRANT_COMMAND = "pulumi-nodejs:dynamic/swarmcloud:VagrantCommand";
 const FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
 function sshConfigOutput(node: string, identityFile: string): string {
@@ -43,7 +45,7 @@ function sshConfigOutput(node: string, identityFile: string): string {
 // The per-node ssh-config commands print what SSH_CONFIG_SCRIPT prints on a real machine.
 setupMocks({
   state: (args) =>
-    args.type === "command:local:Command" && args.name.endsWith("-ssh-config")
+    args.type === VAGRANT_COMMAND && args.name.endsWith("-ssh-config")
       ? {
           stdout: `${sshConfigOutput(
             args.inputs.environment.SWARMCLOUD_NODE,
@@ -56,6 +58,7 @@ setupMocks({
 const parsed = parseConfig({ environment: "vagrant" }, { sshPrivateKey: false });
 const { config } = parsed;
 const GOLDEN = path.join(__dirname, "golden", "Vagrantfile.golden");
+const GOLDEN_LIBVIRT = path.join(__dirname, "golden", "Vagrantfile-libvirt.golden");
 const node = (name: string, role: "manager" | "worker"): NodeSpec => ({
   name,
   role,
@@ -90,6 +93,8 @@ describe("rubyString", () => {
 
 describe("renderVagrantfile", () => {
   const text = renderVagrantfile(config.nodes, config.vagrant);
+  const libvirt = parseConfig({ environment: "vagrant", vagrant: { provider: "libvirt" } }, { sshPrivateKey: false });
+  const libvirtText = renderVagrantfile(libvirt.config.nodes, libvirt.config.vagrant);
 
   it("matches the golden Vagrantfile for the default cluster (3 managers + 2 workers)", () => {
     expect(parsed.errors).toEqual([]);
@@ -126,6 +131,31 @@ describe("renderVagrantfile", () => {
     expect(vf).toContain('config.vm.box = "generic/debian12"');
     expect(vf).toContain("vb.memory = 4096");
     expect(vf).toContain("vb.cpus = 4");
+    expect(vf).not.toMatch(/libvirt|driver/);
+  });
+
+  it("matches the golden libvirt Vagrantfile: the libvirt block with its driver, nothing of VirtualBox", () => {
+    expect(config.vagrant.provider).toBe("virtualbox");
+    expect(config.vagrant.driver).toBe("kvm");
+    expect(libvirtText).toBe(fs.readFileSync(GOLDEN_LIBVIRT, "utf8"));
+    expect(libvirtText).not.toMatch(/virtualbox|vb\./);
+    // The rest of the file is the same: only the provider block differs.
+    const withoutBlock = (vf: string) => vf.replace(/ {2}config\.vm\.provider [^]*?\n {2}end\n/, "");
+    expect(withoutBlock(libvirtText)).toBe(withoutBlock(text));
+  });
+
+  it("renders libvirt's driver, memory and CPUs from the settings (qemu where KVM cannot run guests)", () => {
+    expect(providerBlock({ provider: "libvirt", driver: "qemu", memory: 1024, cpus: 1 })).toEqual([
+      '  config.vm.provider "libvirt" do |lv|',
+      '    lv.driver = "qemu"',
+      "    lv.memory = 1024",
+      "    lv.cpus = 1",
+      "  end",
+    ]);
+    // The driver is libvirt's: a VirtualBox file has none.
+    expect(providerBlock({ provider: "virtualbox", driver: "qemu", memory: 1024, cpus: 1 }).join("\n")).not.toMatch(
+      /driver|qemu/,
+    );
   });
 
   // REAL `vagrant validate`: runs when /usr/bin/vagrant exists, skipped only when it is absent.
@@ -135,8 +165,12 @@ describe("renderVagrantfile", () => {
   // installed provider, e.g. libvirt, and ignore the virtualbox block).
   const hasVagrant = fs.existsSync("/usr/bin/vagrant");
   const itWithVagrant = hasVagrant ? it : it.skip;
+  // The libvirt block is checked by vagrant-libvirt's own validation: where the plugin is
+  // installed (Debian's vagrant-libvirt, which .ci/run installs), skipped only where it is not.
+  const hasLibvirtPlugin = hasVagrant && vagrantLibvirtInstalled();
+  const itWithLibvirt = hasLibvirtPlugin ? it : it.skip;
 
-  function validate(vagrantfile: string): { status: number | null; output: string } {
+  function validate(vagrantfile: string, provider = "virtualbox"): { status: number | null; output: string } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-vagrant-"));
     try {
       const bin = path.join(dir, "bin");
@@ -161,7 +195,7 @@ describe("renderVagrantfile", () => {
           ...process.env,
           PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`,
           VAGRANT_HOME: path.join(dir, "home"),
-          VAGRANT_DEFAULT_PROVIDER: "virtualbox",
+          VAGRANT_DEFAULT_PROVIDER: provider,
           VAGRANT_CHECKPOINT_DISABLE: "1",
           VAGRANT_NO_COLOR: "1",
         },
@@ -191,7 +225,42 @@ describe("renderVagrantfile", () => {
     },
     120_000,
   );
+
+  itWithLibvirt(
+    "the libvirt Vagrantfile passes `vagrant validate` with either driver (real vagrant and vagrant-libvirt)",
+    () => {
+      for (const vf of [libvirtText, libvirtText.replace('lv.driver = "kvm"', 'lv.driver = "qemu"')]) {
+        const res = validate(vf, "libvirt");
+        expect(res.output).toContain("Vagrantfile validated successfully");
+        expect(res.status).toBe(0);
+      }
+    },
+    120_000,
+  );
+
+  itWithLibvirt(
+    "`vagrant validate` really checks the libvirt block (a misspelt setting, an unknown driver fail)",
+    () => {
+      const misspelt = validate(libvirtText.replace("lv.memory", "lv.memroy"), "libvirt");
+      expect(misspelt.status).not.toBe(0);
+      expect(misspelt.output).toMatch(/memroy/);
+      const driver = validate(libvirtText.replace('lv.driver = "kvm"', 'lv.driver = "xen2"'), "libvirt");
+      expect(driver.status).not.toBe(0);
+      expect(driver.output).toMatch(/driver xen2/);
+    },
+    120_000,
+  );
 });
+
+/** Whether Vagrant lists the vagrant-libvirt plugin (Debian installs it as a system plugin). */
+function vagrantLibvirtInstalled(): boolean {
+  const res = spawnSync("/usr/bin/vagrant", ["plugin", "list"], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, VAGRANT_CHECKPOINT_DISABLE: "1", VAGRANT_NO_COLOR: "1" },
+  });
+  return res.status === 0 && /^vagrant-libvirt /m.test(res.stdout);
+}
 
 describe("parseVagrantSshConfig", () => {
   it("reads the connection fields and the key after the marker", () => {
@@ -218,11 +287,14 @@ describe("the scripts' files (components/nodes/vagrant/*.sh)", () => {
   it("hand the commands the shell from `set -eu` on: the same text as when it was written in vagrant.ts", () => {
     // Pinned: a change here changes every vagrant stack's command inputs (and reruns `vagrant up`).
     expect(UP_SCRIPT).toBe(
-      'set -eu\nmkdir -p "$SWARMCLOUD_VAGRANT_DIR"\ncd "$SWARMCLOUD_VAGRANT_DIR"\ncat > Vagrantfile\nvagrant up --provider=virtualbox',
+      'set -eu\nmkdir -p "$SWARMCLOUD_VAGRANT_DIR"\ncd "$SWARMCLOUD_VAGRANT_DIR"\ncat > Vagrantfile\nvagrant up --provider="$SWARMCLOUD_VAGRANT_PROVIDER"',
     );
-    expect(DESTROY_SCRIPT).toBe(
-      'set -eu\ncd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0\n[ -f Vagrantfile ] || exit 0\nvagrant destroy -f\nrm -f Vagrantfile',
-    );
+    expect(DESTROY_SCRIPT.split("\n").slice(0, 3)).toEqual([
+      "set -eu",
+      'cd "$SWARMCLOUD_VAGRANT_DIR" 2>/dev/null || exit 0',
+      "[ -f Vagrantfile ] || exit 0",
+    ]);
+    expect(DESTROY_SCRIPT).not.toMatch(/^#/m);
     expect(SSH_CONFIG_SCRIPT.split("\n")[0]).toBe("set -eu");
     expect(SSH_CONFIG_SCRIPT).toContain(`printf '%s\\n' '${KEY_MARKER}'\ncat "$key"`);
     expect(SSH_CONFIG_SCRIPT).not.toMatch(/^#/m);
@@ -261,6 +333,19 @@ describe("the scripts, run against a stand-in vagrant", () => {
       ].join("\n"),
       { mode: 0o755 },
     );
+    // Logs its arguments to the same log; `net-dumpxml ID` prints nets/ID.xml, fails without it.
+    fs.writeFileSync(
+      path.join(bin, "virsh"),
+      [
+        "#!/bin/sh",
+        `echo "virsh $*" >> ${JSON.stringify(path.join(dir, "vagrant.log"))}`,
+        'if [ "$3" = net-dumpxml ]; then',
+        `  cat ${JSON.stringify(path.join(dir, "nets"))}/"$4".xml 2>/dev/null || exit 1`,
+        "fi",
+        "exit 0",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
     env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, SWARMCLOUD_VAGRANT_DIR: path.join(dir, "stack work") };
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -268,11 +353,15 @@ describe("the scripts, run against a stand-in vagrant", () => {
   const run = (script: string, extra: NodeJS.ProcessEnv = {}, input = "") =>
     execFileSync("/bin/sh", ["-c", script], { env: { ...env, ...extra }, input, encoding: "utf8", stdio: "pipe" });
 
-  it("UP_SCRIPT writes the Vagrantfile from stdin into a new work dir and brings it up", () => {
-    run(UP_SCRIPT, {}, 'Vagrant.configure("2") do |config|\nend\n');
+  it("UP_SCRIPT writes the Vagrantfile from stdin into a new work dir and brings it up with the provider", () => {
+    run(UP_SCRIPT, { SWARMCLOUD_VAGRANT_PROVIDER: "libvirt" }, 'Vagrant.configure("2") do |config|\nend\n');
     const work = path.join(dir, "stack work");
     expect(fs.readFileSync(path.join(work, "Vagrantfile"), "utf8")).toBe('Vagrant.configure("2") do |config|\nend\n');
-    expect(log()).toBe(`${work}: up --provider=virtualbox\n`);
+    expect(log()).toBe(`${work}: up --provider=libvirt\n`);
+  });
+
+  it("UP_SCRIPT fails when no provider is given", () => {
+    expect(() => run(UP_SCRIPT, {}, "# x\n")).toThrow(/SWARMCLOUD_VAGRANT_PROVIDER/);
   });
 
   it("DESTROY_SCRIPT destroys from the work dir, and is a no-op when it is gone", () => {
@@ -283,6 +372,36 @@ describe("the scripts, run against a stand-in vagrant", () => {
     fs.writeFileSync(path.join(work, "Vagrantfile"), "# x\n");
     run(DESTROY_SCRIPT);
     expect(log()).toBe(`${work}: destroy -f\n`);
+    expect(fs.existsSync(path.join(work, "Vagrantfile"))).toBe(false);
+  });
+
+  it("DESTROY_SCRIPT then removes each network vagrant-libvirt made and left behind, unless a domain still uses it", () => {
+    const work = path.join(dir, "stack work");
+    for (const [machine, ids] of [
+      ["manager-1", "net-a\nnet-b\n"],
+      ["worker-1", "net-c\n"],
+    ] as const) {
+      fs.mkdirSync(path.join(work, ".vagrant", "machines", machine, "libvirt"), { recursive: true });
+      fs.writeFileSync(path.join(work, ".vagrant", "machines", machine, "libvirt", "created_networks"), ids);
+    }
+    fs.writeFileSync(path.join(work, "Vagrantfile"), "# x\n");
+    fs.mkdirSync(path.join(dir, "nets"));
+    // net-a: left behind, unused; net-b: another project's domain uses it; net-c: already gone.
+    fs.writeFileSync(path.join(dir, "nets", "net-a.xml"), "<network>\n  <name>stack0</name>\n</network>\n");
+    fs.writeFileSync(
+      path.join(dir, "nets", "net-b.xml"),
+      "<network connections='1'>\n  <name>vagrant-libvirt</name>\n</network>\n",
+    );
+    run(DESTROY_SCRIPT);
+    expect(log().split("\n")).toEqual([
+      `${work}: destroy -f`,
+      "virsh -c qemu:///system net-dumpxml net-a",
+      "virsh -c qemu:///system net-destroy net-a",
+      "virsh -c qemu:///system net-undefine net-a",
+      "virsh -c qemu:///system net-dumpxml net-b",
+      "virsh -c qemu:///system net-dumpxml net-c",
+      "",
+    ]);
     expect(fs.existsSync(path.join(work, "Vagrantfile"))).toBe(false);
   });
 
@@ -323,35 +442,35 @@ describe("VagrantNodes (defaults: 3 managers + 2 workers)", () => {
     expect(component.type).toBe("swarmcloud:nodes:VagrantNodes");
     const children = recorded.filter((r) => r.parent === component.urn);
     expect(children.map((r) => [r.type, r.name])).toEqual([
-      ["command:local:Command", "dev-up"],
-      ...names.map((n) => ["command:local:Command", `dev-${n}-ssh-config`]),
+      [VAGRANT_COMMAND, "dev-up"],
+      ...names.map((n) => [VAGRANT_COMMAND, `dev-${n}-ssh-config`]),
     ]);
   });
 
   it("brings the cluster up from the rendered Vagrantfile, destroys it on delete", async () => {
     const up = recordedNamed("dev-up");
     expect(up.inputs).toEqual({
+      __provider: expect.any(String),
       create: UP_SCRIPT,
       delete: DESTROY_SCRIPT,
       stdin: text,
-      environment: { SWARMCLOUD_VAGRANT_DIR: "/home/me/.swarmcloud/dev" },
+      environment: { SWARMCLOUD_VAGRANT_DIR: "/home/me/.swarmcloud/dev", SWARMCLOUD_VAGRANT_PROVIDER: "virtualbox" },
       triggers: [text],
     });
     expect(up.options.deleteBeforeReplace).toBe(true);
-    expect(UP_SCRIPT).toContain("vagrant up --provider=virtualbox");
+    expect(UP_SCRIPT).toContain('vagrant up --provider="$SWARMCLOUD_VAGRANT_PROVIDER"');
     expect(DESTROY_SCRIPT).toContain("vagrant destroy -f");
     expect(await valueOf(comp.vagrantfile)).toBe(text);
   });
 
-  it("reads each machine's ssh-config after `up`, with stdout secret and unlogged", () => {
+  it("reads each machine's ssh-config after `up`, with stdout (the private key) secret", () => {
     for (const n of names) {
       const c = recordedNamed(`dev-${n}-ssh-config`);
       expect(c.inputs).toEqual({
+        __provider: expect.any(String),
         create: SSH_CONFIG_SCRIPT,
         environment: { SWARMCLOUD_VAGRANT_DIR: "/home/me/.swarmcloud/dev", SWARMCLOUD_NODE: n },
         triggers: [text],
-        logging: "none",
-        addPreviousOutputInEnv: false,
       });
       expect(c.options.additionalSecretOutputs).toEqual(["stdout"]);
       expect(c.dependencies).toContain(recordedNamed("dev-up").urn);

@@ -26,12 +26,13 @@ import {
   valueOf,
 } from "./mocks";
 
+const VAGRANT_COMMAND = "pulumi-nodejs:dynamic/swarmcloud:VagrantCommand";
 const PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
 setupMocks({
   state: (args) => {
-    if (args.type === "command:local:Command" && args.name.endsWith("-ssh-config")) {
+    if (args.type === VAGRANT_COMMAND && args.name.endsWith("-ssh-config")) {
       const node = args.inputs.environment.SWARMCLOUD_NODE;
       return {
         stdout: `Host ${node}\n  HostName 127.0.0.1\n  User vagrant\n  IdentityFile /w/${node}/private_key\n${KEY_MARKER}\n${PRIVATE_KEY}`,
@@ -146,15 +147,16 @@ const CASES: Case[] = [
     stack: "dev",
     environment: "vagrant",
     source: "swarmcloud:nodes:VagrantNodes",
-    sourceResources: { "command:local:Command": 6 },
+    sourceResources: { [VAGRANT_COMMAND]: 6 },
     nodes: DEFAULT_NODES,
     user: "vagrant",
     address: VAGRANT_ADDRESS,
     privateAddress: VAGRANT_ADDRESS,
     entryAddress: "192.168.56.11",
     sourceInputs: () => {
-      const up = named("command:local:Command", "dev-up");
+      const up = named(VAGRANT_COMMAND, "dev-up");
       expect(up.inputs.environment.SWARMCLOUD_VAGRANT_DIR).toBe(path.join(REPO, ".vagrant-stacks", "dev"));
+      expect(up.inputs.environment.SWARMCLOUD_VAGRANT_PROVIDER).toBe("virtualbox");
       expect(up.inputs.stdin).toMatch(/config\.vm\.box = "bento\/debian-13"/);
     },
   },

@@ -449,6 +449,14 @@ const MANAGER_SIDE: Record<string, Record<string, string>> = {
   "swarm-member": { NODE_NAME: "worker-1", NODE_ID: "abc", ROLE: "worker", AVAILABILITY: "active" },
   "swarm-release": { NODE_NAME: "worker-1", NODE_ID: "abc" },
   "swarm-forget": { NODE_NAME: "worker-1", ADVERTISE_ADDR: "10.9.9.9" },
+  "upgrade-drain": { NODE_NAME: "worker-1", RUN: "r1", ADVERTISE_ADDR: "10.9.9.9" },
+  "upgrade-return": {
+    NODE_NAME: "worker-1",
+    RUN: "r1",
+    ADVERTISE_ADDR: "10.9.9.9",
+    ROLE: "worker",
+    AVAILABILITY: "active",
+  },
   "stack-deploy": { STACK: "ghost", COMPOSE: "services: {}" },
   "stack-rm": { STACK: "ghost" },
   "backup-restore": {
@@ -499,6 +507,40 @@ describe("the manager-side scripts", () => {
       for (const call of r.read("docker.log").trim().split("\n")) expect(call).toMatch(/^info --format /);
     },
   );
+});
+
+describe("swarm-forget.sh on a node outside the swarm (stand-ins: docker, ip, hostname)", () => {
+  // This node holds 10.9.9.9; the swarm has gone from it (it left, or the swarm is being taken down).
+  const IP = "printf '2: eth0    inet 10.9.9.9/24 brd 10.9.9.255 scope global eth0\\n'";
+  const forget = (env: Record<string, string>) =>
+    inBash(
+      script("swarm-forget"),
+      { docker: DOCKER, hostname: HOSTNAME, ip: IP },
+      { files: { "swarm-state": "inactive false\n" }, env: { NODE_NAME: "manager-1", ...env }, script: true },
+    );
+
+  test("the node being removed, with other managers: another manager removes it (75)", () => {
+    const r = forget({ ADVERTISE_ADDR: "10.9.9.9", MANAGER_ADDRS: "10.9.9.9 10.9.9.10" });
+    expect([r.code, r.stderr]).toEqual([75, "node-7 is the node being removed"]);
+  });
+
+  test("the node being removed was the only manager: nothing to remove, the list went with the swarm", () => {
+    const r = forget({ ADVERTISE_ADDR: "10.9.9.9", MANAGER_ADDRS: "10.9.9.9" });
+    expect([r.code, r.stderr]).toEqual([
+      0,
+      "manager-1 was the only manager: the swarm, and its node list, went with it",
+    ]);
+  });
+
+  test("a step applied before the managers were recorded (no MANAGER_ADDRS): handed on, as before", () => {
+    const r = forget({ ADVERTISE_ADDR: "10.9.9.9" });
+    expect([r.code, r.stderr]).toEqual([75, "node-7 is the node being removed"]);
+  });
+
+  test("another node outside the swarm: the swarm is being taken down, nothing to do", () => {
+    const r = forget({ ADVERTISE_ADDR: "10.9.9.31", MANAGER_ADDRS: "10.9.9.9" });
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+  });
 });
 
 describe("one shell style in components/remote-scripts", () => {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Prints `vagrant ssh-config <node>`, the marker line (KEY_MARKER in vagrant.ts), then the key
-# its IdentityFile names. Run by the `<name>-<node>-ssh-config` local.Commands of VagrantNodes
+# its IdentityFile names. Run by the `<name>-<node>-ssh-config` VagrantCommands of VagrantNodes
 # (components/nodes/vagrant.ts) under /bin/sh on the machine that runs Pulumi; vagrant.ts passes
 # the text from the `set -eu` line on. Inputs: SWARMCLOUD_VAGRANT_DIR (the stack's work dir),
 # SWARMCLOUD_NODE (the machine's name).
