@@ -853,15 +853,13 @@ test("the node holding the floating address stops: another edge node takes it, r
   expect(record.holdersAfter).toHaveLength(1);
 });
 
-test("a node running Ghost stops (a worker when one runs it, never the database's) and starts again", async () => {
+test("a worker stops and starts again (the one running Ghost, when a worker does)", async () => {
   requireSetup();
   const ghostNodes = await tasksOn("ghost_ghost");
-  const dbNodes = await tasksOn("ghost_db");
-  // Where Ghost runs is Swarm's choice: a worker if one runs it, else a manager without the
-  // database (two of three managers and bricks stay), so that Ghost's rescheduling is measured.
-  const runsGhost = (m: Member) => ghostNodes.includes(m.name) && !dbNodes.includes(m.name);
-  const victim =
-    members.find((m) => m.role === "worker" && runsGhost(m)) ?? members.find(runsGhost) ?? member("worker-1");
+  // Workers only: a manager here would be a brick node stopped twice in a row with the next
+  // test's, and the suite has seen a Gluster client not reconnect to a brick after that. When
+  // Swarm put no Ghost on a worker, Ghost's rescheduling is not measured in this run.
+  const victim = members.find((m) => m.role === "worker" && ghostNodes.includes(m.name)) ?? member("worker-1");
   const record: Record<string, unknown> = {
     node: victim.name,
     role: victim.role,
