@@ -66,7 +66,10 @@ export class Swarm extends pulumi.ComponentResource {
     // (on a manager: role, availability, labels; drain and demote on delete).
     this.ready = args.nodes.map((node) => {
       const nodeName = `${name}-${node.name}`;
-      const slot = nodeStep(`${nodeName}-slot`, slotStep(node, managerSide, managerAddrs), { parent: this, dependsOn: [bootstrap] });
+      const slot = nodeStep(`${nodeName}-slot`, slotStep(node, managerSide, managerAddrs), {
+        parent: this,
+        dependsOn: [bootstrap],
+      });
       const join = nodeStep(`${nodeName}-join`, joinStep(node, joinSecret, managerAddrs), {
         parent: this,
         dependsOn: [slot, args.hostReady[node.name]!],
