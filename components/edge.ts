@@ -60,6 +60,24 @@ export function edgePlacement(settings: Pick<EdgeSettings, "holders">): string {
 }
 
 /**
+ * A holder's VRRP priority, 50-249, from its own address alone (so a holder added or removed
+ * changes no other holder's step). Holders at one priority that lose the address's holder at the
+ * same moment (a priority-0 advertisement as it leaves) both wait the same skew time and both
+ * claim the address until one hears the other, up to a second later: the neighbours' ARP caches
+ * flip between them and connections begun on one are reset by the other (seen while a holder
+ * was replaced, three holders up). Distinct priorities make the backups' waits differ, so the
+ * highest takes the address and the others hear it first. The multiplier 47 spreads addresses a
+ * few apart (typical for a LAN's nodes) at least 11 priorities (43 ms of skew) apart; two
+ * addresses 200 apart share a priority, as every holder did before.
+ */
+export function vrrpPriority(address: string): number {
+  const octets = address.split(".").map(Number);
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o))) return 100;
+  const n = octets[2]! * 256 + octets[3]!;
+  return 50 + ((n * 47) % 200);
+}
+
+/**
  * keepalived on one edge node, advertising by multicast from its own address. Nothing of the
  * other holders is in its config: every holder hears every other, one added later included, so a
  * holder added or removed runs its own step and no other node's. (With unicast peers each holder
@@ -75,6 +93,7 @@ export function vrrpStep(node: ClusterNode, s: EdgeSettings): NodeStepArgs {
     environment: {
       VIP: s.address ?? "",
       ROUTER_ID: String(s.routerId),
+      PRIORITY: pulumi.output(node.privateAddress).apply((a) => String(vrrpPriority(a))),
       SRC_ADDR: node.privateAddress,
       INTERFACE: s.interface ?? "",
       CHECK_PORT: String(EDGE_HTTP_PORT),

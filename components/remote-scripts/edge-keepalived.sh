@@ -2,13 +2,16 @@
 # swarmcloud: hold the front door's floating address (keepalived)
 # Installs Debian's keepalived and writes one VRRP instance: advertisements by multicast from this
 # node's private address (every holder hears every other, including one added after it started,
-# so no holder's config names the others), advert_int 1, every holder BACKUP at one priority with
-# nopreempt (the address stays where it is when a node comes back), the address claimed only
+# so no holder's config names the others), advert_int 1, every holder BACKUP with nopreempt (the
+# address stays where it is when a node comes back) at a priority of its own (when the holder
+# leaves, the highest backup takes the address first and the others hear it: no two holders
+# claim it at once), the address claimed only
 # once the local Caddy has answered /healthz (init_fail) and released while it does not, and the
 # holder's gratuitous ARPs repeated every 5 s (a neighbour that missed a change of holder learns
 # it within seconds). Idempotent: the config is checked with `keepalived -t` and keepalived
 # reloaded only when the config changed.
-# Inputs: NODE_NAME, VIP (the floating IPv4 address), ROUTER_ID (1-255), SRC_ADDR (this node's
+# Inputs: NODE_NAME, VIP (the floating IPv4 address), ROUTER_ID (1-255), PRIORITY (1-254, default
+# 100; distinct per holder), SRC_ADDR (this node's
 # private address), INTERFACE (empty: the interface holding SRC_ADDR), CHECK_PORT and CHECK_PATH
 # (Caddy's HTTP port and health route, default 80 and /healthz), KEEPALIVED_DIR (default
 # /etc/keepalived).
@@ -16,6 +19,7 @@
 set -euo pipefail
 : "${NODE_NAME:?}" "${VIP:?}" "${ROUTER_ID:?}" "${SRC_ADDR:?}"
 INTERFACE="${INTERFACE:-}"
+PRIORITY="${PRIORITY:-100}"
 CHECK_PORT="${CHECK_PORT:-80}"
 CHECK_PATH="${CHECK_PATH:-/healthz}"
 KEEPALIVED_DIR="${KEEPALIVED_DIR:-/etc/keepalived}"
@@ -59,7 +63,7 @@ keepalived_conf() {
     'global_defs {' "  router_id swarmcloud_$NODE_NAME" '  enable_script_security' '  script_user root' '}' '' \
     'vrrp_script swarmcloud_edge {' "  script \"$CHECK\"" '  interval 1' '  timeout 2' '  fall 2' '  rise 2' '  init_fail' '}' '' \
     'vrrp_instance swarmcloud_edge {' '  state BACKUP' "  interface $INTERFACE" "  virtual_router_id $ROUTER_ID" \
-    '  priority 100' '  nopreempt' '  advert_int 1' "  mcast_src_ip $SRC_ADDR" \
+    "  priority $PRIORITY" '  nopreempt' '  advert_int 1' "  mcast_src_ip $SRC_ADDR" \
     '  garp_master_refresh 5' '  garp_lower_prio_repeat 5'
   printf '%s\n' '  virtual_ipaddress {' "    $VIP/32 dev $INTERFACE" '  }' \
     '  track_script {' '    swarmcloud_edge' '  }' '}'

@@ -15,6 +15,13 @@ export interface LoadResult {
   failures: string[];
 }
 
+/** One request of the loop: when it was sent (ms timestamp), whether it was served, and if not, why. */
+export interface LoadRequest {
+  at: number;
+  ok: boolean;
+  what?: string;
+}
+
 /**
  * One GET every `intervalMs`, each on a fresh connection (a kept-alive connection to a node that
  * left would count as a failure of the test's, not of the cluster), without waiting for the
@@ -40,6 +47,8 @@ export class LoadLoop {
       timeoutMs?: number;
       /** For an https URL: the certificates to trust (the front door's root), instead of the system's. */
       ca?: string[];
+      /** When given, every request is appended to it (to read failures against other events' times). */
+      log?: LoadRequest[];
     } = {},
   ) {}
 
@@ -61,7 +70,11 @@ export class LoadLoop {
   private async one(): Promise<void> {
     this.sent++;
     const started = Date.now();
+    const entry: LoadRequest = { at: started, ok: true };
+    this.opts.log?.push(entry);
     const fail = (what: string) => {
+      entry.ok = false;
+      entry.what = what;
       this.failed++;
       if (this.firstFailure < 0) this.firstFailure = started;
       this.lastFailureEnd = Math.max(this.lastFailureEnd, Date.now());

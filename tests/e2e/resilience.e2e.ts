@@ -7,7 +7,10 @@
  * during each fault and each replacement; the report has seconds, requests sent and requests
  * failed. One fault stops the node that holds the address. Before the faults, under the same
  * loop, Ghost's image is updated (a new tag, a release that fails at start and is rolled back,
- * and back): issue 20's application updates, sharing this suite's cluster.
+ * and back): issue 20's application updates, sharing this suite's cluster. After the
+ * replacements, under the same loop, a node upgrade run walks every node (issue 20, (c)): one node
+ * at a time, each drained, rebooted and back, 0 failed requests but on the database's node, then
+ * a no-op up that opens no SSH session and a walk that fails on its first node and stops there.
  */
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
@@ -30,9 +33,11 @@ import {
   Report,
   runOnNode,
   sh,
+  sshLogins,
   waitFor,
 } from "./lib";
-import { LoadLoop, LoadResult } from "./load";
+import { LoadLoop, LoadRequest, LoadResult } from "./load";
+import { perNode, stepWindows, SwarmWatcher, watchedWindows } from "./walk";
 import { Agent } from "undici";
 
 type Role = "manager" | "worker";
@@ -52,6 +57,8 @@ const report = new Report("resilience");
 const updates: Record<string, Record<string, unknown>> = {};
 const faults: Record<string, unknown> = {};
 const replacements: Record<string, unknown>[] = [];
+/** The node upgrade walk (issue 20, (c)), measured under the same load loop after the replacements. */
+const walk: Record<string, unknown> = {};
 let cli: PulumiCli;
 let inv: Inventory;
 /** The front door: the floating address, and the root certificate its Caddy's internal CA signs with. */
@@ -199,6 +206,8 @@ async function pulumiPreview(): Promise<string[]> {
 
 /** Ghost settings over the lab's (its image, while the update tests change it). */
 let ghostSettings: Record<string, unknown> = {};
+/** swarmcloud:upgrade, set by the node upgrade tests at the end (unset before: no upgrade steps). */
+let upgradeSettings: Record<string, unknown> | undefined;
 
 function configure(list: Member[]): void {
   const cfg = labConfig(
@@ -210,6 +219,7 @@ function configure(list: Member[]): void {
   list.forEach((m, i) => Object.assign(nodes[i]!.labels, m.extraLabels ?? {}));
   // Ghost's url is the front door's (https://<address>), which the program sets.
   cfg.edge = { enabled: true, address: door.vip, holders: "labelled", image: CADDY_IMAGE };
+  if (upgradeSettings) cfg.upgrade = upgradeSettings;
   cli.setConfig(cfg);
 }
 /**
@@ -467,12 +477,14 @@ class DoorWatch {
 async function measured(
   record: Record<string, unknown>,
   body: () => Promise<Record<string, unknown> | void>,
+  log?: LoadRequest[],
 ): Promise<LoadResult & Record<string, unknown>> {
   const load = new LoadLoop(postUrl(), (status, text) => status === 200 && text.includes(TITLE), {
     intervalMs: 100,
     maxRequests: 20_000,
     maxSeconds: 1800,
     ca: [door.root],
+    ...(log ? { log } : {}),
   });
   const t0 = Date.now();
   const watch = new DoorWatch(t0);
@@ -505,6 +517,7 @@ async function measured(
   report.set("updates", updates);
   report.set("faults", faults);
   report.set("replacements", replacements);
+  report.set("walk", walk);
   report.write();
   if (error) throw error;
   return { ...res, ...(extra ?? {}) };
@@ -603,8 +616,9 @@ afterAll(() => {
   report.set("updates", updates);
   report.set("faults", faults);
   report.set("replacements", replacements);
+  report.set("walk", walk);
   const file = report.write();
-  console.log(`resilience report: ${file}\n${JSON.stringify({ updates, faults, replacements }, null, 2)}`);
+  console.log(`resilience report: ${file}\n${JSON.stringify({ updates, faults, replacements, walk }, null, 2)}`);
   if (cli && process.env.SWARMCLOUD_KEEP_LAB !== "1") {
     cli.run(["destroy", "--yes", "--skip-preview"]);
     cli.removeStack();
@@ -1162,4 +1176,181 @@ describe("rolling replacement of every node, one at a time", () => {
       replacementFailed = "";
     });
   }
+});
+
+// ------------------------------------------------------------------------------------------
+// Node upgrades (issue 20, (c)), on the cluster the replacements left and under the same load
+// loop: `upgrade.run` set for the first time on a running cluster walks every node one at a
+// time, managers first. In the lab the package step is off (the nodes reach no Debian mirror)
+// and every node reboots (`reboot: always`): the node image's `reboot` ends its container, whose
+// restart policy starts it again, and the program waits over SSH for its return.
+
+/** Each lab node container's start time and restart count (a reboot restarts it). */
+function containerStarts(list: Member[]): Record<string, string> {
+  return Object.fromEntries(
+    list.map((m) => [
+      m.name,
+      sh("/usr/bin/docker", ["inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", m.container]).stdout.trim(),
+    ]),
+  );
+}
+
+/** `docker node ls` as name -> "<status> <availability>", from a manager that answers. */
+async function nodeStates(): Promise<Record<string, string>> {
+  const out = await onManager("docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}'");
+  return Object.fromEntries(out.split("\n").map((l) => [l.split(" ")[0]!, l.split(" ").slice(1).join(" ")]));
+}
+
+/** Set once the walk has passed: the tests after it need its cluster. */
+let walked = false;
+
+describe("node upgrades: every node walked one at a time under the same load", () => {
+  const order = () => [...members.filter((m) => m.role === "manager"), ...members.filter((m) => m.role === "worker")];
+  const edgeNodes = () => members.filter((m) => m.extraLabels?.edge === "true");
+
+  test("preview of the first upgrade run: the walk's order, and only its steps are new", async () => {
+    requireSetup();
+    if (replacementFailed) throw new Error(`skipped: ${replacementFailed} failed before it`);
+    upgradeSettings = { run: "walk-1", packages: false, reboot: "always" };
+    configure(members);
+    const r = await run("pulumi", ["preview", "--json", "--parallel", "64", "--stack", STACK, "--non-interactive"], {
+      env: cli.env,
+    });
+    const parsed = JSON.parse(r.stdout) as { steps?: PreviewStep[]; diagnostics?: { message?: string }[] };
+    const said = (parsed.diagnostics ?? []).map((d) => d.message ?? "").find((m) => m.includes("node upgrade run"));
+    walk.preview = said?.trim();
+    expect(said).toContain(
+      order()
+        .map((m) => m.name)
+        .join(" -> "),
+    );
+    const changed = changes(parsed.steps ?? []);
+    expect(changed.filter((c) => !c.startsWith(`create ${STACK}-upgrade`))).toEqual([]);
+    // Per node: drain, upgrade, return; the edge nodes give the address away first; and the component.
+    expect(changed).toHaveLength(members.length * 3 + edgeNodes().length + 1);
+  }, 300_000);
+
+  test("the walk under load: one node at a time in order, each restarted; 0 failed requests but on the database's node; quorum and bricks kept", async () => {
+    requireSetup();
+    expect(walk.preview).toBeDefined();
+    const names = order().map((m) => m.name);
+    const before = containerStarts(members);
+    const requests: LoadRequest[] = [];
+    const watcher = new SwarmWatcher(
+      members.filter((m) => m.role === "manager").map((m) => m.address),
+      (address, command, timeoutS) => sshRun(address, command, timeoutS),
+      VOLUME,
+    );
+    let up: { code: number; seconds: number; out: string } = { code: -1, seconds: 0, out: "" };
+    let origin = 0;
+    watcher.start();
+    try {
+      await measured(
+        walk,
+        async () => {
+          await sleep(5_000);
+          origin = Date.now();
+          up = await pulumiUp([], origin);
+          fs.writeFileSync(path.join(REPO, "reports", "resilience-up-walk.log"), up.out);
+          if (up.code !== 0) throw new Error(`pulumi up of the walk failed (${up.code}):\n${diagnostics(up.out)}`);
+          await sleep(5_000);
+          return { upSeconds: up.seconds };
+        },
+        requests,
+      );
+    } finally {
+      await watcher.stop();
+    }
+    const samples = watcher.samples;
+    const fromUp = stepWindows(up.out, origin, STACK);
+    const windows = { ...watchedWindows(samples, names), ...fromUp };
+    const nodes = perNode(names, windows, requests, samples);
+    const inAny = (at: number) => Object.values(windows).some((w) => at >= w.start && at <= w.end);
+    const outside = requests.filter((r) => !inAny(r.at));
+    const after = containerStarts(members);
+    Object.assign(walk, {
+      windowsFrom: Object.keys(fromUp).length === names.length ? "pulumi" : "watcher",
+      nodes,
+      outsideWindows: { sent: outside.length, failed: outside.filter((r) => !r.ok).length },
+      samples: samples.length,
+      minReachableManagers: Math.min(...samples.map((s) => s.reachableManagers)),
+      minBricksOnline: Math.min(...samples.map((s) => s.bricksOnline)),
+      quorumDips: samples
+        .filter((s) => s.reachableManagers < 3)
+        .map((s) => names.find((n) => windows[n] && s.at >= windows[n].start && s.at <= windows[n].end) ?? "outside"),
+      restarted: names.filter((n) => after[n] !== before[n]),
+    });
+    report.set("walk", walk);
+    report.write();
+
+    // One node at a time, in walk order: each window starts after the one before ended.
+    expect(nodes.filter((n) => "missing" in n)).toEqual([]);
+    for (let i = 1; i < names.length; i++) {
+      expect(windows[names[i]!]!.start).toBeGreaterThanOrEqual(windows[names[i - 1]!]!.end);
+    }
+    // Every node really went down and came back: its container restarted.
+    expect(walk.restarted).toEqual(names);
+    // Quorum and bricks kept at every sample (3 managers, 3 bricks: one may be down, a manager then).
+    expect(samples.length).toBeGreaterThan(30);
+    expect(walk.minReachableManagers as number).toBeGreaterThanOrEqual(2);
+    expect((walk.quorumDips as string[]).filter((n) => !n.startsWith("manager-"))).toEqual([]);
+    expect(walk.minBricksOnline as number).toBeGreaterThanOrEqual(2);
+    // 0 failed requests in the window of every node that did not run the database, and outside every window.
+    for (const n of nodes) {
+      if ("missing" in n || n.ranDatabase) continue;
+      expect([n.name, n.failed, n.failures]).toEqual([n.name, 0, []]);
+    }
+    expect(walk.outsideWindows).toEqual({ sent: outside.length, failed: 0 });
+    expect(requests.length).toBeGreaterThan(300);
+    // Back as configured: every node ready and active, the services at their replicas, the post intact.
+    await converged(members, "after the walk");
+    walked = true;
+  }, 3600_000);
+
+  test("pulumi up with nothing changed after the walk opens no SSH session on any node", () => {
+    expect(walked).toBe(true);
+    const labNodes = inv.nodes.filter((n) => members.some((m) => m.name === n.name));
+    const logins = Object.fromEntries(labNodes.map((n) => [n.name, sshLogins(n)]));
+    const { seconds } = cli.up();
+    walk.noopUpSeconds = seconds;
+    const after = Object.fromEntries(labNodes.map((n) => [n.name, sshLogins(n)]));
+    expect(after).toEqual(logins);
+  }, 600_000);
+
+  test("a walk whose first node fails stops there, naming it; the other nodes are untouched", async () => {
+    expect(walked).toBe(true);
+    const names = order().map((m) => m.name);
+    const first = member(names[0]!);
+    // apt-get fails on the first node of the walk (only there: the package step is on for this run).
+    await ssh(
+      first.address,
+      "mv /usr/bin/apt-get /usr/bin/apt-get.resilience-suite && " +
+        "printf '#!/bin/sh\\necho \"E: the resilience suite made apt-get fail here\" >&2\\nexit 100\\n' >/usr/bin/apt-get && " +
+        "chmod 755 /usr/bin/apt-get",
+    );
+    const before = containerStarts(members);
+    try {
+      upgradeSettings = { run: "walk-2", packages: true, reboot: "always" };
+      configure(members);
+      const r = await pulumiUp();
+      const said = diagnostics(r.out);
+      walk.failedWalk = { seconds: r.seconds, error: said.slice(0, 2000) };
+      expect(r.code).not.toBe(0);
+      expect(said).toContain(`node ${first.name}: upgrade the node's packages and reboot it failed`);
+      expect(said).toContain(`apt-get update failed on ${first.name}`);
+      // No other node's step ran: none updated, restarted or drained.
+      for (const name of names.slice(1)) {
+        expect([name, new RegExp(`${STACK}-upgrade-${name}-\\w+\\s+updat`).test(r.out)]).toEqual([name, false]);
+      }
+      expect(containerStarts(members)).toEqual(before);
+      const states = await nodeStates();
+      for (const name of names.slice(1)) expect([name, states[name]]).toEqual([name, "Ready Active"]);
+      // The node that failed stays drained (no tasks go back to a node whose upgrade failed).
+      expect(states[first.name]).toBe("Ready Drain");
+    } finally {
+      await ssh(first.address, "mv -f /usr/bin/apt-get.resilience-suite /usr/bin/apt-get");
+      report.set("walk", walk);
+      report.write();
+    }
+  }, 900_000);
 });

@@ -15,6 +15,7 @@ import { main, ProgramInputs } from "../../components/program";
 import { script } from "../../components/remote-scripts";
 import { edgeCaddyfile } from "../../stacks/edge";
 import { DEFAULTS } from "../../components/config";
+import { vrrpPriority } from "../../components/edge";
 import { clusterStepState, clearRecorded, recorded, RecordedResource, settled, setupMocks, valueOf } from "./mocks";
 
 const PRIVATE_KEY =
@@ -85,6 +86,7 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
         NODE_NAME: `manager-${i + 1}`,
         VIP: "172.30.0.200",
         ROUTER_ID: "51",
+        PRIORITY: String(vrrpPriority(LOCAL_ADDRESS(i))),
         SRC_ADDR: LOCAL_ADDRESS(i),
         INTERFACE: "",
         CHECK_PORT: "80",
@@ -94,6 +96,19 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
       // before the member's delete drains the node and stops its Caddy.
       expect(step.dependencies).toContain(named(REMOTE_SCRIPT, `local-swarm-manager-${i + 1}-member`).urn);
     });
+    // Each holder at a priority of its own: when the holder leaves, two backups never claim the address at once.
+    expect(new Set(steps.map((s) => s.inputs.environment.PRIORITY)).size).toBe(steps.length);
+  });
+
+  test("a holder's VRRP priority comes from its own address, in keepalived's range, apart from its neighbours'", () => {
+    const lan = Array.from({ length: 16 }, (_, k) => vrrpPriority(`192.168.1.${10 + k}`));
+    for (const p of lan) expect(p >= 50 && p <= 249).toBe(true);
+    // Any two of 16 addresses in a row at least 11 apart: 43 ms of skew between their claims.
+    for (let a = 0; a < lan.length; a++)
+      for (let b = a + 1; b < lan.length; b++) expect(Math.abs(lan[a]! - lan[b]!)).toBeGreaterThanOrEqual(11);
+    // The same address, the same priority, whatever else the cluster holds; not an IPv4 address: 100.
+    expect(vrrpPriority("192.168.1.10")).toBe(lan[0]);
+    expect(vrrpPriority("fd00::1")).toBe(100);
   });
 
   test("the edge stack: deployed after Ghost's and Portainer's (their networks), the Caddyfile for the address", () => {
