@@ -25,7 +25,7 @@ export type Ssh = (address: string, command: string, timeoutS?: number) => Promi
 
 const watchCommand = (volume: string) =>
   [
-    "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'",
+    "docker node ls --format '{{.Self}} {{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'",
     "echo ---",
     "docker service ps ghost_db --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' | awk '/ Running / { print $1 }'",
     "echo ---",
@@ -34,7 +34,13 @@ const watchCommand = (volume: string) =>
     `gluster --mode=script volume heal ${volume} info 2>/dev/null | awk -F': ' '/^Number of entries:/ { if ($2 ~ /^[0-9]+$/) n += $2; else d++ } END { print n + 0, d + 0 }'`,
   ].join("; ");
 
-/** Every second, one sample from the first of the managers that answers (starting with the last that did). */
+/**
+ * Every second, one sample from the leader: the first manager (starting with the last that was)
+ * that says it leads. A manager just back from its reboot answers before it has caught up (the
+ * first walk in the resilience suite sampled one that listed no manager reachable and one brick
+ * online while the leader saw two and three), so only the leader's view counts; a second with no
+ * leader (an election) gives no sample.
+ */
 export class SwarmWatcher {
   readonly samples: SwarmSample[] = [];
   private running = false;
@@ -68,10 +74,13 @@ export class SwarmWatcher {
         if (r.code !== 0 || !nodeLines.trim()) continue;
         first = i;
         const nodes: Record<string, string> = {};
+        let leads = false;
         for (const line of nodeLines.trim().split("\n")) {
-          const [name = "", ...rest] = line.trim().split(/\s+/);
+          const [self = "", name = "", ...rest] = line.trim().split(/\s+/);
           nodes[name] = rest.join(" ");
+          if (self === "true" && / Leader$/.test(nodes[name])) leads = true;
         }
+        if (!leads) continue;
         this.samples.push({
           at: started,
           nodes,
@@ -154,4 +163,15 @@ export function perNode(
         .map((r) => `+${((r.at - win.start) / 1000).toFixed(1)}s ${r.what ?? ""}`),
     };
   });
+}
+
+/**
+ * The lowest level of a count held over two samples in a row (about 2 s): a single sample can
+ * catch Raft or glusterd mid-change, as the replacements' watch found; every lower sample is
+ * still in the report.
+ */
+export function heldMin(values: number[]): number {
+  let min = Infinity;
+  for (let i = 1; i < values.length; i++) min = Math.min(min, Math.max(values[i - 1]!, values[i]!));
+  return values.length === 1 ? values[0]! : min;
 }
