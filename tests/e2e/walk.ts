@@ -84,7 +84,7 @@ export class SwarmWatcher {
         this.samples.push({
           at: started,
           nodes,
-          reachableManagers: Object.values(nodes).filter((v) => /^Ready .* (Leader|Reachable)$/.test(v)).length,
+          reachableManagers: Object.values(nodes).filter((v) => / (Leader|Reachable)$/.test(v)).length,
           db: db.trim().split("\n")[0] ?? "",
           bricksOnline: Number(bricks.trim()) || 0,
           heal: heal.trim(),
