@@ -152,6 +152,8 @@ export function perNode(
       seconds: Number(((win.end - win.start) / 1000).toFixed(1)),
       sent: inside.length,
       failed: inside.filter((r) => !r.ok).length,
+      /** From the first failed request to the last one sent, in seconds (0 without failures). */
+      errorSpanSeconds: errorSpan(inside),
       /** Whether the database ran on it when its upgrade began. */
       ranDatabase: atStart?.db === name,
       minReachableManagers: during.length ? Math.min(...during.map((s) => s.reachableManagers)) : undefined,
@@ -174,4 +176,9 @@ export function heldMin(values: number[]): number {
   let min = Infinity;
   for (let i = 1; i < values.length; i++) min = Math.min(min, Math.max(values[i - 1]!, values[i]!));
   return values.length === 1 ? values[0]! : min;
+}
+
+function errorSpan(requests: LoadRequest[]): number {
+  const failed = requests.filter((r) => !r.ok).map((r) => r.at);
+  return failed.length === 0 ? 0 : (Math.max(...failed) - Math.min(...failed)) / 1000;
 }
