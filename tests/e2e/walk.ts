@@ -11,7 +11,7 @@ export interface SwarmSample {
   at: number;
   /** node name -> "<status> <availability> <manager status>" */
   nodes: Record<string, string>;
-  /** Managers Ready and Leader or Reachable. */
+  /** Managers Raft counts in: Leader or Reachable (their node status aside: a new leader lists every node Unknown for a moment). */
   reachableManagers: number;
   /** The node running the database's task. */
   db: string;
@@ -152,7 +152,7 @@ export function perNode(
       seconds: Number(((win.end - win.start) / 1000).toFixed(1)),
       sent: inside.length,
       failed: inside.filter((r) => !r.ok).length,
-      /** From the first failed request to the last one sent, in seconds (0 without failures). */
+      /** From the first failed request's start to the last one's, in seconds (0 without failures). */
       errorSpanSeconds: errorSpan(inside),
       /** Whether the database ran on it when its upgrade began. */
       ranDatabase: atStart?.db === name,
