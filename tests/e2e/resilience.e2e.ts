@@ -320,6 +320,35 @@ async function noteStuckAgents(list: Member[], rows: string[][], what: string): 
   }
 }
 
+/**
+ * What the cluster logged around the first request that failed in the window of a node that did
+ * not run the database (the walk's known gap, README Known gaps): Ghost's and the database's
+ * warnings and errors from then on, and each member's Gluster warnings and errors of that minute
+ * and the next, so the next run that misses the target says why.
+ */
+async function missedDiagnosis(
+  requests: LoadRequest[],
+  windows: Record<string, { start: number; end: number }>,
+): Promise<Record<string, string>> {
+  const missed = (walk.missedTarget as string[]).map((n) => windows[n]!);
+  const first = requests.find((r) => !r.ok && missed.some((w) => r.at >= w.start && r.at <= w.end));
+  if (!first) return {};
+  const since = new Date(first.at - 3_000).toISOString();
+  const minutes = [0, 60_000].map((d) => new Date(first.at + d).toISOString().slice(0, 16).replace("T", " "));
+  const manager = members.find((m) => m.role === "manager")!;
+  const errors = "grep -iE 'error|warn|fail|EIO|ENOTCONN|denied' | head -n 30";
+  const out: Record<string, string> = { firstFailedAt: new Date(first.at).toISOString(), what: first.what ?? "" };
+  for (const service of ["ghost_ghost", "ghost_db"]) {
+    const cmd = `docker service logs --timestamps --since ${since} ${service} 2>&1 | ${errors}`;
+    out[service] = (await sshRun(manager.address, cmd, 30)).out.trim();
+  }
+  for (const m of members) {
+    const cmd = `grep -hE '^\\[(${minutes.join("|")})' /var/log/glusterfs/*.log 2>/dev/null | grep -E '\\] (E|W) \\[' | head -n 20`;
+    out[`gluster ${m.name}`] = (await sshRun(m.address, cmd, 30)).out.trim();
+  }
+  return out;
+}
+
 /** Every configured node Ready (managers reachable), no other node listed, every service at its replicas, the post intact. */
 async function converged(list: Member[], what: string, seconds = 600): Promise<void> {
   await until(`${what}: nodes Ready, services at replicas, post intact`, seconds, async () => {
@@ -1302,6 +1331,7 @@ describe("node upgrades: every node walked one at a time under the same load", (
     expect((walk.quorumDips as string[]).filter((n) => !n.startsWith("manager-"))).toEqual([]);
     expect(walk.minBricksOnline as number).toBeGreaterThanOrEqual(2);
     walk.missedTarget = nodes.filter((n) => !("missing" in n) && !n.ranDatabase && n.failed > 0).map((n) => n.name);
+    if ((walk.missedTarget as string[]).length > 0) walk.missedDiagnosis = await missedDiagnosis(requests, windows);
     report.write();
     // 0 failed requests in the window of every worker (the edge nodes among them) and outside
     // every window. For a manager that did not run the database (a brick node) 0 is the target
