@@ -9,7 +9,7 @@
 # What a snapshot holds: /backup/database/ghost.sql (a consistent dump: --single-transaction),
 # /backup/ghost-content and /backup/portainer (mounted read-only from the Gluster volume).
 # Environment (BACKUP_ROOT and RESTORE_TARGET only for the unit test): RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, DB_HOST, DB_USER, DB_NAME,
-# DB_PASSWORD_FILE, INTERVAL_HOURS, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, STATUS_DIR (run:
+# DB_PASSWORD_FILE, INTERVAL_HOURS, RETRY_SECONDS (after a failed run: 600 unless set), KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, STATUS_DIR (run:
 # where last-run and last-success are written), INITDB_DIR (run: the restored dump, removed once
 # the database answers a dump), SFTP_KEY_FILE and SFTP_HOST_KEY (sftp), S3_ACCESS_KEY_ID_FILE and
 # S3_SECRET_ACCESS_KEY_FILE (s3). Secrets are read from files (Docker secrets), never printed.
@@ -141,8 +141,13 @@ run_once() {
   if backup_once; then
     line="BACKUP=ok $now $SNAPSHOT $(($(date +%s) - started))s"
     printf '%s\n' "${line#BACKUP=ok }" >"$STATUS_DIR/last-success"
+    NEXT=$((INTERVAL_HOURS * 3600))
   else
     line="BACKUP=failed $now $WHY"
+    # A failed run (the target or the database not answering yet) is tried again soon, not a
+    # whole interval later: at most every RETRY_SECONDS, never later than the schedule's next run.
+    NEXT=$((INTERVAL_HOURS * 3600))
+    [ "${RETRY_SECONDS:-600}" -ge "$NEXT" ] || NEXT=${RETRY_SECONDS:-600}
   fi
   printf '%s\n' "$line"
   printf '%s\n' "${line#BACKUP=}" >"$STATUS_DIR/last-run"
@@ -153,7 +158,7 @@ schedule() {
   trap 'exit 0' TERM INT
   while :; do
     run_once
-    sleep "$((INTERVAL_HOURS * 3600))" &
+    sleep "$NEXT" &
     wait $! || true
   done
 }

@@ -158,6 +158,13 @@ describe("backup-job.sh", () => {
     expect(r.calls.filter((c) => c.startsWith("restic backup"))).toHaveLength(1);
   });
 
+  test("run: a failed run is tried again after RETRY_SECONDS, a good one waits the whole interval", () => {
+    const failing = jobWith({ RETRY_SECONDS: "1" }, "down", "run");
+    expect(failing.stdout.match(/^BACKUP=failed /gm)?.length ?? 0).toBeGreaterThanOrEqual(2);
+    const good = jobWith({ RETRY_SECONDS: "1" }, "ok", "run");
+    expect(good.stdout.match(/^BACKUP=/gm)).toHaveLength(1);
+  });
+
   test("sftp: the login key copied with its last newline back, the pinned host key, ssh started by restic with both", () => {
     fs.writeFileSync(path.join(dir, "sftpkey"), "-----BEGIN KEY-----\nabc\n-----END KEY-----");
     const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJKbm0Jnmq6qkN2FhmcWAdsx0tZ4ZXkWyS2vh+H6SoIv";
