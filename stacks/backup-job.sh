@@ -8,8 +8,9 @@
 #   restore ID   restore snapshot ID (or `latest`) into the folders mounted under /backup
 # What a snapshot holds: /backup/database/ghost.sql (a consistent dump: --single-transaction),
 # /backup/ghost-content and /backup/portainer (mounted read-only from the Gluster volume).
-# Environment (BACKUP_ROOT and RESTORE_TARGET only for the unit test): RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE, DB_HOST, DB_USER, DB_NAME,
-# DB_PASSWORD_FILE, INTERVAL_HOURS, RETRY_SECONDS (after a failed run: 600 unless set), KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, STATUS_DIR (run:
+# Environment (BACKUP_ROOT and RESTORE_TARGET only for the unit test): RESTIC_REPOSITORY,
+# RESTIC_PASSWORD_FILE, DB_HOST, DB_USER, DB_NAME, DB_PASSWORD_FILE, INTERVAL_HOURS, RETRY_SECONDS
+# (after a failed run: 600 unless set), KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, STATUS_DIR (run:
 # where last-run and last-success are written), INITDB_DIR (run: the restored dump, removed once
 # the database answers a dump), SFTP_KEY_FILE and SFTP_HOST_KEY (sftp), S3_ACCESS_KEY_ID_FILE and
 # S3_SECRET_ACCESS_KEY_FILE (s3). Secrets are read from files (Docker secrets), never printed.
