@@ -13,27 +13,20 @@ import * as path from "path";
 import { adminToken, createPost, GhostKeys, homeStatus, ownerFrom, ownerKeys, ownerSession, readPost } from "./ghost";
 import {
   diagnostics,
-  engineBin,
-  handingOff,
   Inventory,
-  inventory,
   lab,
   LAB_IMAGES,
   LAB_NODE_IMAGE,
   LAB_PASSWORDS,
   labConfig,
-  LabHandoff,
   LabNode,
   onNode,
   prepareAppsLab,
   PulumiCli,
-  readHandoff,
   Report,
-  REPO,
   runningOn,
   sh,
   waitFor,
-  writeHandoff,
 } from "./lib";
 
 const report = new Report("backup");
@@ -152,27 +145,12 @@ async function imageBytes(): Promise<Buffer | undefined> {
 
 let hostKey: string;
 
-/** The cluster an earlier suite handed on (CI's chain: SWARMCLOUD_LAB_HANDOFF=1), or undefined. */
-let attached: LabHandoff | undefined;
-
 beforeAll(() => {
   // build.sh builds and loads the backup's lab image only when asked.
   process.env.WITH_BACKUP = "1";
-  attached = readHandoff();
-  if (attached) {
-    // CI's chain: the apps suite's cluster, after the security and drift suites; the backup's
-    // image is loaded on its nodes, and the first up below adds the backup to it.
-    cli = new PulumiCli(attached.stack, engineBin(), attached);
-    report.set("cluster", `handed on by the ${attached.by} suite (stack ${attached.stack})`);
-    const built = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "all"]);
-    if (built.code !== 0) throw new Error(`lab images: ${built.stderr}${built.stdout}`);
-    const loaded = sh("bash", [path.join(REPO, "tests/lab/images/build.sh"), "load-inventory"]);
-    if (loaded.code !== 0) throw new Error(`loading lab images: ${loaded.stderr}${loaded.stdout}`);
-    inv = inventory();
-  } else {
-    ({ cli, inv } = prepareAppsLab("lab-backup", report));
-    report.set("cluster", "deployed by this suite");
-  }
+  // A cluster of its own, even in CI's chain: its destroy and restore would leave the next suite
+  // a cluster it did not expect.
+  ({ cli, inv } = prepareAppsLab("lab-backup", report));
   hostKey = startTarget();
   cli.setConfig(backupConfig(hostKey));
   cli.setSecret("backupPassword", BACKUP_PASSWORD);
@@ -183,12 +161,6 @@ afterAll(() => {
   console.log(`backup report: ${report.write()}\n${JSON.stringify(report.data, null, 2)}`);
   docker("rm", "-f", TARGET.name);
   if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true });
-  // Handing on (CI's chain): the restored cluster goes on to the edge suite, whose first up
-  // takes the backup off again and whose destroy ends it; `lab.sh down` removes it otherwise.
-  if (cli && handingOff()) {
-    if (!attached) writeHandoff(cli, "backup");
-    return;
-  }
   if (process.env.SWARMCLOUD_KEEP_LAB === "1") return;
   if (cli) {
     cli.run(["destroy", "--yes", "--skip-preview"]);
