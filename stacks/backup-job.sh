@@ -139,15 +139,14 @@ run_once() {
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   WHY=""
   SNAPSHOT=""
+  NEXT=$((INTERVAL_HOURS * 3600))
   if backup_once; then
     line="BACKUP=ok $now $SNAPSHOT $(($(date +%s) - started))s"
     printf '%s\n' "${line#BACKUP=ok }" >"$STATUS_DIR/last-success"
-    NEXT=$((INTERVAL_HOURS * 3600))
   else
     line="BACKUP=failed $now $WHY"
     # A failed run (the target or the database not answering yet) is tried again soon, not a
     # whole interval later: at most every RETRY_SECONDS, never later than the schedule's next run.
-    NEXT=$((INTERVAL_HOURS * 3600))
     [ "${RETRY_SECONDS:-600}" -ge "$NEXT" ] || NEXT=${RETRY_SECONDS:-600}
   fi
   printf '%s\n' "$line"
