@@ -10,7 +10,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { adminToken, createPost, GhostKeys, homeStatus, ownerFrom, ownerKeys, ownerSession, readPost } from "./ghost";
+import { asAdmin, createPost, GhostKeys, homeStatus, ownerFrom, ownerKeys, ownerSession, readPost } from "./ghost";
 import {
   diagnostics,
   Inventory,
@@ -114,12 +114,9 @@ async function runNow(expect: RegExp): Promise<string> {
   });
 }
 
-/**
- * Uploads an image through the Admin API; its URL path (/content/images/...). With the
- * integration's token, and the owner's session when Ghost refuses the token (as createPost).
- */
+/** Uploads an image through the Admin API (asAdmin); its URL path (/content/images/...). */
 async function uploadImage(): Promise<string> {
-  const upload = (auth: Record<string, string>) => {
+  const res = await asAdmin(keys, (auth) => {
     const form = new FormData();
     form.append("file", new Blob([PNG], { type: "image/png" }), "backup-proof.png");
     form.append("purpose", "image");
@@ -128,9 +125,7 @@ async function uploadImage(): Promise<string> {
       headers: { ...auth, Origin: ghostBase() },
       body: form,
     });
-  };
-  let res = await upload({ Authorization: `Ghost ${adminToken(keys.admin)}` });
-  if (res.status === 401) res = await upload({ Cookie: keys.session });
+  });
   const body = (await res.json()) as { images?: { url: string }[] };
   if (res.status !== 201 || !body.images)
     throw new Error(`image upload answered ${res.status}: ${JSON.stringify(body)}`);
@@ -159,13 +154,13 @@ beforeAll(() => {
 
 afterAll(() => {
   console.log(`backup report: ${report.write()}\n${JSON.stringify(report.data, null, 2)}`);
-  docker("rm", "-f", TARGET.name);
-  if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true });
   if (process.env.SWARMCLOUD_KEEP_LAB === "1") return;
   if (cli) {
     cli.run(["destroy", "--yes", "--skip-preview"]);
     cli.removeStack();
   }
+  docker("rm", "-f", TARGET.name);
+  if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true });
   lab("down");
 }, 900_000);
 
