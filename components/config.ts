@@ -280,7 +280,7 @@ export interface SwarmcloudConfig {
   portainer: PortainerSettings;
   /** The front door; present only when `edge.enabled` is true. */
   edge?: EdgeSettings;
-  /** Backups; present only when `backup.enabled` is true. */
+  /** Backups; present when `backup.enabled` is true, or unset with Ghost enabled. */
   backup?: BackupSettings;
   /** Node upgrades; present only when `upgrade.run` is set. */
   upgrade?: UpgradeSettings;
@@ -871,6 +871,16 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
   };
   const edge = readSection(r, "edge");
   const backup = readSection(r, "backup");
+  // Backups follow Ghost unless the stack says otherwise: on with Ghost, off without it.
+  // (Pulumi hands in Pulumi.yaml's default, which declares no `enabled`, for a stack that sets none.)
+  const given = raw["backup"];
+  const backupOn = isMap(given) && given["enabled"] != null ? backup.enabled : sections.ghost.enabled;
+  // Whether the stack set its backup up itself: a setting other than the defaults.
+  const backupChosen =
+    isMap(given) &&
+    Object.entries(given).some(
+      ([k, v]) => JSON.stringify(v) !== JSON.stringify((DEFAULTS.backup as Record<string, unknown>)[k]),
+    );
   const upgrade = readSection(r, "upgrade");
   const config: SwarmcloudConfig = {
     environment,
@@ -882,15 +892,16 @@ export function parseConfig(raw: RawConfig, inputs: ConfigInputs): ParseResult {
     ...sections,
     // Off: left out, so a stack without the front door parses exactly as before.
     ...(edge.enabled ? { edge } : {}),
-    // Off: left out too (opt-in until its lab suite runs in CI).
-    ...(backup.enabled ? { backup } : {}),
+    // Off: left out too, so a stack without Ghost, or with backup.enabled false, parses as before.
+    ...(backupOn ? { backup: { ...backup, enabled: true } } : {}),
     // No run: left out, so a stack without node upgrades makes no resource for them.
     ...(upgrade.run !== undefined ? { upgrade } : {}),
     deployTimeout: r.integer("deployTimeout", DEFAULTS.deployTimeout, 10),
   };
   const sshPublicKey = raw["sshPublicKey"] !== undefined && raw["sshPublicKey"] !== "";
   validateCluster(config, { ...inputs, sshPublicKey }, problems);
-  if (config.backup !== undefined) validateBackup(config, config.backup, inputs.backupSecrets ?? [], problems);
+  if (config.backup !== undefined)
+    validateBackup(config, config.backup, inputs.backupSecrets ?? [], problems, backupChosen);
   warnPlainOverlay(environment, raw, problems);
   return { config, errors: problems.errors, warnings: problems.warnings };
 }
@@ -1333,12 +1344,16 @@ const BACKUP_TARGET_SECRETS: Record<BackupTarget, BackupSecretKey[]> = {
   s3: ["backupS3AccessKeyId", "backupS3SecretAccessKey"],
 };
 
-/** The backup against the rest: Ghost to back up, the target node and folder, the secrets its target and a restore need. */
+/**
+ * The backup against the rest: Ghost to back up, the target node and folder, the secrets its
+ * target and a restore need. `chosen`: the stack has a backup section (not only the default).
+ */
 function validateBackup(
   c: SwarmcloudConfig,
   backup: BackupSettings,
   secrets: readonly BackupSecretKey[],
   problems: Problems,
+  chosen: boolean,
 ): void {
   if (!c.ghost.enabled) {
     problems.error(
@@ -1368,7 +1383,9 @@ function validateBackup(
         );
       }
     }
-    if (c.environment === "local" && node !== undefined) {
+    // Said only to a stack that set the backup up itself: the default (on with Ghost, the local
+    // target) is in the README, and a warning on every preview of every stack would be noise.
+    if (c.environment === "local" && node !== undefined && chosen) {
       problems.warn(
         "backup.target",
         `the local environment's nodes are containers that pulumi destroy removes, with ${node}'s ${backup.path}: use an sftp or s3 target for backups that outlive the cluster`,

@@ -222,10 +222,11 @@ function sClient(): { verified: boolean; text: string } {
 }
 
 /**
- * What each edge node's Caddy said about the lock, the storage and the issuance, with the shared
- * storage's lock and certificate files as that node sees them: the evidence when the two edge
- * nodes serve different certificates (CI saw it once, 2026-12-03; the shared lock should make the
- * second Caddy load the first one's certificate instead of asking for its own).
+ * What each edge node's Caddy said about the lock, the storage and the issuance, with the node's
+ * mount of the volume and the lock and certificate files as that node sees them: the evidence
+ * when the two edge nodes serve different certificates (CI saw it once, 2026-12-03, on the
+ * cluster the drift suite handed on; the shared lock should make the second Caddy load the first
+ * one's certificate instead of asking for its own).
  */
 function certificateRace(): Record<string, string[]> {
   return Object.fromEntries(
@@ -233,7 +234,8 @@ function certificateRace(): Record<string, string[]> {
       const node = inv.nodes.find((n) => n.name === name)!;
       const logs = onNode(
         node,
-        "for c in $(docker ps -aq --filter label=com.docker.swarm.service.name=edge_caddy); do " +
+        "findmnt -n -o SOURCE,FSTYPE /mnt/swarmcloud || echo 'no mount at /mnt/swarmcloud'; " +
+          "for c in $(docker ps -aq --filter label=com.docker.swarm.service.name=edge_caddy); do " +
           "docker logs --timestamps \"$c\" 2>&1 | grep -iE 'lock|obtain|storage|certificate|error' | tail -n 40; done; " +
           "find /mnt/swarmcloud/edge -type f \\( -path '*/locks/*' -o -name '*.crt' \\) -printf '%TT %s %p\\n' 2>/dev/null | sort | tail -n 20 || true",
       );

@@ -338,6 +338,9 @@ export function labConfig(
     portainer: opts.apps
       ? { enabled: true, image: LAB_IMAGES.portainer, agentImage: LAB_IMAGES.portainerAgent, ...networking }
       : { enabled: false },
+    // Backups follow Ghost by default; these suites measure the cluster without the backup
+    // service (the backup suite's own config replaces this key, and leaves `enabled` unset).
+    ...(opts.apps ? { backup: { enabled: false } } : {}),
   };
 }
 

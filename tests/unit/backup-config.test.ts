@@ -1,6 +1,6 @@
 /**
- * The `backup` section (components/config.ts): off by default and then absent from the config
- * (so a stack without it builds what it built before), every target's settings and secrets, the
+ * The `backup` section (components/config.ts): on with Ghost unless set off, and absent from the
+ * config when off (so a stack without Ghost builds what it built before), every target's settings and secrets, the
  * restore keys, and each problem naming the key, the value and the fix.
  */
 import { DEFAULTS, parseConfig, RawConfig } from "../../components/config";
@@ -21,9 +21,25 @@ const parse = (backup: Record<string, unknown>, secrets: string[] = [], extra: R
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJKbm0Jnmq6qkN2FhmcWAdsx0tZ4ZXkWyS2vh+H6SoIv";
 
 describe("backup settings", () => {
-  test("off by default: the parsed config has no backup at all", () => {
-    expect(parseConfig({}, { sshPrivateKey: false }).config.backup).toBeUndefined();
+  test("on with Ghost by default (enabled unset), off without Ghost or when set false: then absent", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.backup).toEqual({ ...DEFAULTS.backup, enabled: true });
+    expect(parse({}).config.backup).toEqual({ ...DEFAULTS.backup, enabled: true });
+    expect(parse({ target: "local", keepDaily: 3 }).config.backup?.keepDaily).toBe(3);
+    const noGhost = parse({}, [], { ghost: { enabled: false } });
+    expect([noGhost.config.backup, noGhost.errors]).toEqual([undefined, []]);
     expect(parse({ enabled: false, target: "s3" }).config.backup).toBeUndefined();
+    expect(parse({ enabled: true }, [], { ghost: { enabled: false } }).errors).toEqual([
+      "swarmcloud:backup.enabled = true: backs up Ghost's database and content, and ghost.enabled is false; enable Ghost or remove backup.enabled",
+    ]);
+  });
+
+  test("local environment: the default backup says nothing, a backup the stack set up warns that destroy takes it", () => {
+    const { enabled: _, ...declared } = DEFAULTS.backup;
+    expect(parseConfig({ backup: declared }, { sshPrivateKey: false }).warnings).toEqual([]);
+    expect(parseConfig({}, { sshPrivateKey: false }).warnings).toEqual([]);
+    expect(parseConfig({ backup: { ...declared, keepDaily: 3 } }, { sshPrivateKey: false }).warnings).toEqual([
+      "swarmcloud:backup.target: the local environment's nodes are containers that pulumi destroy removes, with manager-1's /srv/swarmcloud-backup: use an sftp or s3 target for backups that outlive the cluster",
+    ]);
   });
 
   test("on with the defaults: a local folder on the first manager, daily, 7/4/6 kept", () => {

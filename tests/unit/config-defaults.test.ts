@@ -63,7 +63,8 @@ const EXPECTED: Record<string, unknown> = {
   ghost: DEFAULTS.ghost,
   portainer: DEFAULTS.portainer,
   edge: DEFAULTS.edge,
-  backup: DEFAULTS.backup,
+  // enabled is left out: unset, backups follow ghost.enabled (the parser sees whether a stack set it).
+  backup: (({ enabled: _, ...rest }) => rest)(DEFAULTS.backup),
   upgrade: DEFAULTS.upgrade,
   deployTimeout: DEFAULTS.deployTimeout,
 };

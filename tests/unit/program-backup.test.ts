@@ -2,8 +2,8 @@
  * The whole program (`main`) with backups on (swarmcloud:backup), under Pulumi mocks, for the
  * local stack file: the local target's folder made on its node, the restore (restoreFrom) on a
  * manager before Ghost's and Portainer's stacks, the backup stack after them, the repository
- * password a secret output, and no secret value in any input but stdin. Without the key the
- * program builds none of it (and the graph snapshot, tests/unit/graph.test.ts, stays as it was).
+ * password a secret output, and no secret value in any input but stdin. Without the key, backups
+ * follow Ghost (on, the password generated); with backup.enabled false the program builds none of it.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -109,11 +109,23 @@ describe("local, backup on with restoreFrom latest", () => {
   });
 });
 
-describe("local, backup left out", () => {
-  test("no backup resource, no backup output, Ghost's database as before", async () => {
+describe("local, backup left out: on with Ghost", () => {
+  test("the backup stack is made, with a generated repository password exported as a secret", async () => {
     await settled();
     clearRecorded();
     const outputs = await main(inputsFor({}));
+    await settled();
+    expect(named("local-backup-deploy").inputs.environment.STACK).toBe("backup");
+    expect(recorded.filter((r) => r.name === "local-backup-password")).toHaveLength(1);
+    expect(await pulumi.isSecret(outputs.backupRepositoryPassword as pulumi.Output<string>)).toBe(true);
+  });
+});
+
+describe("local, backup.enabled false", () => {
+  test("no backup resource, no backup output, Ghost's database as before", async () => {
+    await settled();
+    clearRecorded();
+    const outputs = await main(inputsFor({ "swarmcloud:backup": JSON.stringify({ enabled: false }) }));
     await settled();
     expect(recorded.filter((r) => r.name.includes("backup"))).toEqual([]);
     expect(outputs.backupRepositoryPassword).toBeUndefined();

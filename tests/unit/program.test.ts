@@ -392,6 +392,8 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
         "dbRootPassword",
         "portainerUrl",
         "portainerAdminPassword",
+        // Backups are on with Ghost by default; the repository's password is generated.
+        "backupRepositoryPassword",
       ].sort(),
     );
     expect(outputs.environment).toBe(c.environment);
@@ -408,6 +410,7 @@ describe.each(CASES)("the $stack stack ($environment)", (c) => {
       "dbRootPassword",
       "portainerAdminPassword",
       "ghostOwnerPassword",
+      "backupRepositoryPassword",
     ]) {
       expect([key, await pulumi.isSecret(outputs[key] as pulumi.Output<unknown>)]).toEqual([key, true]);
     }
