@@ -7,8 +7,8 @@
  *
  * The cluster, in this order of preference:
  * - the one an earlier suite hands on (SWARMCLOUD_LAB_HANDOFF=1 on both runs, as CI runs
- *   apps, security, then drift): its stack as it is, converged by `up --refresh` first; with the
- *   variable, this suite hands it on in turn instead of destroying it;
+ *   apps, security, then drift): its stack as it is, converged by `up --refresh` first; the chain
+ *   ends here, with this suite's destroy;
  * - a drift run's own kept cluster: its stack's state lives in the lab dir
  *   ($SWARMCLOUD_LAB_DIR/state-lab-drift, removed with the lab by `lab.sh down`), so a run while
  *   the lab and that state are still there (a run with SWARMCLOUD_KEEP_LAB=1 leaves both) starts
@@ -636,12 +636,10 @@ test("a restart of a manager that holds a brick needs nothing", () => restartRow
 test("a restart of the first manager, the first brick node, needs nothing", () =>
   restartRow("manager-1", "first manager, first brick and volfile server"));
 
-// Alone, this suite ends its cluster: the destroy removes the stacks and the swarm from every
-// node. Handing on (SWARMCLOUD_LAB_HANDOFF=1, CI's chain), the edge suite takes the cluster and
-// its destroy test checks the same.
+// The suite ends its cluster, alone or as the last of CI's chain (apps, security, drift): the
+// destroy removes the stacks and the swarm from every node.
 let destroyed = false;
-const destroyTest = handingOff() ? test.skip : test;
-destroyTest("destroy removes the stacks and leaves every node outside any swarm", () => {
+test("destroy removes the stacks and leaves every node outside any swarm", () => {
   report.set("destroySeconds", cli.destroy());
   destroyed = true;
   for (const n of inventory().nodes) {

@@ -92,6 +92,7 @@ describe("edge-keepalived.sh", () => {
         "  nopreempt",
         "  advert_int 1",
         "  mcast_src_ip 172.30.0.11",
+        "  garp_master_delay 1",
         "  garp_master_refresh 5",
         "  garp_lower_prio_repeat 5",
         "  virtual_ipaddress {",
