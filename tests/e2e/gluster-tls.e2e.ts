@@ -2,8 +2,8 @@
  * Gluster TLS (opt-in `gluster.tls`) on real nodes: three lab nodes deployed with TLS on, a file
  * written through one node's mount read on the others, and a machine on the lab network that is
  * not a node refused by the volume and by glusterd even when its address is in auth.allow: with
- * no certificate, and with a certificate of its own that claims a node's name. Not in .ci/run:
- * `npm run test:gluster-tls`.
+ * no certificate, and with a certificate of its own that claims a node's name.
+ * `npm run test:gluster-tls`; .ci/run runs it.
  */
 import * as fs from "fs";
 import {
