@@ -425,10 +425,43 @@ function loadLoop(): { stop: () => Promise<Record<string, unknown>> } {
   };
 }
 
+/**
+ * Every 0.3 s on an edge node, from inside its container (docker exec: no SSH session): whether
+ * it holds the floating address and what keepalived's check script says. `changes(t0)`: each
+ * change of either, as seconds from t0 (the kill) — whether the survivor kept the address once it
+ * had it, or let it go when its check failed.
+ */
+function startWatch(node: LabNode): { changes: (t0: number) => string[] } {
+  const file = "/tmp/swarmcloud-edge-watch";
+  const loop =
+    `rm -f ${file}; while :; do held=$(ip -4 -o addr show | grep -c ' ${vip}/32 '); ` +
+    "if /etc/keepalived/swarmcloud-edge-check.sh >/dev/null 2>&1; then check=ok; else check=failed; fi; " +
+    `echo "$(date +%s%3N) held=$held check=$check" >>${file}; sleep 0.3; done`;
+  sh("docker", ["exec", "-d", node.container, "bash", "-c", loop]);
+  return {
+    changes: (t0) => {
+      const lines = sh("docker", ["exec", node.container, "cat", file]).stdout.trim().split("\n");
+      sh("docker", ["exec", node.container, "pkill", "-f", "swarmcloud-edge-watch"]);
+      const out: string[] = [];
+      let last = "";
+      for (const line of lines) {
+        const [ms, ...state] = line.split(" ");
+        const now = state.join(" ");
+        if (now === last) continue;
+        last = now;
+        out.push(`${((Number(ms) - t0) / 1000).toFixed(1)}s ${node.name} ${now}`);
+      }
+      return out;
+    },
+  };
+}
+
 test("killing the holder of the floating address: it moves to the other edge node, requests fail for at most 5 s", async () => {
   const [victim] = holders();
   expect(victim).toBeDefined();
   killed = victim;
+  const survivor = inv.nodes.find((n) => EDGE_NODES.includes(n.name) && n.name !== victim!.name)!;
+  const watch = startWatch(survivor);
   const loop = loadLoop();
   await new Promise((r) => setTimeout(r, 10_000));
   const t0 = Date.now();
@@ -446,6 +479,7 @@ test("killing the holder of the floating address: it moves to the other edge nod
   } finally {
     result = await loop.stop();
     report.set("holderKilled", result);
+    report.set("survivorWatch", watch.changes(t0));
     lab("start", victim!.container);
   }
   expect(result.sent as number).toBeGreaterThan(300);
