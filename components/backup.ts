@@ -65,9 +65,7 @@ export interface BackupPlace {
 
 /** The repository password: the config secret, else one made by the program (kept in state, exported). */
 export function repositoryPassword(stack: string, given: pulumi.Output<string> | undefined): pulumi.Output<string> {
-  return given !== undefined
-    ? pulumi.secret(given)
-    : pulumi.secret(new GeneratedSecret(`${stack}-backup-password`).value);
+  return pulumi.secret(given ?? new GeneratedSecret(`${stack}-backup-password`).value);
 }
 
 /** The local target's folder on its node, made before anything binds it; nothing for sftp and s3. */

@@ -8,9 +8,8 @@
 # claim it at once), the address claimed only
 # once the local Caddy has answered /healthz (init_fail) and released while it does not, and the
 # new holder's gratuitous ARPs sent again 1 s after it takes the address (keepalived's default
-# is 5 s: a lab run saw the host's new connections fail with EHOSTUNREACH from 1.6 s to 4.7 s
-# after the address moved, about until that second set) and then every 5 s (a neighbour that missed a change of holder learns it
-# within seconds). Idempotent: the config is checked with `keepalived -t` and keepalived
+# is 5 s) and then every 5 s (a neighbour that missed a change of holder learns it within
+# seconds). Idempotent: the config is checked with `keepalived -t` and keepalived
 # reloaded only when the config changed.
 # Inputs: NODE_NAME, VIP (the floating IPv4 address), ROUTER_ID (1-255), PRIORITY (1-254, default
 # 100; distinct per holder), SRC_ADDR (this node's
