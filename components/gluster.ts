@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { GLUSTER_TLS_OPTIONS, GlusterSettings } from "./config";
+import { GeneratedCa } from "./generated-ca";
 import { ClusterNode } from "./nodes/types";
 import { keyValueLines, script, words } from "./remote-scripts";
 import { nodeStep, NodeStepArgs } from "./step";
@@ -89,34 +90,45 @@ export class GlusterVolume extends pulumi.ComponentResource {
 }
 
 /**
- * The TLS steps of every node: its key and certificate (made on the node, the key never leaves
- * it), then its trust of every node's certificate. Returns, per node name, its trust step.
+ * The TLS steps of every node: the cluster's CA (made once by the program), each node's key and
+ * certificate (the key made on the node and never leaving it, the certificate signed there by
+ * the CA, whose key reaches the node on stdin only), then the node's trust of the CA. Every
+ * node's CA file is the one CA certificate, so a node that comes or goes changes no other node's
+ * files (Gluster reads them only when it starts). Returns, per node name, its trust step.
  */
 function tlsSteps(name: string, args: GlusterVolumeArgs, parent: pulumi.Resource): Record<string, pulumi.Resource> {
   const s = args.settings;
-  const certs = args.nodes.map((node) =>
-    nodeStep(`${name}-${node.name}-tls-cert`, certStep(node, s), { parent, dependsOn: [args.hostReady[node.name]!] }),
-  );
-  // In node order, so that a node added or removed changes the CA and nothing else does.
-  const ca = pulumi.all(certs.map((c) => c.stdout)).apply((pems) => pems.join("\n"));
+  const ca = new GeneratedCa(`${name}-tls-ca`, { commonName: `swarmcloud ${s.volume} CA` }, { parent });
   return Object.fromEntries(
-    args.nodes.map((node) => [
-      node.name,
-      nodeStep(`${name}-${node.name}-tls-trust`, trustStep(node, s, ca), {
+    args.nodes.map((node) => {
+      const cert = nodeStep(`${name}-${node.name}-tls-cert`, certStep(node, s, ca), {
         parent,
-        dependsOn: [args.hostReady[node.name]!, ...certs],
-      }),
-    ]),
+        dependsOn: [args.hostReady[node.name]!],
+      });
+      const trust = nodeStep(`${name}-${node.name}-tls-trust`, trustStep(node, s, ca.certificate), {
+        parent,
+        dependsOn: [cert],
+      });
+      return [node.name, trust];
+    }),
   );
-}
-
-/** Makes the node's key and self-signed certificate (CN = its name); its stdout is the certificate. */
-function certStep(node: ClusterNode, s: GlusterSettings): NodeStepArgs {
-  return { node, create: script("gluster-tls-cert"), environment: { VOLUME: s.volume } };
 }
 
 /**
- * Writes the node's CA file (`ca`: every node's certificate) and secure-access, restarting
+ * Makes the node's key, and its certificate (CN = its name) signed by the cluster's CA; prints the
+ * certificate's subject, issuer and fingerprint.
+ */
+function certStep(node: ClusterNode, s: GlusterSettings, ca: GeneratedCa): NodeStepArgs {
+  return {
+    node,
+    create: script("gluster-tls-cert"),
+    environment: { VOLUME: s.volume, CA_CERT: ca.certificate },
+    stdin: ca.privateKey,
+  };
+}
+
+/**
+ * Writes the node's CA file (`ca`: the cluster's CA certificate) and secure-access, restarting
  * glusterd when either changed. Deleting it changes nothing on the node (see the README).
  */
 function trustStep(node: ClusterNode, s: GlusterSettings, ca: pulumi.Input<string>): NodeStepArgs {

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# swarmcloud: trust the cluster's Gluster certificates and encrypt management traffic
-# Runs on the node. Writes /etc/ssl/glusterfs.ca (every node's certificate: Gluster admits a
-# peer whose certificate is listed there), links the three TLS files into OpenSSL's directory
+# swarmcloud: trust the cluster's Gluster CA and encrypt management traffic
+# Runs on the node. Writes /etc/ssl/glusterfs.ca (the cluster's CA certificate: Gluster admits a
+# peer whose certificate it signed), links the three TLS files into OpenSSL's directory
 # where glusterd looks for them (gluster_tls_link, below), and /var/lib/glusterd/secure-access (glusterd
 # and the mounts use TLS for management traffic), then restarts glusterd, which reads them only
 # when it starts. Nothing is written or restarted when all are already so: a re-run changes
 # nothing.
 # The bricks read the CA file only when they start too, so a changed CA on a node whose brick
-# runs (a node added or removed) is refused before anything is written (README, "Gluster TLS").
-# Inputs: NODE_NAME, VOLUME, CA (every node's certificate, PEM, concatenated).
+# runs (a new CA) is refused before anything is written (README, "Gluster TLS"); a node that
+# comes or goes changes no node's CA file.
+# Inputs: NODE_NAME, VOLUME, CA (the CA certificate, PEM).
 set -euo pipefail
 : "${NODE_NAME:?}" "${VOLUME:?}" "${CA:?}"
 readonly CA_FILE=/etc/ssl/glusterfs.ca SECURE=/var/lib/glusterd/secure-access
@@ -75,9 +76,9 @@ glusterd_up() { pgrep -x glusterd >/dev/null; }
 changed=()
 if [ ! -f "$CA_FILE" ] || [ "$(cat "$CA_FILE")" != "$CA" ]; then
   if [ -f "$CA_FILE" ] && brick_running; then
-    fatal "the cluster's Gluster certificates changed (a node came or went) while $NODE_NAME serves a brick of volume $VOLUME." \
+    fatal "the cluster's Gluster CA changed while $NODE_NAME serves a brick of volume $VOLUME." \
       "The brick reads $CA_FILE only when it starts, and the program does not restart bricks yet; nothing was changed." \
-      "Keep the node list as it was, or update the CA by hand as the README says (\"Gluster TLS\")."
+      "Keep the CA as it was, or move the node to the new CA by hand as the README says (\"Gluster TLS\")."
   fi
   mkdir -p /etc/ssl
   tmp=$(mktemp /etc/ssl/glusterfs.ca.XXXXXX)

@@ -2,7 +2,9 @@
  * Gluster TLS (opt-in `gluster.tls`) on real nodes: three lab nodes deployed with TLS on, a file
  * written through one node's mount read on the others, and a machine on the lab network that is
  * not a node refused by the volume and by glusterd even when its address is in auth.allow: with
- * no certificate, and with a certificate of its own that claims a node's name.
+ * no certificate, and with a certificate of its own that claims a node's name. A fourth node
+ * joins (its certificate signed by the cluster's CA, no other node's glusterd restarted) and
+ * leaves (its certificate then refused by the bricks by name).
  * `npm run test:gluster-tls`; .ci/run runs it.
  */
 import * as fs from "fs";
@@ -90,7 +92,7 @@ afterAll(() => {
   if (process.env.SWARMCLOUD_KEEP_LAB !== "1") lab("down");
 }, 900_000);
 
-test("pulumi up with gluster.tls: every node has its certificate, trusts all three, and glusterd speaks TLS", () => {
+test("pulumi up with gluster.tls: every node has its certificate signed by the cluster's CA, trusts the CA, and glusterd speaks TLS", () => {
   const r = cli.tryUp();
   report.set("upSeconds", r.seconds);
   if (r.code !== 0) {
@@ -101,7 +103,13 @@ test("pulumi up with gluster.tls: every node has its certificate, trusts all thr
     expect(onNode(n, "openssl x509 -noout -subject -nameopt RFC2253 -in /etc/ssl/glusterfs.pem")).toBe(
       `subject=CN=${n.name}`,
     );
-    expect(onNode(n, "grep -c 'BEGIN CERTIFICATE' /etc/ssl/glusterfs.ca")).toBe(String(MANAGERS));
+    expect(onNode(n, "grep -c 'BEGIN CERTIFICATE' /etc/ssl/glusterfs.ca")).toBe("1");
+    expect(onNode(n, "openssl x509 -noout -subject -nameopt RFC2253 -in /etc/ssl/glusterfs.ca")).toBe(
+      `subject=CN=swarmcloud ${VOLUME} CA`,
+    );
+    expect(onNode(n, "openssl verify -CAfile /etc/ssl/glusterfs.ca /etc/ssl/glusterfs.pem")).toBe(
+      "/etc/ssl/glusterfs.pem: OK",
+    );
     expect(onNode(n, "stat -c %a /etc/ssl/glusterfs.key")).toBe("600");
     expect(onNode(n, "test -e /var/lib/glusterd/secure-access && echo yes")).toBe("yes");
     // glusterd answers on 24007 with a TLS handshake, showing the node's own certificate.
@@ -136,6 +144,83 @@ test("a second pulumi up changes nothing and runs nothing on any node (glusterd 
   expect({ logins: inv.nodes.map(sshLogins), pids: pids() }).toEqual(before);
 });
 
+/** glusterd's pid on each node, read with docker exec (an SSH session would count as the up's). */
+function glusterdPids(nodes: LabNode[]): Record<string, string> {
+  return Object.fromEntries(
+    nodes.map((n) => [n.name, sh("docker", ["exec", n.container, "pgrep", "-x", "glusterd"]).stdout.trim()]),
+  );
+}
+
+describe("a node that comes and goes", () => {
+  const NEW = "worker-1";
+  let managers: LabNode[];
+  beforeAll(() => {
+    managers = inv.nodes;
+  });
+
+  test("a fourth node joins: signed by the CA on itself, mounts and reads the volume; no other node restarts glusterd", async () => {
+    lab("add", NEW, "worker");
+    inv = inventory();
+    const pidsBefore = glusterdPids(managers);
+    const caBefore = managers.map((n) => onNode(n, "sha256sum /etc/ssl/glusterfs.ca"));
+    cli.setConfig({ ...labConfig(inv, { apps: false }), gluster: { tls: true } });
+    const r = cli.tryUp();
+    report.set("addNodeSeconds", r.seconds);
+    if (r.code !== 0) throw new Error(`pulumi up (add ${NEW}) failed:\n${r.output.slice(-4000)}\n${glusterdLogs()}`);
+    const worker = inv.nodes.find((n) => n.name === NEW)!;
+    expect(onNode(worker, "openssl verify -CAfile /etc/ssl/glusterfs.ca /etc/ssl/glusterfs.pem")).toBe(
+      "/etc/ssl/glusterfs.pem: OK",
+    );
+    const seen = await waitFor(`${NEW} to read the file`, 30, () =>
+      /^tls-/.test(runOnNode(worker, "cat /mnt/swarmcloud/tls-probe.txt").stdout.trim()),
+    );
+    expect(seen).toBe(true);
+    const after = {
+      pids: glusterdPids(managers),
+      ca: managers.map((n) => onNode(n, "sha256sum /etc/ssl/glusterfs.ca")),
+    };
+    report.set("addNode", { pidsBefore, pidsAfter: after.pids });
+    expect(after).toEqual({ pids: pidsBefore, ca: caBefore });
+    expect(volumeOptions(managers[0]!)["auth.ssl-allow"]!.split(",").sort()).toEqual(
+      inv.nodes.map((n) => n.name).sort(),
+    );
+  });
+
+  test("it leaves: auth.ssl-allow drops its name, and its certificate (still signed by the CA) is refused", () => {
+    const worker = inv.nodes.find((n) => n.name === NEW)!;
+    cli.setConfig({ ...labConfig({ ...inv, nodes: managers }, { apps: false }), gluster: { tls: true } });
+    const r = cli.tryUp();
+    report.set("removeNodeSeconds", r.seconds);
+    if (r.code !== 0) throw new Error(`pulumi up (remove ${NEW}) failed:\n${r.output.slice(-4000)}`);
+    expect(volumeOptions(managers[0]!)["auth.ssl-allow"]!.split(",").sort()).toEqual(
+      managers.map((n) => n.name).sort(),
+    );
+    // Only the name stands in its way: its address goes back into auth.allow for the attempt.
+    const allowed = /^auth\.allow\s+(\S+)$/m.exec(
+      onNode(managers[0]!, `gluster --mode=script volume get ${VOLUME} auth.allow`),
+    )![1]!;
+    onNode(managers[0]!, `gluster --mode=script volume set ${VOLUME} auth.allow ${allowed},${worker.address}`);
+    try {
+      const out = runOnNode(
+        worker,
+        [
+          "umount -l /mnt/swarmcloud 2>/dev/null || true",
+          "mkdir -p /mnt/again",
+          `timeout 60 mount -t glusterfs -o log-file=/tmp/again.log ${managers[0]!.address}:/${VOLUME} /mnt/again; echo "mount=$?"`,
+          'echo "files=$(timeout 10 ls /mnt/again 2>/dev/null | wc -l)"',
+          "umount -l /mnt/again 2>/dev/null || true",
+        ].join("\n"),
+      ).stdout;
+      report.set("removedNodeMount", out);
+      expect(out).toMatch(/^files=0$/m);
+    } finally {
+      onNode(managers[0]!, `gluster --mode=script volume set ${VOLUME} auth.allow ${allowed}`);
+    }
+    lab("rm", NEW);
+    inv = inventory();
+  });
+});
+
 describe("a stranger (on the lab network, not a node) whose address is in auth.allow", () => {
   let allowed = "";
   beforeAll(() => {
@@ -157,7 +242,7 @@ describe("a stranger (on the lab network, not a node) whose address is in auth.a
     expect(r.out).toMatch(/^remote=[1-9]\d*$/m);
   });
 
-  test("with a self-made certificate claiming a node's name, the nodes' public certificates trusted: refused", () => {
+  test("with a self-made certificate claiming a node's name, the cluster CA's certificate trusted too: refused", () => {
     const ca = onNode(inv.nodes[0]!, "cat /etc/ssl/glusterfs.ca");
     const r = strangerMount([
       "mkdir -p /etc/ssl /var/lib/glusterd",

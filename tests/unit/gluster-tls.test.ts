@@ -1,11 +1,13 @@
 /**
  * Gluster TLS (`gluster.tls`, opt-in):
  *
- * - the graph under mocks: a certificate step and a trust step per node, the trust steps fed
- *   every node's certificate (the cert steps' stdout), everything Gluster does on a node after its
- *   trust step, and the volume's TLS options; none of it without `gluster.tls`;
- * - gluster-tls-cert.sh with the real openssl (the key made once, the certificate's name the
- *   node's, a running volume without TLS refused before anything is written);
+ * - the graph under mocks: the cluster's CA, a certificate step per node (the CA's key on its
+ *   stdin) and a trust step per node fed the CA's certificate alone, everything Gluster does on a
+ *   node after its trust step, and the volume's TLS options; none of it without `gluster.tls`;
+ * - the CA (generateCa, node-forge) and gluster-tls-cert.sh with the real openssl: the key made
+ *   once, the certificate named for the node and signed by the CA there, with the CA's key read
+ *   from stdin and written nowhere, a running volume without TLS refused before anything is
+ *   written;
  * - gluster-tls-trust.sh against stand-ins for gluster, pgrep, pkill and glusterd (no real
  *   process is ever signalled): glusterd restarted only when the CA file or secure-access
  *   changed, a changed CA under a running brick refused.
@@ -17,19 +19,19 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { recordedNamed, settled, setupMocks, valueOf } from "./mocks";
 
-/** The certificate each node's cert step prints under the mocks. */
+/** A stand-in certificate (the trust script only compares and counts them). */
 const pem = (name: string) => `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----`;
 
 setupMocks({
   state: (args) => {
+    if (args.name.endsWith("-tls-ca")) return { certificate: pem("the CA"), privateKey: "CA KEY" };
     if (!args.type.includes("RemoteScript")) return undefined;
-    const cert = /-(manager-\d|worker-\d)-tls-cert$/.exec(args.name);
-    if (cert) return { stdout: pem(cert[1]!) };
     return { stdout: "" };
   },
 });
 
 import { GLUSTER_TLS_OPTIONS, parseConfig } from "../../components/config";
+import { generateCa } from "../../components/generated-ca";
 import { GlusterVolume, volumeOptions } from "../../components/gluster";
 import { script } from "../../components/remote-scripts";
 import { sshClusterNodes } from "../../components/nodes/ssh";
@@ -72,26 +74,37 @@ describe("the graph", () => {
   const r = recordedNamed;
   beforeAll(settled);
 
-  test("each node makes its certificate on itself, after its host step", () => {
+  test("one CA for the volume, its private key a secret", () => {
+    const ca = r("tls-tls-ca");
+    expect(ca.inputs.commonName).toBe("swarmcloud swarmcloud CA");
+    expect(ca.options.additionalSecretOutputs).toEqual(["privateKey"]);
+    expect(ca.parent).toBe(r("tls").urn);
+  });
+
+  test("each node makes its certificate on itself, after its host step, the CA's key on stdin only", () => {
     for (const n of on.nodes) {
       const cert = r(`tls-${n.name}-tls-cert`);
       expect(cert.inputs.create).toBe(script("gluster-tls-cert"));
       expect(cert.inputs.delete).toBeUndefined();
       expect(cert.inputs.connection.host).toBe(n.privateAddress);
-      expect(cert.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud" });
-      expect(cert.dependencies).toEqual([r(`on-${n.name}-host`).urn]);
+      expect(cert.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud", CA_CERT: pem("the CA") });
+      expect(cert.inputs.stdin).toBe("CA KEY");
+      expect(cert.secretInputs).toContain("stdin");
+      expect(cert.dependencies).toEqual(expect.arrayContaining([r(`on-${n.name}-host`).urn, r("tls-tls-ca").urn]));
+      expect(cert.dependencies).toHaveLength(2);
       expect(cert.parent).toBe(r("tls").urn);
     }
   });
 
-  test("each node trusts every node's certificate, in node order, after every cert step", () => {
-    const all = NODES.map((n) => pem(n.name)).join("\n");
+  test("each node trusts the CA alone, after its own cert step: no node waits for another's", () => {
     for (const n of on.nodes) {
       const trust = r(`tls-${n.name}-tls-trust`);
       expect(trust.inputs.create).toBe(script("gluster-tls-trust"));
       expect(trust.inputs.connection.host).toBe(n.privateAddress);
-      expect(trust.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud", CA: all });
-      expect(trust.dependencies).toEqual(expect.arrayContaining(on.nodes.map((m) => r(`tls-${m.name}-tls-cert`).urn)));
+      expect(trust.inputs.environment).toEqual({ NODE_NAME: n.name, VOLUME: "swarmcloud", CA: pem("the CA") });
+      expect(trust.dependencies).toEqual(expect.arrayContaining([r(`tls-${n.name}-tls-cert`).urn]));
+      const others = on.nodes.filter((m) => m.name !== n.name).map((m) => r(`tls-${m.name}-tls-cert`).urn);
+      for (const other of others) expect(trust.dependencies).not.toContain(other);
     }
   });
 
@@ -153,10 +166,11 @@ function sandbox(commands: Record<string, string>) {
   return {
     file,
     read: (name: string) => (fs.existsSync(file(name)) ? fs.readFileSync(file(name), "utf8") : ""),
-    run(name: string, env: Record<string, string>) {
+    run(name: string, env: Record<string, string>, stdin = "") {
       const text = script(name).split("/etc/ssl").join(file("ssl")).split("/var/lib/glusterd").join(file("glusterd"));
       const r = spawnSync("bash", ["-c", text, name], {
         env: { ...process.env, ...env, SANDBOX: dir, PATH: `${file("bin")}:${process.env.PATH}` },
+        input: stdin,
         encoding: "utf8",
       });
       return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
@@ -175,42 +189,98 @@ const startedVolume = (ssl: boolean) =>
     "network.ping-timeout: 10",
   ].join("\n");
 
-describe("gluster-tls-cert.sh (the real openssl)", () => {
+describe("the CA and gluster-tls-cert.sh (node-forge and the real openssl)", () => {
   const glusterInfo = 'if [ -f "$SANDBOX/info" ]; then cat "$SANDBOX/info"; else exit 1; fi';
+  // Two CAs, made once (RSA keys take a moment): the cluster's and a stranger's.
+  const ca = generateCa("swarmcloud swarmcloud CA", 7300);
+  const other = generateCa("swarmcloud swarmcloud CA", 7300);
+  const env = (node: string, c = ca) => ({ NODE_NAME: node, VOLUME: "swarmcloud", CA_CERT: c.certificate });
+  const openssl = (args: string[], input?: string) =>
+    spawnSync("openssl", args, { input, encoding: "utf8" }).stdout.trim();
 
-  test("makes the key (mode 600) and a certificate named for the node once; a re-run prints the same certificate", () => {
+  test("the CA: a self-signed CA certificate (CA:TRUE, keyCertSign) for its key, twenty years", () => {
+    const text = openssl(["x509", "-noout", "-text"], ca.certificate);
+    expect(text).toMatch(/CA:TRUE/);
+    expect(text).toMatch(/Certificate Sign/);
+    expect(openssl(["x509", "-noout", "-subject", "-nameopt", "RFC2253"], ca.certificate)).toBe(
+      "subject=CN=swarmcloud swarmcloud CA",
+    );
+    expect(openssl(["x509", "-noout", "-pubkey"], ca.certificate)).toBe(openssl(["pkey", "-pubout"], ca.privateKey));
+    const end = new Date(openssl(["x509", "-noout", "-enddate"], ca.certificate).replace("notAfter=", ""));
+    expect(end.getUTCFullYear() - new Date().getUTCFullYear()).toBe(20);
+    expect(() => generateCa("bad/name", 10)).toThrow(/commonName "bad\/name"/);
+  });
+
+  test("makes the key (mode 600) and a certificate named for the node, signed by the CA, once; the CA key is written nowhere", () => {
     const s = sandbox({ gluster: glusterInfo });
     try {
-      const first = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      const first = s.run("gluster-tls-cert", env("manager-1"), ca.privateKey);
       expect(first.code).toBe(0);
-      expect(first.stdout).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----$/);
       expect(first.stderr).toContain("made the Gluster TLS key of manager-1");
+      expect(first.stderr).toContain(
+        "made the Gluster TLS certificate of manager-1 (CN=manager-1, signed by the cluster's CA)",
+      );
+      expect(first.stdout).toMatch(
+        /^subject=CN\s*=\s*manager-1\nissuer=CN\s*=\s*swarmcloud swarmcloud CA\nsha256 Fingerprint=/i,
+      );
       expect(fs.statSync(s.file("ssl/glusterfs.key")).mode & 0o777).toBe(0o600);
-      const subject = spawnSync("openssl", ["x509", "-noout", "-subject", "-nameopt", "RFC2253"], {
-        input: first.stdout,
-        encoding: "utf8",
-      });
-      expect(subject.stdout.trim()).toBe("subject=CN=manager-1");
+      const cert = s.read("ssl/glusterfs.pem");
+      const caFile = s.file("ca.pem");
+      fs.writeFileSync(caFile, ca.certificate);
+      expect(spawnSync("openssl", ["verify", "-CAfile", caFile], { input: cert, encoding: "utf8" }).status).toBe(0);
+      expect(openssl(["x509", "-noout", "-ext", "extendedKeyUsage"], cert)).toMatch(
+        /Server Authentication, TLS Web Client Authentication|serverAuth, clientAuth/i,
+      );
+      // Nothing under the sandbox holds the CA's key.
+      const files = spawnSync("grep", ["-rl", "PRIVATE KEY", s.file("ssl")], { encoding: "utf8" })
+        .stdout.trim()
+        .split("\n");
+      expect(files).toEqual([s.file("ssl/glusterfs.key")]);
+      expect(s.read("ssl/glusterfs.key")).not.toBe(ca.privateKey);
+      // A re-run changes nothing and needs no key on stdin.
       const key = s.read("ssl/glusterfs.key");
-      const again = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      const again = s.run("gluster-tls-cert", env("manager-1"));
       expect(again).toEqual({ code: 0, stdout: first.stdout, stderr: "" });
       expect(s.read("ssl/glusterfs.key")).toBe(key);
+      expect(s.read("ssl/glusterfs.pem")).toBe(cert);
       // A volume that already speaks TLS is this program's own: a re-run goes on.
       fs.writeFileSync(s.file("info"), startedVolume(true));
-      expect(s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" }).code).toBe(0);
+      expect(s.run("gluster-tls-cert", env("manager-1")).code).toBe(0);
     } finally {
       s.done();
     }
   });
 
-  test("a certificate with another name (a renamed node) is made again, with the same key", () => {
+  test("a certificate with another name (a renamed node), or of another CA, is made again with the same key", () => {
     const s = sandbox({ gluster: glusterInfo });
     try {
-      s.run("gluster-tls-cert", { NODE_NAME: "old-name", VOLUME: "swarmcloud" });
+      s.run("gluster-tls-cert", env("old-name"), ca.privateKey);
       const key = s.read("ssl/glusterfs.key");
-      const r = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
-      expect(r.stderr).toBe("made the Gluster TLS certificate of manager-1 (CN=manager-1)");
+      const renamed = s.run("gluster-tls-cert", env("manager-1"), ca.privateKey);
+      expect(renamed.stderr).toBe(
+        "made the Gluster TLS certificate of manager-1 (CN=manager-1, signed by the cluster's CA)",
+      );
       expect(s.read("ssl/glusterfs.key")).toBe(key);
+      const moved = s.run("gluster-tls-cert", env("manager-1", other), other.privateKey);
+      expect(moved.code).toBe(0);
+      expect(moved.stderr).toContain("made the Gluster TLS certificate of manager-1");
+      expect(s.read("ssl/glusterfs.key")).toBe(key);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("a certificate to make and no CA key on stdin (or the wrong one): fails naming the node, nothing written", () => {
+    const s = sandbox({ gluster: glusterInfo });
+    try {
+      const none = s.run("gluster-tls-cert", env("manager-1"), "");
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain("could not sign the Gluster certificate of manager-1 with the cluster's CA");
+      expect(fs.existsSync(s.file("ssl/glusterfs.pem"))).toBe(false);
+      const wrong = s.run("gluster-tls-cert", env("manager-1"), other.privateKey);
+      expect(wrong.code).toBe(1);
+      expect(fs.existsSync(s.file("ssl/glusterfs.pem"))).toBe(false);
+      expect(wrong.stderr).not.toContain("PRIVATE KEY");
     } finally {
       s.done();
     }
@@ -220,11 +290,31 @@ describe("gluster-tls-cert.sh (the real openssl)", () => {
     const s = sandbox({ gluster: glusterInfo });
     try {
       fs.writeFileSync(s.file("info"), startedVolume(false));
-      const r = s.run("gluster-tls-cert", { NODE_NAME: "manager-1", VOLUME: "swarmcloud" });
+      const r = s.run("gluster-tls-cert", env("manager-1"), ca.privateKey);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("volume swarmcloud is running without TLS, and swarmcloud:gluster.tls is true");
       expect(r.stderr).toContain("pulumi config set --path swarmcloud:gluster.tls false");
       expect(fs.existsSync(s.file("ssl"))).toBe(false);
+    } finally {
+      s.done();
+    }
+  });
+
+  test("another CA trusted while a brick runs here (a TLS volume from before the CA): refused, nothing written", () => {
+    const s = sandbox({ gluster: glusterInfo, pgrep: '[ -f "$SANDBOX/brick" ]' });
+    try {
+      fs.mkdirSync(s.file("ssl"));
+      fs.writeFileSync(s.file("ssl/glusterfs.ca"), `${pem("manager-1")}\n${pem("manager-2")}`);
+      fs.writeFileSync(s.file("brick"), "");
+      const r = s.run("gluster-tls-cert", env("manager-1"), ca.privateKey);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        "manager-1 trusts other Gluster certificates than the cluster's CA while it serves a brick",
+      );
+      expect(fs.existsSync(s.file("ssl/glusterfs.key"))).toBe(false);
+      // With no brick running, the node moves to the CA (its trust step then restarts glusterd).
+      fs.rmSync(s.file("brick"));
+      expect(s.run("gluster-tls-cert", env("manager-1"), ca.privateKey).code).toBe(0);
     } finally {
       s.done();
     }
