@@ -61,13 +61,14 @@ export default defineConfig(
   {
     // Dynamic providers are serialized into the state file, so the modules they use are
     // required inline inside the functions; allow that here only (remote.ts, generated-key.ts,
-    // generated-secret.ts and nodes/vagrant-command.ts, and hostkey.ts whose functions their
-    // providers call).
+    // generated-secret.ts, generated-ca.ts and nodes/vagrant-command.ts, and hostkey.ts whose
+    // functions their providers call).
     files: [
       "components/remote.ts",
       "components/nodes/vagrant-command.ts",
       "components/generated-key.ts",
       "components/generated-secret.ts",
+      "components/generated-ca.ts",
       "components/hostkey.ts",
     ],
     rules: { "@typescript-eslint/no-require-imports": "off" },
