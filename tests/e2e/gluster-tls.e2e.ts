@@ -209,10 +209,13 @@ describe("a node that comes and goes", () => {
           `timeout 60 mount -t glusterfs -o log-file=/tmp/again.log ${managers[0]!.address}:/${VOLUME} /mnt/again; echo "mount=$?"`,
           'echo "files=$(timeout 10 ls /mnt/again 2>/dev/null | wc -l)"',
           "umount -l /mnt/again 2>/dev/null || true",
+          "grep -m 3 -iE 'auth|denied|ssl-allow' /tmp/again.log || true",
         ].join("\n"),
       ).stdout;
       report.set("removedNodeMount", out);
       expect(out).toMatch(/^files=0$/m);
+      // Refused for the reason under test: the bricks' auth (its name), not a failed handshake.
+      expect(out).toMatch(/Authentication failed|Permission denied|AUTH_FAILED/i);
     } finally {
       onNode(managers[0]!, `gluster --mode=script volume set ${VOLUME} auth.allow ${allowed}`);
     }
