@@ -201,6 +201,7 @@ function deployFrontDoor(place: AppPlace, args: AppsArgs, door: FrontDoorPlace):
       : undefined,
     timeout: config.deployTimeout,
     resolveImage: config.swarm.resolveImage,
+    pinImages: config.swarm.pinImages,
     // The apps' stacks make the networks Caddy joins.
     dependsOn: [...place.dependsOn, ...place.stacks.map((s) => s.deployed)],
   });
@@ -252,6 +253,7 @@ async function deployGhost(place: AppPlace, args: AppsArgs): Promise<AppsOutputs
     closedCompose: spec.apply((file) => renderCompose(withoutPorts(file))),
     timeout: config.deployTimeout,
     resolveImage: config.swarm.resolveImage,
+    pinImages: config.swarm.pinImages,
     dependsOn: place.dependsOn,
   });
   place.stacks.push(ghost);
@@ -351,6 +353,7 @@ async function deployPortainer(place: AppPlace, args: AppsArgs): Promise<AppsOut
       ),
     timeout: config.deployTimeout,
     resolveImage: config.swarm.resolveImage,
+    pinImages: config.swarm.pinImages,
     dependsOn: place.dependsOn,
   });
   place.stacks.push(portainer);

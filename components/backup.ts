@@ -178,6 +178,7 @@ export function backupStack(
       ),
     timeout: config.deployTimeout,
     resolveImage: config.swarm.resolveImage,
+    pinImages: config.swarm.pinImages,
     dependsOn: [...place.dependsOn, ...after],
   });
 }

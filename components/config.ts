@@ -114,6 +114,12 @@ export interface SwarmSettings {
   /** `docker stack deploy --resolve-image`: `never` where nodes reach no registry. */
   resolveImage: ResolveImage;
   /**
+   * Keep the image digest a service runs when its stack is deployed again: an `image:` without a
+   * digest that a service of the stack already runs as `<image>@sha256:...` is deployed with that
+   * digest (stack-deploy.sh), so a tag that moved on the registry does not move the service.
+   */
+  pinImages: boolean;
+  /**
    * Export the manager join token in the `joinTokens` output. Off: nothing the program does needs
    * it, and whoever holds it can make any machine a manager of the swarm (root on every node).
    */
@@ -355,6 +361,7 @@ export const DEFAULTS = {
     defaultAddrPool: [] as string[],
     encryptOverlay: false,
     resolveImage: "always",
+    pinImages: true,
     exportManagerToken: false,
   } satisfies SwarmSettings,
   gluster: {
@@ -1051,6 +1058,7 @@ const SECTIONS: { [S in Section]: SectionSpec<SectionSettings[S]> } = {
       defaultAddrPool: list,
       encryptOverlay: flag,
       resolveImage: oneOf(RESOLVE_IMAGES),
+      pinImages: flag,
       exportManagerToken: flag,
     },
     check: (swarm, s) => cidrList(s, "defaultAddrPool", swarm.defaultAddrPool, "10.10.0.0/16"),

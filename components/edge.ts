@@ -50,6 +50,8 @@ export interface FrontDoorArgs {
   timeout?: number;
   /** `docker stack deploy --resolve-image`. Default `always`. */
   resolveImage?: ResolveImage;
+  /** Keep the digest the edge stack's service runs (SwarmStackArgs.pinImages). Default true. */
+  pinImages?: boolean;
   /** What the edge stack waits for: the swarm, the mounts, the apps' stacks (their networks). Default none. */
   dependsOn?: pulumi.Resource[];
 }
@@ -169,6 +171,7 @@ export class FrontDoor extends pulumi.ComponentResource {
         ),
         timeout: args.timeout,
         resolveImage: args.resolveImage,
+        pinImages: args.pinImages,
         dependsOn: [...(args.dependsOn ?? []), ...(root ? [root] : [])],
       },
       { parent: this },

@@ -39,6 +39,12 @@ export interface SwarmStackArgs {
   /** `docker stack deploy --resolve-image`: `never` where no registry answers (the lab). Default `always`. */
   resolveImage?: ResolveImage;
   /**
+   * Deploy each `image:` given without a digest at the digest a service of the stack already runs
+   * it at (trust on first use: stack-deploy.sh), so a redeploy for any other reason does not move
+   * a service to whatever its tag names on the registry today. Default true.
+   */
+  pinImages?: boolean;
+  /**
    * The compose text with no port published (`withoutPorts` in stacks/compose.ts), deployed in
    * place of `compose` until the stack is marked opened (the Docker config `<stack>-opened`, made
    * by the app's setup step), so that the app is set up from inside the swarm before anyone else
@@ -242,6 +248,7 @@ export class SwarmStack extends pulumi.ComponentResource {
           COMPOSE: compose,
           TIMEOUT: String(timeout),
           RESOLVE_IMAGE: args.resolveImage ?? "always",
+          PIN_IMAGES: args.pinImages === false ? "0" : "1",
           // The state a refresh checks: services with their replicas, and the secrets' names.
           SERVICES: compose.apply((text) => serviceLines(args.stackName, text)),
           SECRETS: secretNames.apply((names) => Object.values(names).sort().join("\n")),

@@ -7,6 +7,13 @@
 #   COMPOSE        the compose file text (docker stack deploy reads it from stdin)
 #   TIMEOUT        seconds to wait for every service to reach its replicas (default 300)
 #   RESOLVE_IMAGE  always | changed | never: ask a registry for image digests (default always)
+#   PIN_IMAGES     1 (default) | 0: keep the digest each service runs (trust on first use). With 1,
+#                  an `image:` given without a digest that a service of the stack already runs as
+#                  <image>@sha256:<digest> (what the deploy that first took it resolved) is
+#                  deployed at that digest, so a redeploy for any other reason (a replica count)
+#                  does not move the service to whatever the tag names on the registry today. An
+#                  image no service runs yet (a new stack, a changed tag) is resolved as
+#                  RESOLVE_IMAGE says; one given with its own @sha256: digest is left as given.
 #   stdin          one `name=base64(value)` line per Docker secret; each is created if missing.
 #                  Secrets are immutable, so a new value comes with a new (versioned) name.
 #                  `env:NAME=base64(value)` lines: deploy variables, exported to `docker stack
@@ -22,9 +29,11 @@ set -euo pipefail
 : "${COMPOSE:?COMPOSE is not set}"
 TIMEOUT="${TIMEOUT:-300}"
 RESOLVE_IMAGE="${RESOLVE_IMAGE:-always}"
+PIN_IMAGES="${PIN_IMAGES:-1}"
 OWNER_LABEL="com.swarmcloud.stack=$STACK"
 NAMESPACE_LABEL="com.docker.stack.namespace=$STACK"
 
+case "$PIN_IMAGES" in 0 | 1) ;; *) fatal "PIN_IMAGES must be 1 or 0, not ${PIN_IMAGES:0:20}" ;; esac
 command -v docker >/dev/null 2>&1 || fatal "docker is not installed on this node"
 require_manager "stacks deploy from a manager"
 
@@ -59,11 +68,69 @@ while IFS= read -r line || [ -n "$line" ]; do
   fi
 done
 
-# 2. The stack itself; held closed (no published port) until its setup has opened it.
+# 2. The stack itself; held closed (no published port) until its setup has opened it. Its
+#    images pinned (PIN_IMAGES) in the text that is deployed, whichever of the two it is.
+
+# running_images: "<service> <image>" for each service of the stack now, the image as its spec
+# names it (with the digest a deploy resolved, where one did).
+running_images() {
+  docker service ls -q --filter "label=$NAMESPACE_LABEL" |
+    xargs -r docker service inspect --format '{{.Spec.Name}} {{.Spec.TaskTemplate.ContainerSpec.Image}}'
+}
+
+# running_digest IMAGE SERVICE RUNNING: the digest at which SERVICE runs IMAGE, else the one at
+# which another service of RUNNING (running_images) runs it; fails when none runs it pinned.
+running_digest() {
+  local name image
+  while read -r name image; do
+    [ "$name" = "$2" ] && pinned_digest "$image" "$1" && return 0
+  done <<<"$3"
+  while read -r name image; do
+    pinned_digest "$image" "$1" && return 0
+  done <<<"$3"
+  return 1
+}
+
+# pin_images TEXT RUNNING: the compose TEXT with each service's `image:` pinned at the digest
+# that running_digest finds for it. TEXT is written by stacks/compose.ts (js-yaml: two spaces a
+# level, each string value double-quoted on one line), so a service's image is the line
+# `    image: "<ref>"` under `services:` and `  <service>:`. A value that is not a plain reference
+# (one with a digest already among them: `@` is not a reference character) is left as it is.
+pin_images() {
+  local row section="" service="" image digest
+  while IFS= read -r row; do
+    case "$row" in
+      [!\ ]*) section=$row ;;
+      "  "[!\ ]*:)
+        service=${row#  }
+        service=${service%:}
+        service=${service//\"/}
+        ;;
+      "    image: "*)
+        image=${row#    image: }
+        image=${image#\"}
+        image=${image%\"}
+        case "$image" in "" | *[!A-Za-z0-9_./:-]*) image="" ;; esac
+        if [ "$section" = "services:" ] && [ -n "$image" ] &&
+          digest=$(running_digest "$image" "${STACK}_$service" "$2"); then
+          info "${STACK}_$service: kept $image at $digest (pinned when first deployed; change the tag, give a digest, or set swarm.pinImages false to move)"
+          row="    image: \"$image@$digest\""
+        fi
+        ;;
+    esac
+    printf '%s\n' "$row"
+  done <<<"$1"
+}
+
 text=$COMPOSE
 if [ -n "${CLOSED_COMPOSE:-}" ] && ! docker config inspect "$STACK-opened" >/dev/null 2>&1; then
   info "stack $STACK is not set up yet: deployed without published ports"
   text=$CLOSED_COMPOSE
+fi
+if [ "$PIN_IMAGES" = 1 ]; then
+  # A manager that cannot list them now (no leader yet after a restart): the next one may.
+  running=$(running_images) || not_here "$(hostname) could not list the services of stack $STACK"
+  text=$(pin_images "$text" "$running")
 fi
 info "docker stack deploy $STACK"
 printf '%s\n' "$text" |

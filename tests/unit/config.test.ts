@@ -790,6 +790,34 @@ describe("the security settings", () => {
     ]);
   });
 
+  test("swarm.pinImages is on unless set to false; anything but a boolean is refused", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.swarm.pinImages).toBe(true);
+    expect(parseConfig({ swarm: { pinImages: "false" } }, { sshPrivateKey: false }).config.swarm.pinImages).toBe(false);
+    expect(parseConfig({ swarm: { pinImages: "maybe" } }, { sshPrivateKey: false }).errors).toEqual([
+      'swarmcloud:swarm.pinImages = "maybe": must be true or false',
+    ]);
+  });
+
+  test("every image setting takes an image pinned by digest (<image>@sha256:<64 hex>) as given", () => {
+    const pin = (image: string) => `${image}@sha256:${"0123456789abcdef".repeat(4)}`;
+    const r = parseConfig(
+      {
+        ghost: { image: pin("ghost:5"), dbImage: pin("mysql:8.4") },
+        portainer: { image: pin("portainer/portainer-ce:2.27.9"), agentImage: pin("portainer/agent:2.27.9") },
+        edge: { image: pin("caddy:2") },
+        backup: { image: pin("restic/restic:0.17.3") },
+      },
+      { sshPrivateKey: false },
+    );
+    expect(r.errors).toEqual([]);
+    expect([r.config.ghost.image, r.config.ghost.dbImage]).toEqual([pin("ghost:5"), pin("mysql:8.4")]);
+    expect([r.config.portainer.image, r.config.portainer.agentImage]).toEqual([
+      pin("portainer/portainer-ce:2.27.9"),
+      pin("portainer/agent:2.27.9"),
+    ]);
+    expect(r.config.backup?.image).toBe(pin("restic/restic:0.17.3"));
+  });
+
   test("gluster.options may not set auth.allow: the program keeps it", () => {
     expect(
       parseConfig({ gluster: { options: { "auth.allow": "10.0.0.*" } } }, { sshPrivateKey: false }).errors,

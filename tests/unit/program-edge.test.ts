@@ -3,7 +3,8 @@
  * the local, pi (ssh) and do (digitalocean) stack files: keepalived on each edge node (not on
  * DigitalOcean, where a load balancer is the address), the edge stack after the apps' stacks,
  * Ghost's url and the URL outputs through the front door, the internal CA's root as an output
- * without a domain, the DigitalOcean firewall open to the world on 80 and 443 only. The same
+ * without a domain, the DigitalOcean firewall open to the world on 80 and 443 only, and
+ * swarm.pinImages reaching every stack's deploy (the edge's, the apps' and the backup's). The same
  * stacks without the key build what they built before: tests/unit/program.test.ts and the
  * graph snapshot (tests/unit/graph.test.ts) check that.
  */
@@ -170,6 +171,46 @@ describe("local, edge on without a domain: keepalived on the managers, Caddy's i
     });
     // Before Caddy: the edge stack's deploy waits for the root, which waits for the mounts.
     expect(named(REMOTE_SCRIPT, "local-edge-caddy-deploy").dependencies).toContain(root.urn);
+  });
+
+  test("every stack's deploy keeps the digests its services run (swarm.pinImages, on by default)", () => {
+    expect(stackDeploys()).toEqual([
+      ["local-backup-deploy", "1"],
+      ["local-edge-caddy-deploy", "1"],
+      ["local-ghost-deploy", "1"],
+      ["local-portainer-deploy", "1"],
+    ]);
+  });
+});
+
+/** Each stack deploy step (stack-deploy.sh) by name, with its PIN_IMAGES. */
+function stackDeploys(): [string, string][] {
+  return recorded
+    .filter((r) => r.type === REMOTE_SCRIPT && r.inputs.create === script("stack-deploy"))
+    .map((r): [string, string] => [r.name, r.inputs.environment.PIN_IMAGES])
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+}
+
+describe("local, edge on, swarm.pinImages false: no stack's deploy pins", () => {
+  beforeAll(async () => {
+    await settled();
+    clearRecorded();
+    await main(
+      inputsFor("local", {
+        "swarmcloud:edge": JSON.stringify({ enabled: true, address: "172.30.0.200" }),
+        "swarmcloud:swarm": JSON.stringify({ pinImages: false }),
+      }),
+    );
+    await settled();
+  });
+
+  test("PIN_IMAGES 0 for the apps', the backup's and the edge's stacks", () => {
+    expect(stackDeploys()).toEqual([
+      ["local-backup-deploy", "0"],
+      ["local-edge-caddy-deploy", "0"],
+      ["local-ghost-deploy", "0"],
+      ["local-portainer-deploy", "0"],
+    ]);
   });
 });
 

@@ -423,8 +423,8 @@ describe("gluster-allow-read.sh", () => {
 /**
  * A docker for stack-deploy.sh: a manager; `stack deploy` keeps the compose text it reads in
  * deployed.yml and the environment it got in deploy-env (PORTAINER_AGENT_SECRET); every service
- * runs its replicas; the config ghost-opened exists when the file `opened` does; every call
- * goes to docker.log.
+ * runs its replicas, none of them at a digest (`service ls -q` lists none: nothing to pin); the
+ * config ghost-opened exists when the file `opened` does; every call goes to docker.log.
  */
 const STACK_DOCKER = [
   'echo "$*" >>"$STAND_IN_DIR/docker.log"',
@@ -436,6 +436,7 @@ const STACK_DOCKER = [
   '  "service ls --filter label=com.docker.stack.namespace="*" --format {{.ID}} {{.Name}} {{.Replicas}}") echo "id1 x_web 1/1" ;;',
   '  "service inspect --format "*) echo "" ;;',
   '  "secret ls "*) ;;',
+  '  "service ls -q --filter label=com.docker.stack.namespace="*) ;;',
   '  "service ls --filter label=com.docker.stack.namespace="*) echo "x_web replicated 1/1" ;;',
   '  *) echo "unexpected: docker $*" >&2; exit 1 ;;',
   "esac",

@@ -85,6 +85,7 @@ function apps(prefix: string, replicas: number) {
     },
     deployVariables: { PORTAINER_AGENT_SECRET: pulumi.secret(AGENT_SECRET) },
     resolveImage: "never",
+    pinImages: false,
   });
   return { ghost: ghostStack, portainer: portainerStack };
 }
@@ -118,11 +119,18 @@ describe("SwarmStack", () => {
     expect(deploy.fallbackConnections.map((c: { host: string }) => c.host)).toEqual(["10.0.0.12"]);
     expect(deploy.skipDeleteWhenUnreachable).toBe(true);
     expect(deploy.timeout).toBe(600 + 180);
-    expect(deploy.environment).toMatchObject({ STACK: "ghost", TIMEOUT: "600", RESOLVE_IMAGE: "always" });
+    // Images pinned unless pinImages is false: a change of it re-runs the deploy (an environment key).
+    expect(deploy.environment).toMatchObject({
+      STACK: "ghost",
+      TIMEOUT: "600",
+      RESOLVE_IMAGE: "always",
+      PIN_IMAGES: "1",
+    });
     expect(recordedNamed("one-portainer-deploy").inputs.environment).toMatchObject({
       STACK: "portainer",
       TIMEOUT: "300",
       RESOLVE_IMAGE: "never",
+      PIN_IMAGES: "0",
     });
     expect(recordedNamed("one-portainer-deploy").inputs.fallbackConnections).toEqual([]);
   });
