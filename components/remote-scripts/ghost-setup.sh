@@ -9,8 +9,7 @@
 # stdin (never on a command line) and removed with the service. Only then are Ghost's ports
 # published (`docker service update --publish-add`, as the compose file has them) and the stack
 # marked opened, so later deploys publish them. A Ghost already set up is left alone.
-# Inputs: STACK, SERVICE (the Ghost service), NETWORK (a network of the stack), IMAGE (Ghost's;
-# the one-shot runs it at the digest SERVICE runs it at, where SERVICE runs it at one),
+# Inputs: STACK, SERVICE (the Ghost service), NETWORK (a network of the stack), IMAGE (Ghost's),
 # RESOLVE_IMAGE, GHOST (Ghost inside the swarm, http://<service>:2368), URL (its public URL),
 # OWNER_NAME, OWNER_EMAIL, BLOG_TITLE, PUBLISH (one --publish-add spec per line), CLIENT (the
 # client's JavaScript), TIMEOUT (seconds the one-shot may take). stdin: the owner's password.
@@ -40,12 +39,6 @@ run="$STACK-setup-$(date +%s)"
 printf '%s' "$password" | docker secret create --label "$OWNER_LABEL" --label "$SETUP_LABEL" "$run" - >/dev/null
 resolve=()
 [ "$RESOLVE_IMAGE" = never ] && resolve=(--no-resolve-image)
-# The image Ghost runs, to the digest: the one its deploy resolved (or kept: stack-deploy.sh's
-# PIN_IMAGES), not what the tag names on the registry by now. The client is made for that Ghost.
-running=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$SERVICE" 2>/dev/null || true)
-if digest=$(pinned_digest "$running" "$IMAGE"); then
-  IMAGE="$IMAGE@$digest"
-fi
 # dnsrr: no virtual IP (nothing connects to it, and no IPVS is needed where the kernel has none).
 docker service create --detach --quiet --name "$run" --label "$SETUP_LABEL" --network "$NETWORK" \
   --endpoint-mode dnsrr --restart-condition none "${resolve[@]}" --secret "source=$run,target=ghost_owner_password" \

@@ -121,8 +121,7 @@ describe("the setup client (node, in Ghost's image)", () => {
  * A docker that answers ghost-setup.sh's questions from files in $STAND_IN_DIR and logs every
  * call (with its arguments) to docker.log: `secret create` keeps its stdin in secret-<name>;
  * `service logs` prints the file `logs`; the config ghost-opened exists when the file `opened`
- * does; `service inspect --format` prints the file `ports` (how many ports are published), or
- * for the image the Ghost service runs the file `image` (its spec's image; none without it).
+ * does; `service inspect --format` prints the file `ports` (how many ports are published).
  */
 const DOCKER = [
   'echo "$*" >>"$STAND_IN_DIR/docker.log"',
@@ -136,7 +135,6 @@ const DOCKER = [
   '  "service ps "*) echo "Complete 2 seconds ago " ;;',
   '  "service logs --raw "*) cat "$STAND_IN_DIR/logs" ;;',
   '  "config inspect ghost-opened") [ -e "$STAND_IN_DIR/opened" ] || { echo "Error: No such config" >&2; exit 1; } ;;',
-  '  "service inspect --format {{.Spec.TaskTemplate.ContainerSpec.Image}} ghost_ghost") cat "$STAND_IN_DIR/image" 2>/dev/null || true ;;',
   '  "service inspect --format "*) cat "$STAND_IN_DIR/ports" ;;',
   '  "service update "*) echo "published" >"$STAND_IN_DIR/published" ;;',
   '  "config create "*) cat >"$STAND_IN_DIR/opened" ;;',
@@ -202,20 +200,6 @@ describe("ghost-setup.sh", () => {
     expect(at("service update")).toBeLessThan(at("config create"));
     // The one-shot and its secret go.
     expect(r.calls).toEqual(expect.arrayContaining(["service rm ghost-setup-run", `secret rm ${name}`]));
-  });
-
-  test("the one-shot runs Ghost's image at the digest the Ghost service runs it at, not what the tag names now", () => {
-    const digest = `sha256:${"0123456789abcdef".repeat(4)}`;
-    const pinned = setupStep({ logs: "SETUP=created\n", ports: "0\n", image: `ghost:5@${digest}\n` });
-    expect(pinned.code).toBe(0);
-    expect(pinned.calls.find((c) => c.startsWith("service create"))).toContain(
-      `--entrypoint node ghost:5@${digest} -e`,
-    );
-    // A service that runs another tag (or no digest: the lab's resolveImage never) leaves IMAGE as it is.
-    for (const image of [`ghost:6@${digest}\n`, "ghost:5\n"]) {
-      const r = setupStep({ logs: "SETUP=created\n", ports: "0\n", image });
-      expect(r.calls.find((c) => c.startsWith("service create"))).toContain("--entrypoint node ghost:5 -e");
-    }
   });
 
   test("a Ghost already set up and opened: nothing published, nothing marked", () => {
