@@ -95,28 +95,6 @@ install_if_changed() {
   mv -f "$tmp" "$1"
 }
 
-# image_short REF: REF as Docker writes a Docker Hub reference in a service's spec
-# (docker.io/library/ghost:5 and library/ghost:5 as ghost:5, docker.io/portainer/agent:2 as
-# portainer/agent:2); any other reference as it is.
-image_short() {
-  local ref=${1#index.docker.io/}
-  ref=${ref#docker.io/}
-  printf '%s\n' "${ref#library/}"
-}
-
-# pinned_digest RUNNING IMAGE: the digest ("sha256:<64 hex>") when RUNNING, the image a service's
-# spec names ({{.Spec.TaskTemplate.ContainerSpec.Image}}), is IMAGE pinned: IMAGE@sha256:<64
-# hex>, as docker stack deploy and docker service create write the digest they resolved for an
-# image given without one. Fails, printing nothing, otherwise (another tag, no digest, or an
-# IMAGE given with its own digest).
-pinned_digest() {
-  local running image digest
-  running=$(image_short "$1")
-  image=$(image_short "$2")
-  digest=${running#"$image"@}
-  [ "$digest" != "$running" ] && printf '%s\n' "$digest" | grep -xE 'sha256:[0-9a-f]{64}'
-}
-
 # one_shot_ended SERVICE: print the state of a one-shot service's task ("<state> <error>", or
 # "no task yet"); succeeds once the task has ended, well or not.
 one_shot_ended() {
