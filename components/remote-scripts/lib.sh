@@ -142,11 +142,13 @@ readonly GLUSTER_PEER_JOINED="Peer in Cluster (Connected)"
 
 # gluster_peer_state PEER [VIEWER]: the state that glusterd on VIEWER (default this node) holds
 # for PEER, named by its hostname, any of its other names or its UUID; nothing when VIEWER does
-# not know it. VIEWER is asked through `gluster --remote-host` (read-only, port 24007).
+# not know it. VIEWER is asked through `gluster --remote-host` (read-only, port 24007), for at
+# most 10 s: with management TLS the lab saw such a call get no answer for the CLI's whole 120 s
+# (glusterd had taken the connection), so a caller's wait loop must be able to ask again.
 gluster_peer_state() {
-  local peer=$1 remote=()
-  [ -n "${2:-}" ] && remote=(--remote-host="$2")
-  gluster --mode=script "${remote[@]}" peer status 2>/dev/null | awk -v a="$peer" '
+  local peer=$1 cli=(gluster --mode=script)
+  [ -n "${2:-}" ] && cli=(timeout 10 gluster --mode=script --remote-host="$2")
+  "${cli[@]}" peer status 2>/dev/null | awk -v a="$peer" '
     function flush() { if (hit && !done) { print state; done = 1 }; hit = 0; state = ""; others = 0 }
     /^Hostname:/ { flush(); if ($2 == a) hit = 1; next }
     /^Uuid:/ { if ($2 == a) hit = 1; next }
