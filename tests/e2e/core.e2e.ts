@@ -177,8 +177,14 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   const changed = changes(steps);
   expect(changed.length).toBeGreaterThan(0);
   for (const c of changed) {
-    expect(c).toMatch(/^create .*worker-3/);
+    // The new node's steps; and with Gluster TLS (on by default) the volume step, on the first
+    // brick node, for auth.ssl-allow, which lists the node names.
+    expect(c).toMatch(/^create .*worker-3|^update lab-e2e-gluster-volume$/);
   }
+  // Touched: the new node and one manager (the first brick node runs its allow step and the
+  // volume step, and swarm steps run on a manager): no more than one other node sees a login.
+  const others = inv.nodes.filter((n) => n.name !== "worker-3");
+  const loginsBefore = others.map(sshLogins);
   // The join token must stay off the new node's command lines (`ps`) while it joins: the
   // watcher must see the join's request (curl to Docker's /swarm/join) and never the token.
   const workerToken = onNode(node("manager-1"), "docker swarm join-token -q worker");
@@ -191,6 +197,10 @@ test("adding a sixth node touches only that node, and removing it makes it leave
     seen = watcher.stop();
   }
   report.set("addNodeSeconds", seconds);
+  const loginsAfter = others.map(sshLogins);
+  const touched = others.filter((_, i) => loginsAfter[i]! > loginsBefore[i]!).map((n) => n.name);
+  report.set("addNodeTouched", touched);
+  expect(touched.length).toBeLessThanOrEqual(1);
   const joinLines = seen.split("\n").filter((l) => l.includes("/swarm/join"));
   report.set("joinCommandLinesSeen", joinLines.length);
   expect(joinLines.length).toBeGreaterThan(0);
