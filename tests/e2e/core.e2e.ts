@@ -184,13 +184,13 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   // Touched: the new node and one manager (the first brick node runs its allow step and the
   // volume step, and swarm steps run on a manager): no more than one other node sees a login.
   const others = inv.nodes.filter((n) => n.name !== "worker-3");
-  const loginsBefore = others.map(sshLogins);
   // The join token must stay off the new node's command lines (`ps`) while it joins: the
   // watcher must see the join's request (curl to Docker's /swarm/join) and never the token.
   const workerToken = onNode(node("manager-1"), "docker swarm join-token -q worker");
   const watcher = watchProcesses(node("worker-3"));
   let seen = "";
   let seconds: number;
+  const loginsBefore = others.map(sshLogins);
   try {
     seconds = cli.up().seconds;
   } finally {
