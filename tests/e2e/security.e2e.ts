@@ -21,7 +21,8 @@
  *   (auth.allow lists the node addresses, exactly);
  * - Portainer's agents: a container attached to their network: refused; a request without the
  *   agent secret, or signed with another: refused; the server (AGENT_SECRET) is served;
- * - every secret (passwords, tokens, the SSH key, the owner password, the agent secret) looked
+ * - every secret (passwords, tokens, the SSH key, the owner password, the agent secret, the
+ *   Gluster CA's key) looked
  *   for in `pulumi stack export`, `pulumi preview --diff`, the up's output, `docker service
  *   inspect` and `ps` on every node while a deploy runs the app stacks and Ghost's setup again.
  */
@@ -506,7 +507,6 @@ describe("Portainer's agents", () => {
 });
 
 describe("secrets in the places a user looks", () => {
-  /** Every secret of the stack, by name: outputs, tokens, the SSH key, the agent secret. */
   /**
    * A secret output as `stack export --show-secrets` writes it: the value itself, or (Pulumi's
    * secret envelope) an object whose `plaintext` is the value as JSON.
@@ -519,10 +519,20 @@ describe("secrets in the places a user looks", () => {
   function secrets(): Record<string, string> {
     const out = cli.outputs() as Record<string, unknown> & { joinTokens: { worker: string } };
     const exported = JSON.parse(cli.must(["stack", "export", "--show-secrets"])) as {
-      deployment: { resources?: { type: string; outputs?: { value?: string | { plaintext?: string } } }[] };
+      deployment: {
+        resources?: {
+          type: string;
+          outputs?: { value?: string | { plaintext?: string }; privateKey?: string | { plaintext?: string } };
+        }[];
+      };
     };
-    const agent = (exported.deployment.resources ?? []).find((r) => r.type.endsWith("swarmcloud:GeneratedSecret"));
+    const resources = exported.deployment.resources ?? [];
+    const agent = resources.find((r) => r.type.endsWith("swarmcloud:GeneratedSecret"));
     const key = fs.readFileSync(inventory().privateKeyPath, "utf8").split("\n");
+    // The Gluster CA's key (gluster.tls, on by default): a line from the middle of its body.
+    const ca = revealed(resources.find((r) => r.type.endsWith("swarmcloud:GeneratedCa"))?.outputs?.privateKey).split(
+      "\n",
+    );
     return {
       ghostDbPassword: String(out.ghostDbPassword),
       dbRootPassword: String(out.dbRootPassword),
@@ -533,6 +543,7 @@ describe("secrets in the places a user looks", () => {
       portainerAgentSecret: revealed(agent?.outputs?.value),
       // A line from the middle of the SSH private key's body.
       sshPrivateKey: key[Math.floor(key.length / 2)] ?? "",
+      glusterCaKey: ca[Math.floor(ca.length / 2)] ?? "",
     };
   }
 
