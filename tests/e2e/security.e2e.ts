@@ -22,9 +22,9 @@
  * - Portainer's agents: a container attached to their network: refused; a request without the
  *   agent secret, or signed with another: refused; the server (AGENT_SECRET) is served;
  * - every secret (passwords, tokens, the SSH key, the owner password, the agent secret, the
- *   Gluster CA's key) looked
- *   for in `pulumi stack export`, `pulumi preview --diff`, the up's output, `docker service
- *   inspect` and `ps` on every node while a deploy runs the app stacks and Ghost's setup again.
+ *   Gluster CA's key) looked for in `pulumi stack export`, `pulumi preview --diff`, the up's
+ *   output, `docker service inspect` and `ps` on every node while a deploy runs the app stacks
+ *   and Ghost's setup again.
  */
 import * as fs from "fs";
 import * as path from "path";
