@@ -81,6 +81,42 @@ wait_for() {
   done
 }
 
+# docker_gossip_stale: this node is in no swarm, yet its dockerd still listens on the swarm's
+# gossip port (7946/tcp): the network agent of a swarm it left, which the next init or join
+# cannot replace ("Error in agentInit ... 7946: bind: address already in use": the node then has
+# no service discovery, and its tasks cannot resolve the other services: moby/moby#31913; the
+# lab's backup suite met it on a cluster destroyed and made again on the same nodes).
+docker_gossip_stale() {
+  case "$(swarm_state 2>/dev/null)" in active*) return 1 ;; esac
+  ss -Hltnp 'sport = :7946' 2>/dev/null | grep -q '"dockerd"'
+}
+
+# docker_restart: restarts Docker (systemd's unit where systemd runs; elsewhere dockerd is
+# stopped, waited for by its pid, and started again by its supervisor, such as the lab's node
+# entrypoint, or else here) and waits until it answers.
+docker_restart() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl restart docker
+  else
+    local old
+    old=$(pgrep -x dockerd | paste -sd ' ' -)
+    pkill -x dockerd || true
+    WAIT_EVERY=0.5 wait_for 60 "dockerd (pid $old) to stop" docker_pids_gone "$old"
+    if ! WAIT_EVERY=1 wait_for 15 "a supervisor to start dockerd" pgrep -x dockerd >/dev/null 2>&1; then
+      setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+    fi
+  fi
+  WAIT_EVERY=1 wait_for 90 "Docker to answer after its restart" docker info --format '{{.ID}}' >/dev/null
+}
+# docker_pids_gone "PID...": no dockerd with one of these pids runs any more.
+docker_pids_gone() {
+  local pid
+  for pid in $1; do
+    [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && return 1
+  done
+  return 0
+}
+
 # install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
 # succeeds only when it changed.
 install_if_changed() {

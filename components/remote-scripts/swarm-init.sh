@@ -16,6 +16,10 @@ else
   if ! ip -o -4 addr show | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$ADVERTISE_ADDR"; then
     not_here "$(hostname) is in no swarm and only $NODE_NAME ($ADVERTISE_ADDR) may start one"
   fi
+  if docker_gossip_stale; then
+    info "$NODE_NAME: dockerd still holds the gossip port of a swarm it left (moby/moby#31913); restarting Docker before the init"
+    docker_restart
+  fi
   args=(--advertise-addr "$ADVERTISE_ADDR" --data-path-port "$DATA_PATH_PORT")
   for pool in $DEFAULT_ADDR_POOL; do
     args+=(--default-addr-pool "$pool")

@@ -73,6 +73,11 @@ join_at() {
   return 1
 }
 
+if docker_gossip_stale; then
+  info "$NODE_NAME: dockerd still holds the gossip port of a swarm it left (moby/moby#31913); restarting Docker before the join"
+  docker_restart
+fi
+
 # The API version this Docker Engine speaks, asked, not assumed (1.41 for Debian 12's docker.io
 # 20.10, 1.45 for Debian 13's 26.1): the path /v<version>/ pins the request to it.
 api=$(docker version --format '{{.Server.APIVersion}}') || fatal "Docker on $NODE_NAME does not answer"

@@ -20,6 +20,8 @@ printf '%s\\n' "docker $*" >>"$STAND_IN_DIR/argv.log"
 case "$*" in
   "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}} "*) cat "$STAND_IN_DIR/swarm" ;;
   "version --format {{.Server.APIVersion}}") echo 1.41 ;;
+  "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}") read -r a b _ <"$STAND_IN_DIR/swarm"; echo "$a $b" ;;
+  "info --format {{.ID}}") echo DAEMON-ID ;;
   "info --format {{.Swarm.NodeID}}") read -r _ _ id _ <"$STAND_IN_DIR/swarm"; echo "$id" ;;
   *) echo "unexpected: docker $*" >&2; exit 1 ;;
 esac`;
@@ -47,13 +49,31 @@ printf '%s' "$code"`;
 
 const SLEEP = `printf '%s\\n' "sleep $*" >>"$STAND_IN_DIR/argv.log"`;
 
+/**
+ * \`ss\` lists a dockerd listening on 7946 when the file \`gossip\` exists; \`pgrep -x dockerd\`
+ * prints the pid in \`dockerd\`; \`pkill\` "kills" it and a supervisor starts another at once;
+ * \`systemctl\` logs itself (used where the machine running the tests has systemd). No real
+ * process is ever signalled.
+ */
+const RESTART_STAND_INS = {
+  ss: `printf '%s\\n' "ss $*" >>"$STAND_IN_DIR/argv.log"
+[ -f "$STAND_IN_DIR/gossip" ] && echo 'LISTEN 0 4096 *:7946 *:* users:(("dockerd",pid=4242,fd=42))'
+exit 0`,
+  pgrep: `[ "$*" = "-x dockerd" ] && cat "$STAND_IN_DIR/dockerd"`,
+  pkill: `printf '%s\\n' "pkill $*" >>"$STAND_IN_DIR/argv.log"; rm -f "$STAND_IN_DIR/gossip"; echo 4343 >"$STAND_IN_DIR/dockerd"`,
+  systemctl: `printf '%s\\n' "systemctl $*" >>"$STAND_IN_DIR/argv.log"; rm -f "$STAND_IN_DIR/gossip"`,
+};
+
 /** Runs swarm-join.sh on worker-1 (10.0.0.21), managers 10.0.0.11 and 10.0.0.12, in the swarm state given. */
-function join(swarm: string, responses: string[]) {
+function join(swarm: string, responses: string[], staleGossip = false) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcloud-join-"));
   try {
-    for (const [name, body] of Object.entries({ docker: DOCKER, curl: CURL, sleep: SLEEP })) {
+    const standIns = { docker: DOCKER, curl: CURL, sleep: SLEEP, ...RESTART_STAND_INS };
+    for (const [name, body] of Object.entries(standIns)) {
       fs.writeFileSync(path.join(dir, name), `#!/usr/bin/env bash\n${body}\n`, { mode: 0o755 });
     }
+    fs.writeFileSync(path.join(dir, "dockerd"), "4242\n");
+    if (staleGossip) fs.writeFileSync(path.join(dir, "gossip"), "");
     fs.writeFileSync(path.join(dir, "swarm"), `${swarm}\n`);
     fs.writeFileSync(path.join(dir, "responses"), responses.map((r) => `${r}\n`).join(""));
     const r = spawnSync("bash", ["-c", script("swarm-join"), "swarmcloud"], {
@@ -159,4 +179,21 @@ test("a node in another swarm is refused by name and sends nothing", () => {
   expect(r.code).toBe(1);
   expect(r.stderr).toContain("worker-1 is already part of another swarm");
   expect(curls(r.argv)).toEqual([]);
+});
+
+test("a node in no swarm whose dockerd still holds the gossip port (a swarm it left): Docker restarted, then the join", () => {
+  const r = join("inactive false  - ", ["200 "], true);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toContain("dockerd still holds the gossip port of a swarm it left (moby/moby#31913)");
+  const restart = r.argv.findIndex((a) => a === "pkill -x dockerd" || a === "systemctl restart docker");
+  const firstCurl = r.argv.findIndex((a) => a.startsWith("curl "));
+  expect(restart).toBeGreaterThanOrEqual(0);
+  expect(restart).toBeLessThan(firstCurl);
+  expect(r.bodies).toEqual([body("10.0.0.11")]);
+});
+
+test("a node in no swarm with the gossip port free: no restart", () => {
+  const r = join("inactive false  - ", ["200 "]);
+  expect(r.argv.filter((a) => a.startsWith("pkill") || a.startsWith("systemctl"))).toEqual([]);
+  expect(r.argv).toContain("ss -Hltnp sport = :7946");
 });
