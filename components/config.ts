@@ -140,8 +140,7 @@ export interface GlusterSettings {
   purgeOnDestroy: boolean;
   /**
    * TLS on Gluster's management and I/O paths (secure-access, server.ssl/client.ssl) with a
-   * certificate per node signed by the cluster's CA, admitted by name (auth.ssl-allow). On by
-   * default; a volume running without it is not switched (the cert step refuses, naming this key).
+   * certificate per node, admitted by name (auth.ssl-allow). Opt-in: a new volume only.
    */
   tls: boolean;
 }
@@ -379,7 +378,7 @@ export const DEFAULTS = {
      */
     options: { "network.ping-timeout": "10" } as Record<string, string>,
     purgeOnDestroy: false,
-    tls: true,
+    tls: false,
   } satisfies GlusterSettings,
   ghost: {
     enabled: true,

@@ -55,10 +55,9 @@ cert_signed_by_ca() {
 command -v openssl >/dev/null 2>&1 || fatal "openssl is not installed on $NODE_NAME: install it (apt-get install openssl) and run pulumi up again"
 printf '%s\n' "$CA_CERT" | openssl x509 -noout 2>/dev/null || fatal "CA_CERT is not a PEM certificate"
 if volume_without_tls; then
-  fatal "volume $VOLUME is running without TLS, and swarmcloud:gluster.tls is true (its default since 2026-12-03)." \
+  fatal "volume $VOLUME is running without TLS, and swarmcloud:gluster.tls is true." \
     "Turning TLS on for a running volume needs it stopped and every mount made again, which the program does not do." \
-    "To keep the volume as it is, set gluster.tls to false (pulumi config set --path swarmcloud:gluster.tls false);" \
-    "to switch, do it by hand as the README says (\"Gluster TLS\"). Nothing was changed."
+    "Set gluster.tls to false (pulumi config set --path swarmcloud:gluster.tls false), or switch by hand as the README says (\"Gluster TLS\"); nothing was changed."
 fi
 if [ -f "$CA_FILE" ] && [ "$(cat "$CA_FILE")" != "$CA_CERT" ] && brick_running; then
   fatal "$NODE_NAME trusts other Gluster certificates than the cluster's CA while it serves a brick of volume $VOLUME" \

@@ -90,12 +90,6 @@ if ! have glusterd || ! have mount.glusterfs; then
   apt_install glusterfs-server glusterfs-client
   changed+=(gluster-installed)
 fi
-# openssl makes the node's Gluster TLS key and certificate (gluster-tls-cert.sh); Debian has it
-# with ca-certificates, a minimal image may not.
-if ! have openssl; then
-  apt_install openssl
-  changed+=(openssl-installed)
-fi
 if ! pgrep -x glusterd >/dev/null; then
   if with_systemd; then
     systemctl enable --now glusterd >/dev/null 2>&1

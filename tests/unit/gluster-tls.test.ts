@@ -1,5 +1,5 @@
 /**
- * Gluster TLS (`gluster.tls`, on by default):
+ * Gluster TLS (`gluster.tls`, opt-in):
  *
  * - the graph under mocks: the cluster's CA, a certificate step per node (the CA's key on its
  *   stdin) and a trust step per node fed the CA's certificate alone, everything Gluster does on a
@@ -137,8 +137,8 @@ describe("the graph", () => {
 });
 
 describe("config", () => {
-  test("gluster.tls is a flag, true by default", () => {
-    expect(parseConfig({}, { sshPrivateKey: false }).config.gluster.tls).toBe(true);
+  test("gluster.tls is a flag, false by default", () => {
+    expect(parseConfig({}, { sshPrivateKey: false }).config.gluster.tls).toBe(false);
     const bad = parseConfig({ gluster: { tls: "yes" } }, { sshPrivateKey: false });
     expect(bad.errors).toEqual([expect.stringMatching(/^swarmcloud:gluster\.tls = /)]);
   });
