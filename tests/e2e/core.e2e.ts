@@ -177,7 +177,7 @@ test("adding a sixth node touches only that node, and removing it makes it leave
   const changed = changes(steps);
   expect(changed.length).toBeGreaterThan(0);
   for (const c of changed) {
-    // The new node's steps; and with Gluster TLS (on by default) the volume step, on the first
+    // The new node's steps; and with Gluster TLS (gluster.tls) the volume step, on the first
     // brick node, for auth.ssl-allow, which lists the node names.
     expect(c).toMatch(/^create .*worker-3|^update lab-e2e-gluster-volume$/);
   }
