@@ -459,7 +459,8 @@ describe("the Gluster volume, from a stranger", () => {
         : why.replace(/^\[[^\]]*\]\s*/, "").slice(-60) || "no log line";
     table.push({
       attack: "a machine on the network, not a node, mounts the volume",
-      expected: "refused (TLS: no certificate of the cluster's CA; auth.allow = the node addresses)",
+      expected:
+        "refused (auth.allow = the node addresses; with gluster.tls also no volume file without the CA's certificate)",
       seen: `mount exit ${code}, ${files} files seen; ${reason}; ${allowed.length} addresses allowed`,
     });
   });
