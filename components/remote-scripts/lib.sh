@@ -81,13 +81,13 @@ wait_for() {
   done
 }
 
-# docker_gossip_stale: this node is in no swarm, yet its dockerd still listens on the swarm's
-# gossip port (7946/tcp): the network agent of a swarm it left, which the next init or join
-# cannot replace ("Error in agentInit ... 7946: bind: address already in use": the node then has
-# no service discovery, and its tasks cannot resolve the other services: moby/moby#31913; the
-# lab's backup suite met it on a cluster destroyed and made again on the same nodes).
+# docker_gossip_stale: asked on a node in no swarm (the caller has its swarm state already):
+# its dockerd still listens on the swarm's gossip port (7946/tcp), the network agent of a swarm
+# it left, which the next init or join cannot replace ("Error in agentInit ... 7946: bind:
+# address already in use": the node then has no service discovery, and its tasks cannot resolve
+# the other services: moby/moby#31913; the lab's backup suite met it on a cluster destroyed and
+# made again on the same nodes).
 docker_gossip_stale() {
-  case "$(swarm_state 2>/dev/null)" in active*) return 1 ;; esac
   ss -Hltnp 'sport = :7946' 2>/dev/null | grep -q '"dockerd"'
 }
 

@@ -20,7 +20,6 @@ printf '%s\\n' "docker $*" >>"$STAND_IN_DIR/argv.log"
 case "$*" in
   "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}} "*) cat "$STAND_IN_DIR/swarm" ;;
   "version --format {{.Server.APIVersion}}") echo 1.41 ;;
-  "info --format {{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}") read -r a b _ <"$STAND_IN_DIR/swarm"; echo "$a $b" ;;
   "info --format {{.ID}}") echo DAEMON-ID ;;
   "info --format {{.Swarm.NodeID}}") read -r _ _ id _ <"$STAND_IN_DIR/swarm"; echo "$id" ;;
   *) echo "unexpected: docker $*" >&2; exit 1 ;;
