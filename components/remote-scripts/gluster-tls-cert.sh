@@ -32,11 +32,6 @@ volume_without_tls() {
   ! printf '%s\n' "$info" | grep -q '^server.ssl: on'
 }
 
-# A brick process of the volume runs on this node.
-brick_running() {
-  pgrep -f "glusterfsd.*--volfile-id ${VOLUME}\." >/dev/null 2>&1
-}
-
 # The certificate's common name, or nothing when there is no readable certificate.
 cert_name() {
   openssl x509 -noout -subject -nameopt multiline -in "$CERT" 2>/dev/null | sed -n 's/^ *commonName *= *//p'
@@ -59,7 +54,7 @@ if volume_without_tls; then
     "Turning TLS on for a running volume needs it stopped and every mount made again, which the program does not do." \
     "Set gluster.tls to false (pulumi config set --path swarmcloud:gluster.tls false), or switch by hand as the README says (\"Gluster TLS\"); nothing was changed."
 fi
-if [ -f "$CA_FILE" ] && [ "$(cat "$CA_FILE")" != "$CA_CERT" ] && brick_running; then
+if [ -f "$CA_FILE" ] && [ "$(cat "$CA_FILE")" != "$CA_CERT" ] && gluster_brick_running "$VOLUME"; then
   fatal "$NODE_NAME trusts other Gluster certificates than the cluster's CA while it serves a brick of volume $VOLUME" \
     "(a TLS volume made before the cluster had a CA, or a new CA): the brick reads $CA_FILE only when it starts, and the program does not restart bricks; nothing was changed." \
     "Move the node to the CA by hand as the README says (\"Gluster TLS\")."

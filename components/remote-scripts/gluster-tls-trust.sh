@@ -32,50 +32,23 @@ gluster_tls_link() {
   done
 }
 
-# A brick process of the volume runs on this node.
-brick_running() {
-  pgrep -f "glusterfsd.*--volfile-id ${VOLUME}\." >/dev/null 2>&1
-}
-
 # glusterd answers on this node.
 glusterd_answers() {
   gluster --mode=script pool list >/dev/null 2>&1
 }
 
-# Restarts glusterd: systemd's unit where systemd runs; elsewhere the running glusterd is
-# stopped (waited for by its pids: a supervisor such as the lab's node entrypoint may start a new
-# one at once, which must not count as "still running") and, unless a supervisor starts it again
-# within 10 s, started here.
+# Restarts glusterd (restart_daemon: stopped within 30 s, a supervisor given 10 s, else started
+# here) and waits until it answers.
 restart_glusterd() {
-  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl restart glusterd
-  else
-    local old
-    old=$(pgrep -x glusterd | paste -sd ' ' -)
-    pkill -x glusterd || true
-    WAIT_EVERY=0.5 wait_for 30 "glusterd on $NODE_NAME to stop" pids_gone "$old"
-    # Quietly: no supervisor is the usual case on a host without systemd.
-    WAIT_EVERY=1 wait_for 10 "a supervisor to start glusterd" glusterd_up 2>/dev/null || glusterd
-  fi
+  restart_daemon glusterd glusterd 30 10 glusterd
   WAIT_EVERY=1 wait_for 60 "glusterd on $NODE_NAME to answer after its restart" glusterd_answers ||
     fatal "glusterd did not come back with TLS; see /var/log/glusterfs/glusterd.log on $NODE_NAME"
-}
-# pids_gone "PID...": no glusterd with one of these pids runs any more (prints those that do).
-pids_gone() {
-  local now pid alive=()
-  now=" $(pgrep -x glusterd | paste -sd ' ' -) "
-  for pid in $1; do
-    case "$now" in *" $pid "*) alive+=("$pid") ;; esac
-  done
-  [ "${#alive[@]}" -eq 0 ] && return 0
-  printf 'still running: %s\n' "${alive[*]}"
-  return 1
 }
 glusterd_up() { pgrep -x glusterd >/dev/null; }
 
 changed=()
 if [ ! -f "$CA_FILE" ] || [ "$(cat "$CA_FILE")" != "$CA" ]; then
-  if [ -f "$CA_FILE" ] && brick_running; then
+  if [ -f "$CA_FILE" ] && gluster_brick_running "$VOLUME"; then
     fatal "the cluster's Gluster CA changed while $NODE_NAME serves a brick of volume $VOLUME." \
       "The brick reads $CA_FILE only when it starts, and the program does not restart bricks yet; nothing was changed." \
       "Keep the CA as it was, or move the node to the new CA by hand as the README says (\"Gluster TLS\")."

@@ -91,30 +91,50 @@ docker_gossip_stale() {
   ss -Hltnp 'sport = :7946' 2>/dev/null | grep -q '"dockerd"'
 }
 
-# docker_restart: restarts Docker (systemd's unit where systemd runs; elsewhere dockerd is
-# stopped, waited for by its pid, and started again by its supervisor, such as the lab's node
-# entrypoint, or else here) and waits until it answers.
+# docker_restart: restarts Docker (restart_daemon: dockerd stopped within 60 s, a supervisor
+# given 15 s) and waits until it answers.
 docker_restart() {
-  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl restart docker
-  else
-    local old
-    old=$(pgrep -x dockerd | paste -sd ' ' -)
-    pkill -x dockerd || true
-    WAIT_EVERY=0.5 wait_for 60 "dockerd (pid $old) to stop" docker_pids_gone "$old"
-    if ! WAIT_EVERY=1 wait_for 15 "a supervisor to start dockerd" pgrep -x dockerd >/dev/null 2>&1; then
-      setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
-    fi
-  fi
+  restart_daemon dockerd docker 60 15 dockerd_detached
   WAIT_EVERY=1 wait_for 90 "Docker to answer after its restart" docker info --format '{{.ID}}' >/dev/null
 }
-# docker_pids_gone "PID...": no dockerd with one of these pids runs any more.
-docker_pids_gone() {
-  local pid
-  for pid in $1; do
-    [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && return 1
+# dockerd_detached: starts dockerd outside this session, logging to /var/log/dockerd.log.
+dockerd_detached() {
+  setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+}
+
+# restart_daemon NAME UNIT STOP_SECONDS SUPERVISOR_SECONDS START...: restarts the daemon NAME:
+# systemd's UNIT where systemd runs; elsewhere the running NAME is stopped (waited for
+# STOP_SECONDS by its pids: a supervisor such as the lab's node entrypoint may start a new one at
+# once, which must not count as "still running") and, unless a supervisor starts it again within
+# SUPERVISOR_SECONDS, started by the command START. The caller waits for it to answer.
+restart_daemon() {
+  local name=$1 unit=$2 stop=$3 supervisor=$4 old
+  shift 4
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl restart "$unit"
+    return
+  fi
+  old=$(pgrep -x "$name" | paste -sd ' ' -)
+  pkill -x "$name" || true
+  WAIT_EVERY=0.5 wait_for "$stop" "$name on ${NODE_NAME:-$(hostname)} to stop" daemon_pids_gone "$name" "$old"
+  # Quietly: no supervisor is the usual case on a host without systemd.
+  WAIT_EVERY=1 wait_for "$supervisor" "a supervisor to start $name" pgrep -x "$name" >/dev/null 2>&1 || "$@"
+}
+# daemon_pids_gone NAME "PID...": no NAME with one of these pids runs any more (prints those that do).
+daemon_pids_gone() {
+  local now pid alive=()
+  now=" $(pgrep -x "$1" | paste -sd ' ' -) "
+  for pid in $2; do
+    case "$now" in *" $pid "*) alive+=("$pid") ;; esac
   done
-  return 0
+  [ "${#alive[@]}" -eq 0 ] && return 0
+  printf 'still running: %s\n' "${alive[*]}"
+  return 1
+}
+
+# gluster_brick_running VOLUME: a brick process of VOLUME runs on this node.
+gluster_brick_running() {
+  pgrep -f "glusterfsd.*--volfile-id ${1}\." >/dev/null 2>&1
 }
 
 # install_if_changed FILE MODE: stdin becomes FILE (mode MODE) unless FILE holds it already;
