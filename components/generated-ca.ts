@@ -29,6 +29,9 @@ interface CaState {
 
 type CaInputs = { commonName: string; days?: number };
 
+/** Days a CA certificate is valid unless `days` says otherwise: twenty years, as nothing renews it. */
+const DEFAULT_DAYS = 7300;
+
 /** Bits of the CA's RSA key (Gluster's guide and OpenSSL's defaults: RSA; 3072 is NIST's 128-bit level). */
 const CA_KEY_BITS = 3072;
 
@@ -82,7 +85,7 @@ export function generateCa(
  */
 export const generatedCaProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: CaInputs): Promise<pulumi.dynamic.CreateResult> {
-    const days = inputs.days ?? 7300;
+    const days = inputs.days ?? DEFAULT_DAYS;
     const ca = generateCa(inputs.commonName, days);
     const outs: CaState = { commonName: inputs.commonName, days, ...ca };
     const { randomUUID } = require("crypto") as typeof import("crypto");
@@ -92,7 +95,7 @@ export const generatedCaProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: CaState, news: CaInputs): Promise<pulumi.dynamic.DiffResult> {
     const replaces: string[] = [];
     if (olds.commonName !== news.commonName) replaces.push("commonName");
-    if (olds.days !== (news.days ?? 7300)) replaces.push("days");
+    if (olds.days !== (news.days ?? DEFAULT_DAYS)) replaces.push("days");
     return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
   },
 
@@ -113,7 +116,7 @@ export class GeneratedCa extends pulumi.dynamic.Resource {
     super(
       generatedCaProvider,
       name,
-      { commonName: args.commonName, days: args.days ?? 7300, certificate: undefined, privateKey: undefined },
+      { commonName: args.commonName, days: args.days ?? DEFAULT_DAYS, certificate: undefined, privateKey: undefined },
       { ...opts, additionalSecretOutputs: ["privateKey"] },
       "swarmcloud",
       "GeneratedCa",
