@@ -134,22 +134,21 @@ test("a file written through one node's mount is read on the others", async () =
   }
 });
 
-test("a second pulumi up changes nothing and runs nothing on any node (glusterd not restarted)", () => {
-  // Read with docker exec, not SSH: an SSH session of the test's own would count as the up's.
-  const pids = () => inv.nodes.map((n) => sh("docker", ["exec", n.container, "pgrep", "-x", "glusterd"]).stdout.trim());
-  const before = { logins: inv.nodes.map(sshLogins), pids: pids() };
-  const { steps } = cli.preview(["--expect-no-changes"]);
-  expect(changes(steps)).toEqual([]);
-  cli.up(["--expect-no-changes"]);
-  expect({ logins: inv.nodes.map(sshLogins), pids: pids() }).toEqual(before);
-});
-
 /** glusterd's pid on each node, read with docker exec (an SSH session would count as the up's). */
 function glusterdPids(nodes: LabNode[]): Record<string, string> {
   return Object.fromEntries(
     nodes.map((n) => [n.name, sh("docker", ["exec", n.container, "pgrep", "-x", "glusterd"]).stdout.trim()]),
   );
 }
+
+test("a second pulumi up changes nothing and runs nothing on any node (glusterd not restarted)", () => {
+  // Read with docker exec, not SSH: an SSH session of the test's own would count as the up's.
+  const before = { logins: inv.nodes.map(sshLogins), pids: glusterdPids(inv.nodes) };
+  const { steps } = cli.preview(["--expect-no-changes"]);
+  expect(changes(steps)).toEqual([]);
+  cli.up(["--expect-no-changes"]);
+  expect({ logins: inv.nodes.map(sshLogins), pids: glusterdPids(inv.nodes) }).toEqual(before);
+});
 
 describe("a node that comes and goes", () => {
   const NEW = "worker-1";
